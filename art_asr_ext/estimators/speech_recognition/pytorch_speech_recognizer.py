@@ -1,0 +1,353 @@
+"""
+The ART speech recognizer contract, implemented once in torch for every model in this package.
+
+ART's attacks talk to a speech recognizer through numpy object arrays (``predict``, ``loss_gradient``) and, for
+ImperceptibleASRPyTorch, through a padded torch batch (``compute_loss_and_decoded_output``). This base class turns
+both into padded torch batches with real lengths, applies the preprocessing defences in torch with the gradient each
+defence declares, and leaves a concrete recognizer three hooks: a per-utterance loss, a decoder and a check of the
+target alphabet.
+
+| Paper link: https://arxiv.org/abs/2103.17122
+"""
+
+import abc
+import logging
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
+from art.estimators.pytorch import PyTorchEstimator
+from art.estimators.speech_recognition.speech_recognizer import PytorchSpeechRecognizerMixin, SpeechRecognizerMixin
+
+from art_asr_ext.estimators.speech_recognition.speech_inputs import (
+    check_waveforms,
+    length_sorted_batches,
+    pad_waveforms,
+    to_object_array,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixin, PyTorchEstimator, abc.ABC):
+    """
+    Shared implementation of ART's speech recognizer interface for waveform-input torch models.
+
+    Preprocessing defences run in torch on each utterance (a 1-D tensor). Their values come from ``forward``; the
+    gradient an attacker gets comes from ``estimate_forward`` (identity for BPDA defences, the true forward for
+    white-box ones). A defence with an integer ``eot_samples`` attribute > 1 makes ``loss_gradient`` average the
+    gradient over that many draws of the defence (expectation over transformation).
+
+    | Paper link: https://arxiv.org/abs/2103.17122
+    """
+
+    estimator_params = PyTorchEstimator.estimator_params + ["optimizer"]
+
+    #: Largest fraction of padding over real samples in an internal batch (see `length_sorted_batches`).
+    max_padding: float = 0.25
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        clip_values: Optional[Tuple[float, float]] = (-1.0, 1.0),
+        optimizer: Optional[torch.optim.Optimizer] = None,
+        preprocessing_defences: Union[PreprocessorPyTorch, List[PreprocessorPyTorch], None] = None,
+        postprocessing_defences: Any = None,
+        preprocessing: Any = None,
+        device_type: str = "cpu",
+    ) -> None:
+        """
+        :param model: The torch model; it is moved to the estimator's device and put in evaluation mode.
+        :param clip_values: `(min, max)` of the waveform samples; ART's attacks clip to it.
+        :param optimizer: Optimizer used by `fit`.
+        :param preprocessing_defences: ART `PreprocessorPyTorch` defence(s), applied in torch on every path.
+        :param postprocessing_defences: Not supported for speech; must be None.
+        :param preprocessing: `(subtrahend, divisor)` or an ART preprocessor applied after the defences.
+        :param device_type: `cpu` or `gpu`.
+        """
+        super().__init__(
+            model=model,
+            clip_values=clip_values,
+            channels_first=None,
+            preprocessing_defences=preprocessing_defences,
+            postprocessing_defences=postprocessing_defences,
+            preprocessing=preprocessing,
+            device_type=device_type,
+        )
+        self._optimizer = optimizer
+        self._model.to(self._device)
+        self._model.eval()
+        # Attacks only need gradients w.r.t. the input; frozen weights spare backward the weights' gradients, which
+        # cost as much as the input gradient in the fused RNN and convolution kernels. `fit` unfreezes them.
+        self._model.requires_grad_(False)
+        self._check_params()
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self._device_type not in ("cpu", "gpu"):
+            raise ValueError(f"device_type must be 'cpu' or 'gpu'. Found: {self._device_type!r}")
+        if self.postprocessing_defences:
+            raise ValueError("postprocessing_defences are not supported for speech recognizers; pass None.")
+        if self.clip_values is not None and not float(self.clip_values[0]) < float(self.clip_values[1]):
+            raise ValueError(f"clip_values must be (min, max) with min < max. Found: {self.clip_values}")
+        for operation in self.preprocessing_operations:
+            if not isinstance(operation, PreprocessorPyTorch):
+                raise ValueError(
+                    f"{type(operation).__name__} is not a PreprocessorPyTorch; speech recognizers apply defences in "
+                    f"torch so that gradients reach the waveform."
+                )
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Hooks for concrete recognizers
+    # ----------------------------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _check_targets(self, y: Any, n_expected: Optional[int]) -> List[str]:
+        """Validate transcripts against what the model can emit; return them as strings."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def _utterance_losses(self, waveforms: torch.Tensor, lengths: torch.Tensor, targets: List[str]) -> torch.Tensor:
+        """
+        :param waveforms: Padded batch `(batch, samples)` in the model's dtype.
+        :param lengths: Real lengths `(batch,)`.
+        :param targets: One transcript per utterance.
+        :return: The model's training loss of each utterance, `(batch,)`, differentiable w.r.t. `waveforms`.
+        """
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def _transcribe(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> List[str]:
+        """Decode a padded batch into transcripts (no gradient needed)."""
+        raise NotImplementedError
+
+    def _losses_and_transcripts(
+        self, waveforms: torch.Tensor, lengths: torch.Tensor, targets: List[str]
+    ) -> Tuple[torch.Tensor, List[str]]:
+        """Loss and decode of one batch; recognizers that can share one forward pass override this."""
+        losses = self._utterance_losses(waveforms, lengths, targets)
+        with torch.no_grad():
+            transcripts = self._transcribe(waveforms.detach(), lengths)
+        return losses, transcripts
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Batching and defences
+    # ----------------------------------------------------------------------------------------------------------------
+
+    @property
+    def _model_dtype(self) -> torch.dtype:
+        return next(self._model.parameters()).dtype
+
+    def _active_defences(self, fit: bool) -> List[PreprocessorPyTorch]:
+        return [op for op in self.preprocessing_operations if (op.apply_fit if fit else op.apply_predict)]
+
+    def _eot_samples(self, fit: bool = False) -> int:
+        return max([int(getattr(op, "eot_samples", 1)) for op in self._active_defences(fit)] + [1])
+
+    def _apply_defences(self, utterances: Sequence[torch.Tensor], fit: bool) -> List[torch.Tensor]:
+        """
+        Run the active defences on each 1-D utterance. Values come from `forward`; where a defence overrides
+        `estimate_forward`, the gradient comes from it instead (straight-through composition).
+        """
+        defences = self._active_defences(fit)
+        if not defences:
+            return list(utterances)
+        processed = []
+        for utterance in utterances:
+            for defence in defences:
+                output, _ = defence.forward(utterance)
+                if (
+                    torch.is_grad_enabled()
+                    and type(defence).estimate_forward is not PreprocessorPyTorch.estimate_forward
+                ):
+                    estimate = defence.estimate_forward(utterance)
+                    output = estimate + (output - estimate).detach()
+                utterance = output
+            processed.append(utterance)
+        return processed
+
+    def _batch_from_numpy(
+        self, waveforms: Sequence[np.ndarray], requires_grad: bool = False
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        tensors = [torch.as_tensor(w, dtype=self._model_dtype, device=self._device) for w in waveforms]
+        padded, lengths = pad_waveforms(tensors)
+        return padded.requires_grad_(requires_grad), lengths
+
+    def _defended_batch(
+        self, padded: torch.Tensor, lengths: torch.Tensor, fit: bool
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Apply the defences to a padded batch, returning a new padded batch and lengths."""
+        if not self._active_defences(fit):
+            return padded, lengths
+        utterances = [padded[i, : int(lengths[i])] for i in range(padded.shape[0])]
+        return pad_waveforms([u.to(self._model_dtype) for u in self._apply_defences(utterances, fit)])
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # ART interface
+    # ----------------------------------------------------------------------------------------------------------------
+
+    def predict(self, x: np.ndarray, batch_size: int = 16, **kwargs) -> np.ndarray:
+        """
+        Transcribe speech.
+
+        :param x: Numpy object array of 1-D float waveforms in [-1, 1] at `sample_rate`, or a 2-D float array.
+        :param batch_size: Utterances per forward pass (batches are formed from similar lengths).
+        :return: Numpy array of transcripts, one per utterance.
+        """
+        waveforms = check_waveforms(x)
+        self._model.eval()
+        transcripts: List[str] = [""] * len(waveforms)
+        with torch.no_grad():
+            for index in length_sorted_batches([len(w) for w in waveforms], batch_size, self.max_padding):
+                padded, lengths = self._batch_from_numpy([waveforms[i] for i in index])
+                padded, lengths = self._defended_batch(padded, lengths, fit=False)
+                for i, text in zip(index, self._transcribe(padded, lengths)):
+                    transcripts[i] = text
+        return np.array(transcripts)
+
+    def compute_loss(self, x: np.ndarray, y: np.ndarray, batch_size: int = 16, **kwargs) -> np.ndarray:
+        """
+        The model's training loss of each utterance toward its transcript (defences applied as in `predict`).
+
+        :param x: Waveforms, as for `predict`.
+        :param y: Transcripts, one per utterance.
+        :param batch_size: Utterances per forward pass.
+        :return: Float array of per-utterance losses.
+        """
+        waveforms = check_waveforms(x)
+        targets = self._check_targets(y, len(waveforms))
+        self._model.eval()
+        losses = np.zeros(len(waveforms))
+        with torch.no_grad():
+            for index in length_sorted_batches([len(w) for w in waveforms], batch_size, self.max_padding):
+                padded, lengths = self._batch_from_numpy([waveforms[i] for i in index])
+                padded, lengths = self._defended_batch(padded, lengths, fit=False)
+                losses[index] = self._utterance_losses(padded, lengths, [targets[i] for i in index]).cpu().numpy()
+        return losses
+
+    def loss_gradient(self, x: np.ndarray, y: np.ndarray, batch_size: int = 16, **kwargs) -> np.ndarray:
+        """
+        Gradient of each utterance's loss toward its transcript with respect to its waveform.
+
+        Utterances are batched by length; padding never changes an utterance's loss or gradient. Only the input
+        gradient is computed (the weights' gradients, which an attack never uses, are skipped).
+
+        :param x: Waveforms, as for `predict`.
+        :param y: Transcripts (targets of a targeted attack, or ground truth), one per utterance.
+        :param batch_size: Utterances per forward/backward pass.
+        :return: Numpy object array of gradients, each of the same shape and dtype as its utterance (a 2-D array
+                 if `x` is 2-D).
+        """
+        waveforms = check_waveforms(x)
+        targets = self._check_targets(y, len(waveforms))
+        self._model.eval()
+        draws = self._eot_samples()
+        gradients: List[Optional[np.ndarray]] = [None] * len(waveforms)
+        for index in length_sorted_batches([len(w) for w in waveforms], batch_size, self.max_padding):
+            padded, lengths = self._batch_from_numpy([waveforms[i] for i in index], requires_grad=True)
+            batch_targets = [targets[i] for i in index]
+            total = torch.zeros_like(padded)
+            for _ in range(draws):
+                defended, defended_lengths = self._defended_batch(padded, lengths, fit=False)
+                loss = self._utterance_losses(defended, defended_lengths, batch_targets).sum()
+                (gradient,) = torch.autograd.grad(loss, padded)
+                total += gradient
+            total = (total / draws).cpu().numpy()
+            for row, i in enumerate(index):
+                gradients[i] = total[row, : len(waveforms[i])].astype(waveforms[i].dtype, copy=False)
+        if isinstance(x, np.ndarray) and x.dtype != object:
+            return np.stack(gradients)
+        return to_object_array(gradients)
+
+    def compute_loss_and_decoded_output(
+        self, masked_adv_input: torch.Tensor, original_output: np.ndarray, **kwargs
+    ) -> Tuple[torch.Tensor, np.ndarray]:
+        """
+        Loss (summed over the batch) and transcripts of a padded torch batch; used by ImperceptibleASRPyTorch.
+
+        :param masked_adv_input: Padded waveforms `(batch, samples)`, zero beyond each real length.
+        :param original_output: Transcripts the loss is computed toward, one per utterance.
+        :param real_lengths: Real lengths in samples (numpy or torch); all full length if omitted.
+        :return: The summed loss (differentiable w.r.t. `masked_adv_input`) and the decoded transcripts.
+        """
+        if not isinstance(masked_adv_input, torch.Tensor) or masked_adv_input.ndim != 2:
+            raise ValueError("masked_adv_input must be a 2-D torch tensor (batch, samples).")
+        real_lengths = kwargs.get("real_lengths")
+        if real_lengths is None:
+            lengths = torch.full((masked_adv_input.shape[0],), masked_adv_input.shape[1], dtype=torch.long)
+        else:
+            lengths = torch.as_tensor(np.asarray(real_lengths), dtype=torch.long)
+        if lengths.shape[0] != masked_adv_input.shape[0] or int(lengths.max()) > masked_adv_input.shape[1]:
+            raise ValueError("real_lengths must give one length per utterance, none beyond the padded length.")
+        targets = self._check_targets(original_output, masked_adv_input.shape[0])
+        padded = masked_adv_input.to(device=self._device, dtype=self._model_dtype)
+        lengths = lengths.to(self._device)
+        loss = padded.new_zeros(())
+        transcripts: List[str] = [""] * len(targets)
+        for index in length_sorted_batches(lengths.tolist(), len(targets), self.max_padding):
+            rows = torch.as_tensor(index, device=self._device)
+            batch_lengths = lengths[rows]
+            batch, batch_lengths = self._defended_batch(
+                padded[rows, : int(batch_lengths.max())], batch_lengths, fit=False
+            )
+            losses, batch_transcripts = self._losses_and_transcripts(batch, batch_lengths, [targets[i] for i in index])
+            loss = loss + losses.sum()
+            for i, text in zip(index, batch_transcripts):
+                transcripts[i] = text
+        return loss, np.array(transcripts)
+
+    def fit(self, x: np.ndarray, y: np.ndarray, batch_size: int = 16, nb_epochs: int = 10, **kwargs) -> None:
+        """
+        Train the model on waveforms and transcripts with the estimator's optimizer. Defences with `apply_fit`
+        (e.g. randomized-smoothing augmentation) are applied to every training batch.
+
+        :param x: Waveforms, as for `predict`.
+        :param y: Transcripts, one per utterance.
+        :param batch_size: Utterances per step (batches group similar lengths and are visited in random order).
+        :param nb_epochs: Passes over the data.
+        :param seed: Seed of the batch order (default 0).
+        """
+        if self._optimizer is None:
+            raise ValueError("fit needs an optimizer; pass optimizer=torch.optim.Adam(model.parameters()) or similar.")
+        waveforms = check_waveforms(x)
+        targets = self._check_targets(y, len(waveforms))
+        rng = np.random.default_rng(kwargs.get("seed", 0))
+        batches = length_sorted_batches([len(w) for w in waveforms], batch_size, self.max_padding)
+        self._model.train()
+        self._model.requires_grad_(True)
+        for _ in range(nb_epochs):
+            for batch_index in rng.permutation(len(batches)):
+                index = batches[batch_index]
+                padded, lengths = self._batch_from_numpy([waveforms[i] for i in index])
+                padded, lengths = self._defended_batch(padded, lengths, fit=True)
+                self._optimizer.zero_grad()
+                loss = self._utterance_losses(padded, lengths, [targets[i] for i in index]).mean()
+                loss.backward()
+                self._optimizer.step()
+        self._model.requires_grad_(False)
+        self._model.eval()
+
+    def to_training_mode(self) -> None:
+        """Put the model in training mode (ImperceptibleASRPyTorch then freezes batch norm itself)."""
+        self._model.train()
+
+    def get_activations(
+        self, x: np.ndarray, layer: Union[int, str], batch_size: int, framework: bool = False
+    ) -> np.ndarray:
+        raise NotImplementedError("get_activations is not supported for speech recognizers.")
+
+    @property
+    def input_shape(self) -> Tuple[int, ...]:
+        """Waveforms have a variable length: `(None,)`."""
+        return (None,)  # type: ignore
+
+    @property
+    def optimizer(self) -> Optional[torch.optim.Optimizer]:
+        """The optimizer used by `fit`."""
+        return self._optimizer
+
+    @property
+    def device(self) -> torch.device:
+        """The torch device the model runs on."""
+        return self._device

@@ -1,0 +1,150 @@
+"""
+Validation and batching of the inputs every speech recognizer in this package accepts.
+
+ART passes speech as a numpy object array of 1-D float waveforms (or a 2-D float array of equal-length ones) and
+transcripts as a numpy array of strings. These helpers turn bad input into a `ValueError` that says what is wrong
+and what to do, instead of the silent guesses ART's own speech estimators make (dropping unknown characters,
+accepting int16 samples as floats).
+"""
+
+from typing import Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+
+def check_waveforms(x: np.ndarray, name: str = "x") -> List[np.ndarray]:
+    """
+    Validate a batch of waveforms.
+
+    :param x: Numpy object array of 1-D float waveforms in [-1, 1], or a 2-D float array `(batch, samples)`.
+    :param name: Name of the argument, used in error messages.
+    :return: List of 1-D float arrays (not copied when already float).
+    :raises ValueError: For non-float samples, NaN/inf, samples outside [-1, 1], empty or multi-channel waveforms.
+    """
+    if isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a numpy array; for torch tensors use the estimator's torch path.")
+    x = np.asarray(x) if not isinstance(x, np.ndarray) else x
+    if x.dtype == object:
+        waveforms = list(x)
+    elif x.ndim == 2:
+        waveforms = list(x)
+    elif x.ndim == 1 and x.size > 0 and np.issubdtype(x.dtype, np.number):
+        raise ValueError(
+            f"{name} is a single 1-D waveform of shape {x.shape}; pass a batch: np.array([waveform], dtype=object) "
+            f"or waveform[None, :]."
+        )
+    else:
+        raise ValueError(
+            f"{name} must be a numpy object array of 1-D waveforms or a 2-D float array. Found shape {x.shape}, "
+            f"dtype {x.dtype}."
+        )
+    if len(waveforms) == 0:
+        raise ValueError(f"{name} holds no utterances.")
+    checked = []
+    for index, waveform in enumerate(waveforms):
+        waveform = np.asarray(waveform)
+        if not np.issubdtype(waveform.dtype, np.floating):
+            raise ValueError(
+                f"{name}[{index}] has dtype {waveform.dtype}; waveforms must be float in [-1, 1] "
+                f"(divide int16 PCM by 32768)."
+            )
+        if waveform.ndim != 1:
+            raise ValueError(
+                f"{name}[{index}] has shape {waveform.shape}; each waveform must be 1-D mono "
+                f"(average or pick a channel of multi-channel audio first)."
+            )
+        if waveform.size == 0:
+            raise ValueError(f"{name}[{index}] is empty.")
+        if not np.all(np.isfinite(waveform)):
+            raise ValueError(f"{name}[{index}] contains NaN or inf samples.")
+        peak = float(np.max(np.abs(waveform)))
+        if peak > 1.0:
+            raise ValueError(
+                f"{name}[{index}] has samples outside [-1, 1] (peak {peak:.4g}); scale it to float in [-1, 1] "
+                f"(int16 PCM / 32768)."
+            )
+        checked.append(waveform)
+    return checked
+
+
+def check_transcripts(
+    y: Iterable[str], alphabet: Iterable[str], n_expected: Optional[int] = None, name: str = "y"
+) -> List[str]:
+    """
+    Validate transcripts against the characters a model can emit.
+
+    :param y: Transcripts, one string per utterance.
+    :param alphabet: Characters the model can emit (the CTC blank may be included; it is never valid in text).
+    :param n_expected: Number of utterances the transcripts must match.
+    :param name: Name of the argument, used in error messages.
+    :return: The transcripts as a list of `str`.
+    :raises ValueError: For a count mismatch, non-strings, or characters outside the alphabet (all of them named).
+    """
+    transcripts = list(np.asarray(y, dtype=object).reshape(-1)) if not isinstance(y, str) else [y]
+    if n_expected is not None and len(transcripts) != n_expected:
+        raise ValueError(f"{name} holds {len(transcripts)} transcripts for {n_expected} utterances.")
+    allowed = set(alphabet)
+    for index, text in enumerate(transcripts):
+        if not isinstance(text, (str, np.str_)):
+            raise ValueError(f"{name}[{index}] is {type(text).__name__}, not a string.")
+        unknown = sorted(set(text) - allowed)
+        if unknown:
+            raise ValueError(
+                f"{name}[{index}] {str(text)!r} has characters the model cannot emit: {unknown}. "
+                f"Normalise the text to the model's alphabet {''.join(sorted(allowed))!r} first."
+            )
+    return [str(text) for text in transcripts]
+
+
+def pad_waveforms(waveforms: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """
+    Zero-pad 1-D waveforms into a batch.
+
+    :param waveforms: 1-D tensors of possibly different lengths, on one device.
+    :return: Padded batch `(batch, max_samples)` and real lengths `(batch,)` (int64, same device).
+    """
+    lengths = torch.tensor([len(w) for w in waveforms], dtype=torch.long, device=waveforms[0].device)
+    return torch.nn.utils.rnn.pad_sequence(list(waveforms), batch_first=True), lengths
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_padding: float = 0.25) -> List[np.ndarray]:
+    """
+    Group utterance indices into batches of similar length (longest first), so padding stays small.
+
+    A batch takes the next utterance (in decreasing length) while it has fewer than `batch_size` utterances and the
+    padded batch would hold at most `1 + max_padding` times the real samples; otherwise a new batch starts. Padding
+    costs compute in every layer, so a long utterance is better attacked alone than padded against short ones.
+
+    :param lengths: Length of each utterance.
+    :param batch_size: Maximum utterances per batch.
+    :param max_padding: Largest allowed fraction of padded over real samples in a batch (`inf`: no limit).
+    :return: Index arrays, one per batch, covering every utterance once.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1. Found: {batch_size}")
+    if max_padding < 0:
+        raise ValueError(f"max_padding must be >= 0. Found: {max_padding}")
+    lengths = np.asarray(lengths)
+    order = np.argsort(-lengths, kind="stable")
+    batches: List[List[int]] = []
+    real = 0
+    for index in order:
+        current = batches[-1] if batches else None
+        if current is not None and len(current) < batch_size:
+            longest = lengths[current[0]]
+            if (len(current) + 1) * longest <= (1 + max_padding) * (real + lengths[index]):
+                current.append(int(index))
+                real += lengths[index]
+                continue
+        batches.append([int(index)])
+        real = lengths[index]
+    return [np.array(batch) for batch in batches]
+
+
+def to_object_array(items: Sequence) -> np.ndarray:
+    """Numpy object array holding each item as one element, even when the items have equal shapes."""
+    result = np.empty(len(items), dtype=object)
+    for index, item in enumerate(items):
+        result[index] = item
+    return result

