@@ -162,7 +162,8 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
                     and type(defence).estimate_forward is not PreprocessorPyTorch.estimate_forward
                 ):
                     estimate = defence.estimate_forward(utterance)
-                    output = estimate + (output - estimate).detach()
+                    # `estimate - estimate.detach()` is exactly zero, so the value is forward's to the last bit
+                    output = output.detach() + (estimate - estimate.detach())
                 utterance = output
             processed.append(utterance)
         return processed
@@ -316,17 +317,19 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
         batches = length_sorted_batches([len(w) for w in waveforms], batch_size, self.max_padding)
         self._model.train()
         self._model.requires_grad_(True)
-        for _ in range(nb_epochs):
-            for batch_index in rng.permutation(len(batches)):
-                index = batches[batch_index]
-                padded, lengths = self._batch_from_numpy([waveforms[i] for i in index])
-                padded, lengths = self._defended_batch(padded, lengths, fit=True)
-                self._optimizer.zero_grad()
-                loss = self._utterance_losses(padded, lengths, [targets[i] for i in index]).mean()
-                loss.backward()
-                self._optimizer.step()
-        self._model.requires_grad_(False)
-        self._model.eval()
+        try:
+            for _ in range(nb_epochs):
+                for batch_index in rng.permutation(len(batches)):
+                    index = batches[batch_index]
+                    padded, lengths = self._batch_from_numpy([waveforms[i] for i in index])
+                    padded, lengths = self._defended_batch(padded, lengths, fit=True)
+                    self._optimizer.zero_grad()
+                    loss = self._utterance_losses(padded, lengths, [targets[i] for i in index]).mean()
+                    loss.backward()
+                    self._optimizer.step()
+        finally:
+            self._model.requires_grad_(False)
+            self._model.eval()
 
     def to_training_mode(self) -> None:
         """Put the model in training mode (ImperceptibleASRPyTorch then freezes batch norm itself)."""

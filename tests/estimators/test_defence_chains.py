@@ -1,0 +1,103 @@
+"""
+The defences of art_asr_ext.defences chained with each other, with ART's own preprocessors and with the estimators,
+on every path an attack takes (the study's rows with RS, RS-aug, the vocoder and their combinations).
+"""
+
+import numpy as np
+import pytest
+import torch
+from art.attacks.evasion import ImperceptibleASRPyTorch, ProjectedGradientDescent
+from art.preprocessing.audio import LFilterPyTorch
+
+from art_asr_ext.defences.preprocessor import GaussianSmoothingPyTorch, WaveGANVocoderPyTorch
+from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2
+from art_asr_ext.estimators.speech_recognition.speech_inputs import to_object_array
+from art_asr_ext.models import DeepSpeech2
+from tests.defences.conftest import tiny_hifigan_vocoder
+
+TARGETS = np.array(["OPEN THE DOOR", "HELLO"])
+
+
+@pytest.fixture
+def clips(real_clips):
+    return to_object_array([c[:12000] for c in real_clips[:2]])
+
+
+@pytest.fixture
+def model():
+    return DeepSpeech2(hidden_size=16, hidden_layers=1)
+
+
+def _chain(mode: str):
+    return [
+        GaussianSmoothingPyTorch(sigma=0.01, seed=3, device_type="cpu"),
+        WaveGANVocoderPyTorch(vocoder=tiny_hifigan_vocoder(), mode=mode, seed=0, device_type="cpu"),
+    ]
+
+
+def _defended_inputs(clips, mode):
+    """What the chain turns each utterance into, computed outside the estimator."""
+    smoothing, vocoder = _chain(mode)
+    return to_object_array(
+        [vocoder.forward(smoothing.forward(torch.from_numpy(c))[0])[0].detach().numpy() for c in clips]
+    )
+
+
+def test_black_box_chain_gives_the_gradient_at_the_defended_input(model, clips):
+    defended = PyTorchDeepSpeech2(model=model, preprocessing_defences=_chain("black-box"))
+    plain = PyTorchDeepSpeech2(model=model)
+    inputs = _defended_inputs(clips, "black-box")
+    assert list(defended.predict(clips)) == list(plain.predict(inputs))
+    defended = PyTorchDeepSpeech2(model=model, preprocessing_defences=_chain("black-box"))
+    for got, expected in zip(defended.loss_gradient(clips, TARGETS), plain.loss_gradient(inputs, TARGETS)):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7 * np.abs(expected).max())
+
+
+def test_white_box_chain_differentiates_through_the_vocoder(model, clips):
+    black = PyTorchDeepSpeech2(model=model, preprocessing_defences=_chain("black-box")).loss_gradient(clips, TARGETS)
+    white = PyTorchDeepSpeech2(model=model, preprocessing_defences=_chain("white-box")).loss_gradient(clips, TARGETS)
+    for b, w in zip(black, white):
+        assert np.all(np.isfinite(w)) and np.abs(w).max() > 0
+        assert not np.allclose(b, w, rtol=1e-2)
+
+
+def test_rs_aug_in_training_then_vocoder_and_rs_at_test(model, clips):
+    """The study's rows 7 and 14: RS-aug trains the model, the vocoder and RS defend it at test time."""
+    augmentation = GaussianSmoothingPyTorch(
+        sigma=(0.0, 0.3), seed=0, apply_fit=True, apply_predict=False, device_type="cpu"
+    )
+    estimator = PyTorchDeepSpeech2(
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
+        preprocessing_defences=[augmentation] + _chain("black-box"),
+    )
+    estimator.fit(clips, TARGETS, batch_size=2, nb_epochs=1)
+    assert [type(d).__name__ for d in estimator._active_defences(fit=True)] == ["GaussianSmoothingPyTorch"]
+    assert [type(d).__name__ for d in estimator._active_defences(fit=False)] == [
+        "GaussianSmoothingPyTorch",
+        "WaveGANVocoderPyTorch",
+    ]
+    assert estimator.predict(clips).shape == (2,)
+
+
+def test_chains_with_arts_own_preprocessor(model, clips):
+    low_pass = LFilterPyTorch(
+        numerator_coef=np.array([0.5, 0.5]), denominator_coef=np.array([1.0, 0.0]), device_type="cpu"
+    )
+    estimator = PyTorchDeepSpeech2(model=model, preprocessing_defences=[low_pass] + _chain("white-box"))
+    gradients = estimator.loss_gradient(clips, TARGETS)
+    assert all(g.shape == c.shape and np.all(np.isfinite(g)) for g, c in zip(gradients, clips))
+    attack = ProjectedGradientDescent(
+        estimator, norm=np.inf, eps=0.01, eps_step=0.002, max_iter=2, targeted=True, verbose=False
+    )
+    adversarial = attack.generate(clips, TARGETS)
+    assert all(np.max(np.abs(a - c)) <= 0.01 + 1e-7 for a, c in zip(adversarial, clips))
+
+
+def test_imperceptible_attack_through_a_defended_estimator(model, clips):
+    estimator = PyTorchDeepSpeech2(model=model, preprocessing_defences=_chain("white-box"))
+    attack = ImperceptibleASRPyTorch(
+        estimator, eps=0.05, max_iter_1=2, max_iter_2=1, learning_rate_1=0.001, global_max_length=12000, batch_size=2
+    )
+    adversarial = attack.generate(clips, np.array(["HI", "NO"]))
+    assert all(np.all(np.isfinite(a)) and a.shape == c.shape for a, c in zip(adversarial, clips))
