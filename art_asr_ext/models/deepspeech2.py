@@ -99,8 +99,10 @@ class BatchRNN(nn.Module):
         ]
         hidden = x.new_zeros(1, x.shape[1], self.rnn.hidden_size)
         state = (hidden, hidden) if self.rnn_type == "lstm" else hidden
+        # cuDNN only differentiates RNNs run in training mode; without dropout that mode changes no value.
+        train = self.training or (x.is_cuda and torch.is_grad_enabled())
         # Arguments: input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first.
-        return _RNN_KERNELS[self.rnn_type](x, state, weights, True, 1, 0.0, self.training, False, False)[0]
+        return _RNN_KERNELS[self.rnn_type](x, state, weights, True, 1, 0.0, train, False, False)[0]
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """
