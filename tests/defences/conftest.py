@@ -219,7 +219,7 @@ def librispeech_clip():
     """3 s of a real test-clean utterance (from 0.5 s), 16 kHz float32."""
     path = LIBRISPEECH / "1089" / "134686" / "1089-134686-0001.flac"
     if not path.is_file():
-        pytest.skip(f"LibriSpeech test-clean clip not found: {path}")
+        pytest.fail(f"LibriSpeech test-clean clip not found: {path}")
     audio, sample_rate = soundfile.read(path, dtype="float32")
     assert sample_rate == 16000
     return audio[8000 : 8000 + 3 * 16000]

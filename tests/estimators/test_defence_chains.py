@@ -101,3 +101,19 @@ def test_imperceptible_attack_through_a_defended_estimator(model, clips):
     )
     adversarial = attack.generate(clips, np.array(["HI", "NO"]))
     assert all(np.all(np.isfinite(a)) and a.shape == c.shape for a, c in zip(adversarial, clips))
+
+
+def test_chains_with_the_espnet_estimator(clips):
+    from art_asr_ext.estimators.speech_recognition import PyTorchESPnet
+    from tests.estimators.test_pytorch_espnet import tiny_config, tiny_model
+
+    model = tiny_model()
+    plain = PyTorchESPnet(model=model, asr_config=tiny_config())
+    inputs = _defended_inputs(clips, "black-box")
+    black = PyTorchESPnet(model=model, asr_config=tiny_config(), preprocessing_defences=_chain("black-box"))
+    for got, expected in zip(black.loss_gradient(clips, TARGETS), plain.loss_gradient(inputs, TARGETS)):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7 * np.abs(expected).max())
+    white = PyTorchESPnet(model=model, asr_config=tiny_config(), preprocessing_defences=_chain("white-box"))
+    for b, w in zip(black.loss_gradient(clips, TARGETS), white.loss_gradient(clips, TARGETS)):
+        assert np.all(np.isfinite(w)) and not np.allclose(b, w, rtol=1e-2)
+    assert white.predict(clips).shape == (2,)
