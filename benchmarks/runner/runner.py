@@ -1,0 +1,386 @@
+"""
+Run a benchmark: every cell of the grid not yet finished in the output directory, then the tables.
+
+Outputs (in the output directory):
+
+- ``results.jsonl``: one record per finished or failed cell (the source of truth; appended and fsync'ed per cell).
+- ``utterances.csv``: one row per table row x attack x max-norm x utterance (see :data:`UTTERANCE_COLUMNS`); the
+  ``seconds`` column is wall-clock time and the only field that differs between two runs of the same config.
+- ``table1.csv``, ``table1.md``, ``wer_vs_eps.png``: the study's Table I and its plot.
+- ``failures.csv``: cells that failed, with their error; a rerun retries them.
+- ``adversarial/*.npz``: adversarial examples of the cells that transfer rows reuse.
+- ``run.json`` (config, versions, seeds, device, wall time) and ``run.log``.
+
+| Paper link: https://arxiv.org/abs/2103.17122
+"""
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import platform
+import sys
+import time
+import traceback
+import zlib
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from art_asr_ext.data import Utterance
+from benchmarks.runner.attacks import Cell, build_grid, transfer_sources
+from benchmarks.runner.cells import run_cell
+from benchmarks.runner.config import BenchmarkConfig, ConfigError, SystemConfig, missing_files
+from benchmarks.runner.data import load_utterances, sample_targets
+from benchmarks.runner.store import ResultStore, atomic_write_text
+from benchmarks.runner.systems import build_system, check_alphabet, reseed_defences
+from benchmarks.runner.table import TableLayout, plot_wer_vs_eps, table_csv, table_markdown, utterances_csv
+
+logger = logging.getLogger("benchmarks.runner")
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """What one invocation did."""
+
+    computed: List[str]
+    skipped: List[str]
+    failed: Dict[str, str]
+    pending: List[str]
+    wall_time: float
+    out_dir: Path
+
+
+def cell_seed(seed: int, cell: Cell) -> int:
+    """
+    :param seed: The run's seed.
+    :param cell: A cell.
+    :return: The cell's own seed (torch, numpy and the defences' noise are reset to it before the cell runs).
+    """
+    return zlib.crc32(f"{seed}|{cell.key}".encode("utf-8")) & 0x7FFFFFFF
+
+
+def _system_spec(system: SystemConfig) -> Dict[str, Any]:
+    return {
+        "estimator": dataclasses.asdict(system.estimator),
+        "defences": [dataclasses.asdict(defence) for defence in system.defences],
+    }
+
+
+def cell_fingerprint(
+    config: BenchmarkConfig, cell: Cell, utterances: Sequence[Utterance], targets: Mapping[str, str]
+) -> str:
+    """
+    Hash of everything a cell's result depends on (not batch size or device); a recorded result is reused only while
+    its fingerprint matches.
+
+    :param config: The benchmark.
+    :param cell: The cell.
+    :param utterances: The benchmark's utterances.
+    :param targets: Their targets.
+    :return: Hex digest.
+    """
+    payload = {
+        "seed": config.seed,
+        "data": [[u.utterance_id, len(u.waveform), u.transcript, targets[u.utterance_id]] for u in utterances],
+        "system": _system_spec(config.system(cell.system)),
+        "source": _system_spec(config.system(cell.source)),
+        "cell": {"attack": cell.attack, "eps": cell.eps, "targeted": cell.targeted, "params": dict(cell.params)},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def table_layout(config: BenchmarkConfig) -> TableLayout:
+    """
+    :param config: The benchmark.
+    :return: The table's rows (systems, then transfer rows) and columns.
+    """
+    rows = [(system.label, system.label) for system in config.systems]
+    rows += [(transfer.label, transfer.target) for transfer in config.transfer]
+    return TableLayout(
+        rows=tuple(rows),
+        fgsm_eps=config.attacks.fgsm_eps,
+        pgd_eps=config.attacks.pgd_eps,
+        imperceptible=any(system.imperceptible is not None for system in config.systems),
+    )
+
+
+def versions() -> Dict[str, Optional[str]]:
+    """
+    :return: Versions of Python and of the packages that shape the results (None where not installed).
+    """
+    found: Dict[str, Optional[str]] = {"python": platform.python_version()}
+    for package in ("torch", "adversarial-robustness-toolbox", "espnet", "jiwer", "numpy", "openai-whisper"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    try:
+        found["art-asr-ext"] = metadata.version("art-asr-ext")
+    except metadata.PackageNotFoundError:
+        found["art-asr-ext"] = None
+    return found
+
+
+def device_description(device: str) -> str:
+    """
+    :param device: `cpu` or `gpu`.
+    :return: The device the run uses, in words.
+    """
+    if device == "gpu" and torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class _SystemCache:
+    """Keeps the estimator of the last system used (one at a time, so large models never share the device)."""
+
+    def __init__(self, config: BenchmarkConfig, texts: Sequence[str]) -> None:
+        self.config = config
+        self.texts = texts
+        self.label: Optional[str] = None
+        self.estimator = None
+        self.error: Optional[BaseException] = None
+
+    def get(self, label: str):
+        if label != self.label:
+            self.estimator, self.error, self.label = None, None, label
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            system = self.config.system(label)
+            try:
+                logger.info("Building system %s", label)
+                estimator = build_system(system, self.config.device, self.config.seed)
+                check_alphabet(estimator, self.texts, label)
+                self.estimator = estimator
+            except Exception as error:  # recorded in every cell of the system; the run goes on
+                self.error = error
+        if self.error is not None:
+            raise RuntimeError(f"Building system {label!r} failed: {self.error}") from self.error
+        return self.estimator
+
+
+def _write_outputs(
+    config: BenchmarkConfig, store: ResultStore, grid: Sequence[Cell], fingerprints: Mapping[str, str], plot: bool
+) -> Dict[str, str]:
+    layout = table_layout(config)
+    latest = store.latest()
+    rows: List[Mapping[str, Any]] = []
+    failed: Dict[str, str] = {}
+    for cell in grid:
+        record = latest.get(cell.key)
+        if record is None or record.get("fingerprint") != fingerprints[cell.key]:
+            continue
+        if record["status"] == "ok":
+            rows += record["rows"]
+        else:
+            failed[cell.key] = record.get("error", "")
+    row_order = [label for label, _ in layout.rows]
+    out = store.out_dir
+    atomic_write_text(out / "utterances.csv", utterances_csv(rows, row_order))
+    atomic_write_text(out / "table1.csv", table_csv(layout, rows))
+    caption = (
+        f"Table I: {config.name}, {config.data.max_utterances or 'all'} utterances of {config.data.librispeech.name}, "
+        f"seed {config.seed}."
+    )
+    atomic_write_text(out / "table1.md", table_markdown(layout, rows, failed, caption))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["key", "error"])
+    writer.writerows(sorted(failed.items()))
+    atomic_write_text(out / "failures.csv", buffer.getvalue())
+    if plot:
+        plot_wer_vs_eps(layout, rows, out / "wer_vs_eps.png")
+    return failed
+
+
+def _run_json(config: BenchmarkConfig, out_dir: Path, extra: Mapping[str, Any]) -> None:
+    path = out_dir / "run.json"
+    history: List[Any] = []
+    if path.exists():
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+            history = previous.get("history", []) + [previous.get("invocation", {})]
+        except (json.JSONDecodeError, AttributeError):
+            history = []
+    content = {
+        "config_path": None if config.path is None else str(config.path),
+        "config": config.raw,
+        "seed": config.seed,
+        "cell_seeds": "crc32('<seed>|<cell key>'): torch, numpy and each defence (seed + index) are reset per cell",
+        "device": config.device,
+        "versions": versions(),
+        "invocation": dict(extra),
+        "history": history[-20:],
+    }
+    atomic_write_text(path, json.dumps(content, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def run_benchmark(
+    config: BenchmarkConfig,
+    out_dir: Path,
+    max_cells: Optional[int] = None,
+    progress: bool = True,
+    threads: Optional[int] = None,
+    plot: bool = True,
+) -> RunSummary:
+    """
+    Run every cell not yet finished in `out_dir` (failed cells are retried), then write the tables.
+
+    :param config: The benchmark.
+    :param out_dir: Output directory; reusing it resumes the run.
+    :param max_cells: Compute at most this many cells, then stop (the rest stay pending for the next run).
+    :param progress: Show progress bars.
+    :param threads: torch intra-op threads (default: torch's).
+    :param plot: Write the WER plot.
+    :return: What was computed, skipped, failed and left pending.
+    :raises ConfigError: If a file the run needs is missing or still a placeholder.
+    """
+    start_time = time.perf_counter()
+    out_dir = Path(out_dir)
+    problems = missing_files(config)
+    if problems:
+        raise ConfigError("Cannot run; fix these paths in the config:\n  - " + "\n  - ".join(problems))
+    store = ResultStore(out_dir)
+    handler = logging.FileHandler(out_dir / "run.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    # Deterministic cuDNN algorithms (restored afterwards); CTC loss backward on CUDA stays nondeterministic.
+    previous_cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    if config.device == "gpu":
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    summary = RunSummary([], [], {}, [], 0.0, out_dir)
+    try:
+        utterances = load_utterances(config.data)
+        targets = sample_targets(utterances, config.targets, config.seed)
+        grid = build_grid(config)
+        keep = transfer_sources(config, grid)
+        fingerprints = {cell.key: cell_fingerprint(config, cell, utterances, targets) for cell in grid}
+        logger.info(
+            "Run %s: %d utterances, %d cells, output %s", config.name, len(utterances), len(grid), out_dir.resolve()
+        )
+        _run_json(config, out_dir, {"started": started, "status": "running", "argv": sys.argv})
+        latest = store.latest()
+
+        def finished(cell: Cell) -> bool:
+            record = latest.get(cell.key)
+            if record is None or record.get("fingerprint") != fingerprints[cell.key] or record["status"] != "ok":
+                return False
+            return cell.key not in keep or store.adversarial_path(cell.key).is_file()
+
+        pending = [cell for cell in grid if not finished(cell)]
+        summary.skipped = [cell.key for cell in grid if finished(cell)]
+        if summary.skipped:
+            logger.info("Skipping %d finished cells.", len(summary.skipped))
+        texts = [u.transcript for u in utterances] + [targets[u.utterance_id] for u in utterances]
+        systems = _SystemCache(config, texts)
+        # Own cells first (transfer sources among them), then transfer cells, each grouped by system.
+        order = {system.label: i for i, system in enumerate(config.systems)}
+        pending.sort(key=lambda c: (c.is_transfer, order[c.system] if c.is_transfer else 0))
+        bar = tqdm(total=len(pending), desc="cells", unit="cell", disable=not progress, dynamic_ncols=True)
+        for cell in pending:
+            if max_cells is not None and len(summary.computed) + len(summary.failed) >= max_cells:
+                summary.pending.append(cell.key)
+                continue
+            bar.set_postfix_str(cell.key[-60:])
+            record = {
+                "key": cell.key,
+                "fingerprint": fingerprints[cell.key],
+                "row": cell.row,
+                "system": cell.system,
+                "source": cell.source,
+                "attack": cell.attack,
+                "eps": cell.eps,
+            }
+            try:
+                estimator = systems.get(cell.system)
+                source_adversarial = None
+                if cell.is_transfer:
+                    source = latest.get(cell.source_key)
+                    if source is not None and source.get("fingerprint") != fingerprints[cell.source_key]:
+                        source = None
+                    if source is None or source["status"] != "ok":
+                        reason = "has not run" if source is None else f"failed: {source.get('error', '')}"
+                        raise RuntimeError(f"Source cell {cell.source_key!r} {reason}")
+                    source_adversarial = store.load_adversarial(cell.source_key, [u.utterance_id for u in utterances])
+                seed = cell_seed(config.seed, cell)
+                torch.manual_seed(seed)
+                np.random.seed(seed)
+                reseed_defences(estimator, seed)
+                batch_size = config.system(cell.source).batch_size
+                with tqdm(
+                    total=len(utterances), desc="  utterances", leave=False, disable=not progress, dynamic_ncols=True
+                ) as inner:
+                    output = run_cell(
+                        cell, estimator, utterances, targets, batch_size, source_adversarial, on_batch=inner.update
+                    )
+                if cell.key in keep:
+                    store.save_adversarial(cell.key, output.adversarial)
+                record.update(status="ok", rows=output.rows, seconds=output.seconds)
+                summary.computed.append(cell.key)
+                logger.info("Finished %s in %.1f s", cell.key, output.seconds)
+            except Exception as error:  # a failing cell is recorded and the run goes on
+                message = f"{type(error).__name__}: {error}"
+                record.update(status="failed", error=message, traceback=traceback.format_exc())
+                summary.failed[cell.key] = message
+                logger.error("Cell %s failed: %s", cell.key, message)
+            store.append(record)
+            latest[cell.key] = record
+            _write_outputs(config, store, grid, fingerprints, plot=False)
+            bar.update(1)
+        bar.close()
+        _write_outputs(config, store, grid, fingerprints, plot=plot)
+        summary.wall_time = time.perf_counter() - start_time
+        _run_json(
+            config,
+            out_dir,
+            {
+                "started": started,
+                "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "status": "finished" if not summary.pending else "stopped (max_cells)",
+                "argv": sys.argv,
+                "device": device_description(config.device),
+                "torch_threads": torch.get_num_threads(),
+                "utterances": [u.utterance_id for u in utterances],
+                "targets": targets,
+                "cells": {
+                    "total": len(grid),
+                    "computed": len(summary.computed),
+                    "skipped": len(summary.skipped),
+                    "failed": len(summary.failed),
+                    "pending": len(summary.pending),
+                },
+                "wall_time_s": round(summary.wall_time, 3),
+            },
+        )
+        logger.info(
+            "Done in %.1f s: %d computed, %d skipped, %d failed, %d pending.",
+            summary.wall_time,
+            len(summary.computed),
+            len(summary.skipped),
+            len(summary.failed),
+            len(summary.pending),
+        )
+        return summary
+    finally:
+        torch.set_num_threads(previous_threads)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous_cudnn
+        logger.removeHandler(handler)
+        handler.close()

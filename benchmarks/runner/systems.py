@@ -1,0 +1,160 @@
+"""
+Build a system of the table: an ART speech recognizer with its chain of preprocessing defences.
+
+Estimator classes are imported only for the types a config uses, so a run on DeepSpeech2 needs neither ESPnet nor
+Whisper. Randomized smoothing with training augmentation (RS-aug) is a property of a checkpoint, not built here.
+
+| Paper link: https://arxiv.org/abs/2103.17122
+"""
+
+from typing import Iterable, List, Sequence
+
+import torch
+from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
+
+from benchmarks.runner.config import DefenceConfig, EstimatorConfig, SystemConfig
+
+
+def tiny_random_vocoder(seed: int):
+    """
+    A tiny random HiFi-GAN (8 kHz, 8 mel bands, hop 16) for smoke tests: the vocoder defence's full pipeline at a
+    fraction of the universal HiFi-GAN's cost. It does not reconstruct speech.
+
+    :param seed: Seed of the weights.
+    :return: An :class:`art_asr_ext.models.vocoder.Vocoder`.
+    """
+    from espnet2.gan_tts.hifigan.hifigan import HiFiGANGenerator
+
+    from art_asr_ext.features.mel import LogMelConfig, LogMelSpectrogram
+    from art_asr_ext.models.vocoder import Vocoder
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        generator = HiFiGANGenerator(
+            in_channels=8,
+            channels=16,
+            upsample_scales=[4, 4],
+            upsample_kernel_sizes=[8, 8],
+            resblock_kernel_sizes=[3],
+            resblock_dilations=[[1, 3]],
+            use_weight_norm=False,
+        )
+    front_end = LogMelSpectrogram(
+        LogMelConfig.hifigan(sample_rate=8000, n_fft=64, hop_length=16, win_length=64, n_mels=8, fmax=None)
+    )
+    return Vocoder(front_end, generator.eval(), name=f"tiny-random-hifigan:{seed}").eval()
+
+
+def build_defences(defences: Sequence[DefenceConfig], device: str, seed: int) -> List[PreprocessorPyTorch]:
+    """
+    :param defences: The system's defence chain, in the order it is applied.
+    :param device: `cpu` or `gpu`.
+    :param seed: Seed of the first random defence (the next ones get seed + 1, ...); the runner reseeds every cell.
+    :return: The ART preprocessors.
+    """
+    from art_asr_ext.defences.preprocessor import GaussianSmoothingPyTorch, WaveGANVocoderPyTorch
+
+    built: List[PreprocessorPyTorch] = []
+    for index, defence in enumerate(defences):
+        if defence.type == "rs":
+            built.append(
+                GaussianSmoothingPyTorch(
+                    sigma=defence.sigma, eot_samples=defence.eot_samples, seed=seed + index, device_type=device
+                )
+            )
+        else:
+            vocoder = defence.vocoder
+            if defence.random_init is not None:
+                vocoder = tiny_random_vocoder(int(defence.random_init["seed"]))
+            built.append(
+                WaveGANVocoderPyTorch(
+                    vocoder=vocoder,
+                    mode=defence.mode,
+                    eot_samples=defence.eot_samples,
+                    seed=seed + index,
+                    device_type=device,
+                )
+            )
+    return built
+
+
+def build_estimator(config: EstimatorConfig, defences: List[PreprocessorPyTorch], device: str):
+    """
+    :param config: The estimator section of a system.
+    :param defences: Its preprocessing defences.
+    :param device: `cpu` or `gpu`.
+    :return: The ART speech recognizer.
+    """
+    common = dict(preprocessing_defences=defences or None, device_type=device, **config.options)
+    if config.type == "deepspeech2":
+        from art_asr_ext.estimators.speech_recognition.pytorch_deep_speech2 import PyTorchDeepSpeech2
+
+        if config.random_init is not None:
+            from art_asr_ext.models.deepspeech2 import DeepSpeech2
+
+            init = dict(config.random_init)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(init.pop("seed"))
+                model = DeepSpeech2(**init)
+            return PyTorchDeepSpeech2(model=model, **common)
+        return PyTorchDeepSpeech2(checkpoint=config.checkpoint, **common)
+    if config.type == "espnet":
+        from art_asr_ext.estimators.speech_recognition.pytorch_espnet import PyTorchESPnet
+
+        if config.model_dir is not None:
+            return PyTorchESPnet(model_dir=config.model_dir, **common)
+        return PyTorchESPnet(asr_train_config=config.asr_train_config, asr_model_file=config.asr_model_file, **common)
+    if config.type == "whisper":
+        from art_asr_ext.estimators.speech_recognition.pytorch_whisper import PyTorchWhisper
+
+        checkpoint = config.checkpoint
+        if config.bundled:
+            from art_asr_ext.models.whisper_ctranslate2 import bundled_tiny_en_path
+
+            checkpoint = bundled_tiny_en_path()
+        return PyTorchWhisper(checkpoint=checkpoint, **common)
+    raise ValueError(f"estimator type must be one of deepspeech2, espnet, whisper. Found: {config.type!r}")
+
+
+def check_alphabet(estimator, texts: Iterable[str], label: str) -> None:
+    """
+    Check that a character model can emit every reference and target (models with a tokenizer check their own).
+
+    :param estimator: The recognizer.
+    :param texts: References and targets.
+    :param label: The system's label, for the message.
+    :raises ValueError: Naming the first text with characters outside the model's alphabet.
+    """
+    labels = getattr(estimator, "labels", None)
+    if labels is None:
+        return
+    allowed = set(labels[1:])
+    for text in texts:
+        unknown = sorted(set(text) - allowed)
+        if unknown:
+            raise ValueError(
+                f"{label}: {text!r} has characters {unknown} outside the model's alphabet {''.join(sorted(allowed))!r}."
+            )
+
+
+def build_system(system: SystemConfig, device: str, seed: int):
+    """
+    :param system: The system's configuration.
+    :param device: `cpu` or `gpu`.
+    :param seed: Seed of its random defences.
+    :return: The defended ART speech recognizer.
+    """
+    return build_estimator(system.estimator, build_defences(system.defences, device, seed), device)
+
+
+def reseed_defences(estimator, seed: int) -> None:
+    """
+    Restart the noise of every seeded defence, so each cell draws the same noise whatever ran before it (a resumed
+    run then matches an uninterrupted one).
+
+    :param estimator: The recognizer.
+    :param seed: The cell's seed; defence i gets seed + i.
+    """
+    for index, defence in enumerate(estimator.preprocessing_operations):
+        if "seed" in getattr(defence, "params", ()):
+            defence.set_params(seed=seed + index)

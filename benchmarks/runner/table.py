@@ -1,0 +1,213 @@
+"""
+The study's Table I from per-utterance rows: corpus-level WER in percent per table row and column, as CSV,
+Markdown and a plot of WER against the max-norm.
+
+Columns: `Clean`, `FGSM <eps>` and `PGD <eps>` (ground-truth WER), `Imperceptible GT` (ground-truth WER) and
+`Imperceptible TGT` (WER against the target phrase). A transfer row's `Clean` is the target system's clean WER.
+
+| Paper link: https://arxiv.org/abs/2103.17122
+"""
+
+import csv
+import dataclasses
+import io
+import math
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from art_asr_ext.metrics import corpus_wer
+from benchmarks.runner.attacks import ATTACK_ORDER
+from benchmarks.runner.cells import UTTERANCE_COLUMNS
+
+
+@dataclasses.dataclass(frozen=True)
+class TableLayout:
+    """Rows and columns of the table."""
+
+    #: `(row label, label of the system whose clean WER fills the row's Clean column)`, in table order.
+    rows: Tuple[Tuple[str, str], ...]
+    fgsm_eps: Tuple[float, ...]
+    pgd_eps: Tuple[float, ...]
+    imperceptible: bool = True
+
+    @property
+    def columns(self) -> List[str]:
+        """Header of table1.csv."""
+        columns = ["System", "Clean"]
+        columns += [f"FGSM {format_eps(eps)}" for eps in self.fgsm_eps]
+        columns += [f"PGD {format_eps(eps)}" for eps in self.pgd_eps]
+        if self.imperceptible:
+            columns += ["Imperceptible GT", "Imperceptible TGT"]
+        return columns
+
+
+def format_eps(eps: float) -> str:
+    """
+    :param eps: A max-norm.
+    :return: Its shortest decimal form, as in the header (`0.0001`, `0.2`).
+    """
+    text = f"{eps:.10f}".rstrip("0").rstrip(".")
+    return text if float(text) == eps else repr(eps)
+
+
+def wer_percent(rows: Sequence[Mapping[str, Any]], target: bool = False) -> Optional[float]:
+    """
+    :param rows: Utterance rows of one cell.
+    :param target: Score against the target phrase instead of the reference.
+    :return: Corpus-level WER in percent, or None without rows or reference words.
+    """
+    prefix = "tgt" if target else "gt"
+    words = [int(row[f"{prefix}_words"]) for row in rows]
+    if not rows or sum(words) == 0:
+        return None
+    return 100.0 * corpus_wer([int(row[f"{prefix}_errors"]) for row in rows], words)
+
+
+def _group(rows: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str, float], List[Mapping[str, Any]]]:
+    groups: Dict[Tuple[str, str, float], List[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["row"], row["attack"], float(row["eps"])), []).append(row)
+    return groups
+
+
+def table_values(layout: TableLayout, rows: Iterable[Mapping[str, Any]]) -> List[List[Optional[float]]]:
+    """
+    :param layout: Rows and columns.
+    :param rows: Utterance rows of every finished cell.
+    :return: WER in percent per table row and column (None where the cell has no result), without the label column.
+    """
+    groups = _group(rows)
+    # One imperceptible cell per row, at that row's own eps.
+    imperceptible_rows: Dict[str, List[Mapping[str, Any]]] = {}
+    for (row_label, attack, _), group in groups.items():
+        if attack == "imperceptible":
+            imperceptible_rows.setdefault(row_label, []).extend(group)
+    values = []
+    for row_label, clean_system in layout.rows:
+        line = [wer_percent(groups.get((clean_system, "clean", 0.0), []))]
+        line += [wer_percent(groups.get((row_label, "fgsm", float(eps)), [])) for eps in layout.fgsm_eps]
+        line += [wer_percent(groups.get((row_label, "pgd", float(eps)), [])) for eps in layout.pgd_eps]
+        if layout.imperceptible:
+            imperceptible = imperceptible_rows.get(row_label, [])
+            line += [wer_percent(imperceptible), wer_percent(imperceptible, target=True)]
+        values.append(line)
+    return values
+
+
+def _format(value: Optional[float]) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def table_csv(layout: TableLayout, rows: Iterable[Mapping[str, Any]]) -> str:
+    """
+    :param layout: Rows and columns.
+    :param rows: Utterance rows of every finished cell.
+    :return: table1.csv: WER in percent with one decimal, empty where a cell has no result.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(layout.columns)
+    for (row_label, _), line in zip(layout.rows, table_values(layout, rows)):
+        writer.writerow([row_label] + [_format(value) for value in line])
+    return buffer.getvalue()
+
+
+def table_markdown(
+    layout: TableLayout, rows: Iterable[Mapping[str, Any]], failed: Mapping[str, str], caption: str
+) -> str:
+    """
+    :param layout: Rows and columns.
+    :param rows: Utterance rows of every finished cell.
+    :param failed: Error message of each failed cell key (listed under the table).
+    :param caption: A line above the table.
+    :return: table1.md (cells without a result show an em dash).
+    """
+    lines = [caption, "", "| " + " | ".join(layout.columns) + " |", "|" + "---|" * len(layout.columns)]
+    for (row_label, _), line in zip(layout.rows, table_values(layout, rows)):
+        cells = [row_label] + ["\u2014" if value is None else f"{value:.1f}" for value in line]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "WER in percent, corpus-level (total word errors / total reference words; can exceed 100)."]
+    if failed:
+        lines += ["", "Failed cells (see failures.csv):", ""]
+        lines += [f"- `{key}`: {message.splitlines()[0] if message else ''}" for key, message in sorted(failed.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _csv_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    return str(value)
+
+
+def sort_rows(rows: Iterable[Mapping[str, Any]], row_order: Sequence[str]) -> List[Mapping[str, Any]]:
+    """
+    :param rows: Utterance rows.
+    :param row_order: Table row labels in order.
+    :return: Rows sorted by table row, attack, max-norm and utterance id.
+    """
+    position = {label: i for i, label in enumerate(row_order)}
+    return sorted(
+        rows,
+        key=lambda r: (
+            position.get(r["row"], len(position)),
+            r["row"],
+            ATTACK_ORDER.index(r["attack"]),
+            float(r["eps"]),
+            r["utterance_id"],
+        ),
+    )
+
+
+def utterances_csv(rows: Iterable[Mapping[str, Any]], row_order: Sequence[str]) -> str:
+    """
+    :param rows: Utterance rows of every finished cell.
+    :param row_order: Table row labels in order.
+    :return: utterances.csv, rows in a fixed order (floats written to round-trip exactly).
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(UTTERANCE_COLUMNS)
+    for row in sort_rows(rows, row_order):
+        writer.writerow([_csv_value(row[column]) for column in UTTERANCE_COLUMNS])
+    return buffer.getvalue()
+
+
+def plot_wer_vs_eps(layout: TableLayout, rows: Iterable[Mapping[str, Any]], path) -> bool:
+    """
+    Plot WER against the max-norm, one line per table row, FGSM and PGD side by side (matplotlib's Agg backend).
+
+    :param layout: Rows and columns.
+    :param rows: Utterance rows of every finished cell.
+    :param path: PNG file to write.
+    :return: Whether there was anything to plot (nothing is written otherwise).
+    """
+    values = table_values(layout, rows)
+    panels = [("FGSM", layout.fgsm_eps, 1), ("PGD", layout.pgd_eps, 1 + len(layout.fgsm_eps))]
+    panels = [panel for panel in panels if panel[1]]
+    if not panels or all(all(v is None for v in line[1:]) for line in values):
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    for axis, (name, eps_list, offset) in zip(axes[0], panels):
+        for (row_label, _), line in zip(layout.rows, values):
+            points = [(eps, line[offset + i]) for i, eps in enumerate(eps_list) if line[offset + i] is not None]
+            if points:
+                axis.plot(*zip(*points), marker="o", label=row_label)
+        axis.set_xscale("log")
+        axis.set_xlabel("max-norm (L\u221e) of the perturbation")
+        axis.set_ylabel("WER (%)")
+        axis.set_title(name)
+        axis.grid(True, which="both", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=2, fontsize="small")
+    figure.tight_layout(rect=(0, 0.08 + 0.03 * ((len(labels) + 1) // 2), 1, 1))
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return True

@@ -1,0 +1,33 @@
+"""
+Fixtures for the benchmark runner tests: the small config written to disk, and one uninterrupted run of it that other
+tests compare against.
+"""
+
+import pytest
+import torch
+
+from tests.benchmarks.helpers import mini_config_dict, write_config
+
+
+@pytest.fixture(scope="session")
+def mini_config_path(tmp_path_factory):
+    return write_config(tmp_path_factory.mktemp("mini_config"), mini_config_dict())
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(mini_config_path, tmp_path_factory):
+    """One complete run of the small config: its output directory and summary."""
+    from benchmarks.runner import load_config, run_benchmark
+
+    out = tmp_path_factory.mktemp("uninterrupted")
+    summary = run_benchmark(load_config(mini_config_path), out, progress=False, threads=1, plot=False)
+    return out, summary
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """The tiny models are dominated by thread synchronisation on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

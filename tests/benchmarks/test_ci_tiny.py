@@ -1,0 +1,68 @@
+"""
+End-to-end: the CI preset through the command line, checking every output file.
+"""
+
+import json
+import math
+import subprocess
+import sys
+from collections import Counter
+
+import yaml
+
+from benchmarks.runner.cells import UTTERANCE_COLUMNS
+from tests.benchmarks.helpers import DATA, REPO, read_csv
+
+CONFIG = REPO / "benchmarks" / "configs" / "ci_tiny.yaml"
+
+
+def test_ci_tiny_end_to_end(tmp_path):
+    assert (DATA / "LibriSpeech" / "test-clean").is_dir(), f"Real test data missing: {DATA}"
+    command = [sys.executable, "benchmarks/run.py", "--config", str(CONFIG), "--out", str(tmp_path)]
+    result = subprocess.run(
+        command + ["--threads", "1", "--no-progress"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    raw = yaml.safe_load(CONFIG.read_text())
+    fgsm, pgd = raw["attacks"]["fgsm"]["eps"], raw["attacks"]["pgd"]["eps"]
+    labels = [system["label"] for system in raw["systems"]] + ["Transfer attack: (1) + attack from (8)"]
+
+    table = read_csv(tmp_path / "table1.csv")
+    header = (tmp_path / "table1.csv").read_text().splitlines()[0]
+    assert header == "System,Clean,FGSM 0.001,FGSM 0.01,PGD 0.001,PGD 0.01,Imperceptible GT,Imperceptible TGT"
+    assert [row["System"] for row in table] == labels
+    for row in table:
+        values = [float(row[column]) for column in header.split(",")[1:]]  # every cell filled
+        assert all(0 <= value < 1000 for value in values)
+    assert "| (1) DeepSpeech 2 |" in (tmp_path / "table1.md").read_text()
+    assert "| (1) DeepSpeech 2 |" in result.stdout
+
+    rows = read_csv(tmp_path / "utterances.csv")
+    assert tuple(rows[0]) == UTTERANCE_COLUMNS
+    cells_per_system = 1 + len(fgsm) + len(pgd) + 1
+    assert len(rows) == 2 * (len(raw["systems"]) * cells_per_system + cells_per_system - 1)
+    assert max(Counter((r["row"], r["attack"], r["eps"], r["utterance_id"]) for r in rows).values()) == 1
+    for row in rows:
+        eps, linf, snr = float(row["eps"]), float(row["linf"]), float(row["snr_db"])
+        for column in ("gt_errors", "gt_words", "tgt_errors", "tgt_words"):
+            assert int(row[column]) >= 0
+        assert int(row["gt_words"]) > 0 and int(row["tgt_words"]) > 0 and row["reference"] and row["target"]
+        assert float(row["seconds"]) >= 0
+        if row["attack"] == "clean":
+            assert linf == 0 and snr == math.inf
+        else:
+            assert 0 < linf <= eps * (1 + 1e-5) and math.isfinite(snr) and snr > 0
+        assert row["targeted"] == ("true" if row["attack"] in ("pgd", "imperceptible") else "false")
+    transfer = [r for r in rows if r["row"].startswith("Transfer")]
+    source = {(r["attack"], r["eps"], r["utterance_id"]): r for r in rows if r["row"].startswith("(8)")}
+    for row in transfer:
+        assert row["system"] == "(1) DeepSpeech 2" and row["source"] == "(8) DeepSpeech 2, other seed"
+        assert row["linf"] == source[(row["attack"], row["eps"], row["utterance_id"])]["linf"]
+
+    assert read_csv(tmp_path / "failures.csv") == []
+    assert (tmp_path / "wer_vs_eps.png").stat().st_size > 1000
+    assert len(list((tmp_path / "adversarial").glob("*.npz"))) == cells_per_system - 1
+    run_json = json.loads((tmp_path / "run.json").read_text())
+    assert run_json["config"] == raw and run_json["invocation"]["cells"]["computed"] == len(rows) // 2
+    assert run_json["invocation"]["wall_time_s"] > 0 and run_json["versions"]["torch"]
+    assert "Done in" in (tmp_path / "run.log").read_text()

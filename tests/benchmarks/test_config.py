@@ -1,0 +1,165 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmarks.runner.config import ConfigError, load_config, missing_files, parse_config, transfer_label
+from tests.benchmarks.helpers import REPO
+
+BASE = {
+    "seed": 0,
+    "data": {"librispeech": "data/test-clean", "max_utterances": 2},
+    "targets": {"pool": "pool.txt"},
+    "attacks": {
+        "fgsm": {"eps": [0.001, 0.01]},
+        "pgd": {"eps": ["1e-4"], "max_iter": 7},
+        "imperceptible": {"eps": 0.05, "max_iter_1": 2},
+    },
+    "systems": [
+        {"label": "(1) DS2", "estimator": {"type": "deepspeech2", "random_init": {"hidden_size": 8}}},
+        {
+            "label": "(2) DS2 + RS",
+            "estimator": {"type": "deepspeech2", "checkpoint": "ds2.ckpt"},
+            "defences": [{"type": "rs", "sigma": 0.01}, {"type": "vocoder", "mode": "white-box"}],
+            "imperceptible": False,
+        },
+    ],
+    "transfer": [{"source": "(2) DS2 + RS", "target": "(1) DS2"}],
+}
+
+
+def parse(raw, **kwargs):
+    return parse_config(raw, Path("/base"), **kwargs)
+
+
+def test_a_valid_config_parses_with_paths_and_defaults():
+    config = parse(copy.deepcopy(BASE))
+    assert config.data.librispeech == Path("/base/data/test-clean")
+    assert config.attacks.pgd_eps == (1e-4,)  # PyYAML reads 1e-4 as a string; it is accepted
+    assert config.attacks.pgd_step_ratio == 0.2 and config.attacks.pgd_targeted and not config.attacks.fgsm_targeted
+    first, second = config.systems
+    assert first.imperceptible == {"eps": 0.05, "max_iter_1": 2} and second.imperceptible is None
+    assert second.estimator.checkpoint == Path("/base/ds2.ckpt")
+    assert [d.type for d in second.defences] == ["rs", "vocoder"] and second.defences[1].mode == "white-box"
+    assert config.transfer[0].label == "Transfer attack: (1) + attack from (2)"
+    assert config.transfer[0].attacks == ("fgsm", "pgd", "imperceptible")
+
+
+def test_max_utterances_override():
+    assert parse(copy.deepcopy(BASE), max_utterances=5).data.max_utterances == 5
+    with pytest.raises(ConfigError, match=r"--max-utterances: must be >= 1. Found: 0"):
+        parse(copy.deepcopy(BASE), max_utterances=0)
+
+
+def _set(raw, path, value):
+    node = raw
+    for key in path[:-1]:
+        node = node[key]
+    if value is _DELETE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        (("sytems",), [], r"^sytems: unknown key"),
+        (("data",), _DELETE, r"^data: is required"),
+        (("seed",), -1, r"^seed: must be >= 0. Found: -1"),
+        (("device",), "tpu", r"^device: must be one of \['cpu', 'gpu'\]. Found: 'tpu'"),
+        (("data", "max_utterances"), "ten", r"^data.max_utterances: must be an integer. Found: 'ten'"),
+        (("targets", "match"), "syllables", r"^targets.match: must be one of \['words', 'chars'\]"),
+        (("attacks", "fgsm", "eps", 1), "big", r"^attacks.fgsm.eps\[1\]: must be a number. Found: 'big'"),
+        (("attacks", "fgsm", "eps", 0), -0.1, r"^attacks.fgsm.eps\[0\]: must be > 0. Found: -0.1"),
+        (("attacks", "fgsm", "eps"), [0.1, 0.1], r"^attacks.fgsm.eps: must not repeat a max-norm"),
+        (("attacks", "pgd", "eps"), [], r"^attacks.pgd.eps: must not be empty"),
+        (("attacks", "pgd", "max_iter"), 0, r"^attacks.pgd.max_iter: must be >= 1. Found: 0"),
+        (("attacks", "cw"), {}, r"^attacks.cw: unknown key"),
+        (("attacks", "imperceptible", "max_iter"), 3, r"^attacks.imperceptible.max_iter: unknown key"),
+        (("attacks", "imperceptible", "max_iter_1"), 1.5, r"^attacks.imperceptible.max_iter_1: must be an integer"),
+        (("systems", 0, "estimator", "type"), "kaldi", r"^systems\[0\].estimator.type: must be one of"),
+        (
+            ("systems", 0, "estimator", "checkpoint"),
+            "x.ckpt",
+            r"^systems\[0\].estimator: a deepspeech2 estimator needs exactly checkpoint or random_init. "
+            r"Found: \['checkpoint', 'random_init'\]",
+        ),
+        (("systems", 0, "estimator", "random_init", "hidden_size"), 0, r"random_init.hidden_size: must be >= 1"),
+        (("systems", 1, "label"), "(1) DS2", r"^systems\[1\].label: repeats the label of systems\[0\]"),
+        (("systems", 1, "defences", 0, "sigma"), -1, r"^systems\[1\].defences\[0\].sigma: must be >= 0.0. Found: -1"),
+        (("systems", 1, "defences", 1, "mode"), "grey-box", r"^systems\[1\].defences\[1\].mode: must be one of"),
+        (("systems", 1, "defences", 0), {"type": "rs_aug"}, r"^systems\[1\].defences\[0\].type: RS-aug is how a"),
+        (("systems", 1, "defences", 0), {"type": "mp3"}, r"^systems\[1\].defences\[0\].type: must be 'rs' or 'voc"),
+        (("systems", 1, "training"), {"rs_aug": [0.3]}, r"^systems\[1\].training.rs_aug: must be false or the"),
+        (("systems", 1, "imperceptible"), {"eps": 0}, r"^systems\[1\].imperceptible.eps: must be > 0"),
+        (("transfer", 0, "source"), "(9) Nope", r"^transfer\[0\].source: names no system"),
+        (("transfer", 0, "target"), "(2) DS2 + RS", r"^transfer\[0\].target: must differ from source"),
+        (("transfer", 0, "attacks"), ["fgsm", "jsma"], r"^transfer\[0\].attacks\[1\]: must be one of"),
+    ],
+)
+def test_invalid_values_name_their_key_path(path, value, message):
+    raw = copy.deepcopy(BASE)
+    _set(raw, path, value)
+    with pytest.raises(ConfigError, match=message):
+        parse(raw)
+
+
+def test_estimator_sources_per_type():
+    raw = copy.deepcopy(BASE)
+    raw["systems"][0]["estimator"] = {"type": "espnet", "asr_train_config": "config.yaml"}
+    with pytest.raises(ConfigError, match=r"espnet estimator needs exactly model_dir or asr_train_config\+asr_model"):
+        parse(raw)
+    raw["systems"][0]["estimator"] = {"type": "whisper", "checkpoint": "bundled", "options": {"max_new_tokens": 5}}
+    estimator = parse(raw).systems[0].estimator
+    assert estimator.bundled and estimator.checkpoint is None and estimator.options == {"max_new_tokens": 5}
+    raw["systems"][0]["estimator"]["options"] = {"device_type": "gpu"}
+    with pytest.raises(ConfigError, match=r"^systems\[0\].estimator.options.device_type: is set by the runner"):
+        parse(raw)
+
+
+def test_yaml_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Config file not found"):
+        load_config(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("systems: [unclosed\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_config(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="^config: must be a mapping"):
+        load_config(bad)
+
+
+def test_missing_files_and_placeholders_are_listed_by_key(tmp_path):
+    raw = copy.deepcopy(BASE)
+    raw["systems"][1]["estimator"]["checkpoint"] = "FILL_ME/ds2.ckpt"
+    (tmp_path / "pool.txt").write_text("HELLO\n")
+    problems = missing_files(parse_config(raw, tmp_path))
+    assert problems[0].startswith("data.librispeech: not found")
+    assert problems[1].startswith("systems[1].estimator.checkpoint: placeholder")
+    assert len(problems) == 2
+
+
+def test_transfer_labels_follow_the_study():
+    assert transfer_label("(8) Transformer", "(1) DeepSpeech 2") == "Transfer attack: (1) + attack from (8)"
+    assert transfer_label("B", "A") == "Transfer attack: A + attack from B"
+
+
+@pytest.mark.parametrize("name", ["paper_table1.yaml", "ci_tiny.yaml"])
+def test_presets_parse(name):
+    config = load_config(REPO / "benchmarks" / "configs" / name)
+    assert config.systems and config.transfer
+    if name == "paper_table1.yaml":
+        assert config.attacks.fgsm_eps == config.attacks.pgd_eps == (1e-4, 1e-3, 1e-2, 0.1, 0.2)
+        assert config.attacks.pgd_max_iter == 7 and config.attacks.pgd_step_ratio == 0.2
+        assert config.data.max_utterances == 100 and config.device == "gpu"
+        assert config.transfer[0].label == "Transfer attack: (1) + attack from (8)"
+        assert any("placeholder" in problem for problem in missing_files(config))
+    else:
+        assert missing_files(config) == []
+        raw = yaml.safe_load((REPO / "benchmarks" / "configs" / name).read_text())
+        assert raw["data"]["max_utterances"] == 2

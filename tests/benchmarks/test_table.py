@@ -1,0 +1,105 @@
+import random
+
+import pytest
+
+from art_asr_ext.metrics import word_errors
+from benchmarks.runner.cells import UTTERANCE_COLUMNS
+from benchmarks.runner.table import TableLayout, format_eps, table_csv, table_markdown, table_values, utterances_csv
+
+LAYOUT = TableLayout(
+    rows=(("(1) DS2", "(1) DS2"), ("(8) TF", "(8) TF"), ("Transfer attack: (1) + attack from (8)", "(1) DS2")),
+    fgsm_eps=(0.0001, 0.1),
+    pgd_eps=(0.1,),
+)
+
+
+def row(table_row, attack, eps, uid, reference, hypothesis, target="OPEN THE DOOR", system=None):
+    gt, tgt = word_errors(reference, hypothesis), word_errors(target, hypothesis)
+    values = dict(
+        row=table_row,
+        system=system or table_row,
+        source=table_row,
+        attack=attack,
+        eps=eps,
+        targeted=attack in ("pgd", "imperceptible"),
+        utterance_id=uid,
+        reference=reference,
+        target=target,
+        hypothesis=hypothesis,
+        gt_errors=gt.errors,
+        gt_words=gt.reference_words,
+        tgt_errors=tgt.errors,
+        tgt_words=tgt.reference_words,
+        linf=eps,
+        snr_db=float("inf") if eps == 0 else 30.0,
+        seconds=0.5,
+    )
+    assert set(values) == set(UTTERANCE_COLUMNS)
+    return values
+
+
+ROWS = [
+    # Clean (1): 0 errors / 4 words + 1 deletion / 2 words = 1/6 = 16.7 %
+    row("(1) DS2", "clean", 0.0, "u1", "A B C D", "A B C D"),
+    row("(1) DS2", "clean", 0.0, "u2", "E F", "E"),
+    # FGSM 0.1 (1): everything wrong: 6/6 = 100 %
+    row("(1) DS2", "fgsm", 0.1, "u1", "A B C D", "W X Y Z"),
+    row("(1) DS2", "fgsm", 0.1, "u2", "E F", ""),
+    # PGD 0.1 (1): 4 substitutions + 1 insertion, and 2 substitutions + 3 insertions: 10/6 = 166.7 %
+    row("(1) DS2", "pgd", 0.1, "u1", "A B C D", "OPEN THE POD BAY DOORS"),
+    row("(1) DS2", "pgd", 0.1, "u2", "E F", "OPEN THE POD BAY DOORS"),
+    # Imperceptible (1): the target reached on u1 (GT 4+... see below), TGT 0 + 1 deletion of 3 words
+    row("(1) DS2", "imperceptible", 0.05, "u1", "A B C D", "OPEN THE DOOR"),  # GT 3 subs + 1 del = 4; TGT 0
+    row("(1) DS2", "imperceptible", 0.05, "u2", "E F", "OPEN THE"),  # GT 2 subs; TGT 1 deletion
+    # (8) has only its clean cell: 1 substitution over 2 words = 50 %
+    row("(8) TF", "clean", 0.0, "u1", "E F", "E G"),
+    # Transfer row: FGSM 0.1 on (1) with (8)'s examples: 1 insertion / 4 = 25 %
+    row("Transfer attack: (1) + attack from (8)", "fgsm", 0.1, "u1", "A B C D", "A B C D E", system="(1) DS2"),
+]
+
+
+def test_corpus_wer_per_cell_hand_checked():
+    values = table_values(LAYOUT, ROWS)
+    assert values[0] == [pytest.approx(100 / 6), None, 100.0, pytest.approx(1000 / 6), 100.0, pytest.approx(100 / 6)]
+    assert values[1] == [50.0, None, None, None, None, None]
+    # A transfer row's Clean column is its target system's clean WER.
+    assert values[2] == [pytest.approx(100 / 6), None, 25.0, None, None, None]
+
+
+def test_table1_csv_has_the_study_layout():
+    text = table_csv(LAYOUT, ROWS)
+    assert text.splitlines() == [
+        "System,Clean,FGSM 0.0001,FGSM 0.1,PGD 0.1,Imperceptible GT,Imperceptible TGT",
+        "(1) DS2,16.7,,100.0,166.7,100.0,16.7",
+        "(8) TF,50.0,,,,,",
+        "Transfer attack: (1) + attack from (8),16.7,,25.0,,,",
+    ]
+    assert table_csv(LAYOUT, list(reversed(ROWS))) == text  # row order does not matter
+
+
+def test_layout_without_imperceptible_and_eps_headers():
+    layout = TableLayout(rows=(("A", "A"),), fgsm_eps=(1e-4, 0.2), pgd_eps=(1e-2,), imperceptible=False)
+    assert layout.columns == ["System", "Clean", "FGSM 0.0001", "FGSM 0.2", "PGD 0.01"]
+    assert format_eps(1e-12) == "1e-12"
+
+
+def test_markdown_marks_missing_cells_and_lists_failures():
+    text = table_markdown(LAYOUT, ROWS, {"(8) TF | pgd | 0.1": "RuntimeError: out of memory\ntrace"}, "Caption")
+    lines = text.splitlines()
+    assert lines[0] == "Caption"
+    assert lines[5] == "| (8) TF | 50.0 | \u2014 | \u2014 | \u2014 | \u2014 | \u2014 |"
+    assert "- `(8) TF | pgd | 0.1`: RuntimeError: out of memory" in lines
+
+
+def test_utterances_csv_is_sorted_whatever_the_input_order():
+    shuffled = list(ROWS)
+    random.Random(0).shuffle(shuffled)
+    order = [label for label, _ in LAYOUT.rows]
+    text = utterances_csv(shuffled, order)
+    assert text == utterances_csv(ROWS, order)
+    lines = text.splitlines()
+    assert lines[0] == ",".join(UTTERANCE_COLUMNS)
+    assert [line.split(",")[3] for line in lines[1:9]] == ["clean"] * 2 + ["fgsm"] * 2 + ["pgd"] * 2 + [
+        "imperceptible"
+    ] * 2
+    assert lines[1].split(",")[-2:] == ["inf", "0.5"]  # snr of a clean row, seconds
