@@ -12,7 +12,9 @@ import dataclasses
 from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
-from art.attacks.evasion import FastGradientMethod, ImperceptibleASRPyTorch, ProjectedGradientDescent
+from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
+
+from art_asr_ext.attacks.evasion import RaggedImperceptibleASRPyTorch
 
 from benchmarks.runner.config import BenchmarkConfig, SystemConfig
 
@@ -99,57 +101,6 @@ def transfer_sources(config: BenchmarkConfig, grid: List[Cell]) -> set:
     if config.save_adversarial:
         return {cell.key for cell in grid if cell.attack != "clean" and not cell.is_transfer}
     return {cell.source_key for cell in grid if cell.is_transfer}
-
-
-class RaggedImperceptibleASRPyTorch(ImperceptibleASRPyTorch):
-    """
-    ART's ImperceptibleASRPyTorch, accepting a batch of utterances of different lengths under numpy 2.
-
-    ART 1.20.1 stacks the batch with ``np.array([...])``, which numpy >= 1.24 refuses for ragged rows; this override of
-    :meth:`generate` only builds object arrays instead and otherwise runs ART's own algorithm unchanged.
-
-    | Paper link: https://arxiv.org/abs/1903.10346
-    """
-
-    def generate(self, x: np.ndarray, y: Optional[np.ndarray] = None, **kwargs) -> np.ndarray:
-        """
-        :param x: Object array of 1-D waveforms (or a 2-D array).
-        :param y: Target transcripts, one per utterance.
-        :return: Object array of adversarial waveforms, each the length and dtype of its input.
-        """
-        if y is None:
-            raise ValueError("The imperceptible attack is targeted: give the target transcripts y.")
-        if len(x) == 0 or (isinstance(x, np.ndarray) and x.dtype != object):
-            return super().generate(x, y, **kwargs)
-        lengths = {len(x_i) for x_i in x}
-        if len(lengths) == 1:
-            stacked = np.stack([np.asarray(x_i) for x_i in x])
-            return _object_array(list(super().generate(stacked, y, **kwargs)))
-        # The same steps as ImperceptibleASRPyTorch.generate, with object arrays.
-        import torch
-
-        adversarial = _object_array([np.asarray(x_i).astype(np.float64) for x_i in x])
-        self.estimator.to_training_mode()
-        self.estimator.set_batchnorm(train=False)
-        for start in range(0, len(x), self.batch_size):
-            stop = min(start + self.batch_size, len(x))
-            self.global_optimal_delta.data = torch.zeros(self.batch_size, self.global_max_length).type(torch.float64)
-            optimizer_1 = self._optimizer_arg_1 or torch.optim.Adam
-            optimizer_2 = self._optimizer_arg_2 or torch.optim.Adam
-            self.optimizer_1 = optimizer_1(params=[self.global_optimal_delta], lr=self.learning_rate_1)
-            self.optimizer_2 = optimizer_2(params=[self.global_optimal_delta], lr=self.learning_rate_2)
-            batch = self._generate_batch(adversarial[start:stop], np.asarray(y)[start:stop])
-            for i in range(stop - start):
-                adversarial[start + i] = batch[i, : len(adversarial[start + i])]
-        self.estimator.set_batchnorm(train=True)
-        return _object_array([adversarial[i].astype(np.asarray(x[i]).dtype) for i in range(len(x))])
-
-
-def _object_array(items: List[np.ndarray]) -> np.ndarray:
-    result = np.empty(len(items), dtype=object)
-    for index, item in enumerate(items):
-        result[index] = item
-    return result
 
 
 def make_attack(cell: Cell, estimator, batch_size: int, max_length: int):

@@ -1,0 +1,3 @@
+"""
+Attacks that fix or extend ART's for speech recognizers.
+"""

@@ -1,0 +1,56 @@
+"""
+ART's ImperceptibleASRPyTorch for batches of utterances of different lengths.
+
+| Paper link: https://arxiv.org/abs/1903.10346
+"""
+
+from typing import Optional
+
+import numpy as np
+from art.attacks.evasion import ImperceptibleASRPyTorch
+
+from art_asr_ext.estimators.speech_recognition.speech_inputs import to_object_array
+
+
+class RaggedImperceptibleASRPyTorch(ImperceptibleASRPyTorch):
+    """
+    ART's ImperceptibleASRPyTorch, accepting a batch of utterances of different lengths under numpy 2.
+
+    ART 1.20.1 stacks the batch with ``np.array([...])``, which numpy >= 1.24 refuses for ragged rows; this override of
+    :meth:`generate` only builds object arrays instead and otherwise runs ART's own algorithm unchanged.
+
+    | Paper link: https://arxiv.org/abs/1903.10346
+    """
+
+    def generate(self, x: np.ndarray, y: Optional[np.ndarray] = None, **kwargs) -> np.ndarray:
+        """
+        :param x: Object array of 1-D waveforms (or a 2-D array).
+        :param y: Target transcripts, one per utterance.
+        :return: Object array of adversarial waveforms, each the length and dtype of its input.
+        """
+        if y is None:
+            raise ValueError("The imperceptible attack is targeted: give the target transcripts y.")
+        if len(x) == 0 or (isinstance(x, np.ndarray) and x.dtype != object):
+            return super().generate(x, y, **kwargs)
+        lengths = {len(x_i) for x_i in x}
+        if len(lengths) == 1:
+            stacked = np.stack([np.asarray(x_i) for x_i in x])
+            return to_object_array(list(super().generate(stacked, y, **kwargs)))
+        # The same steps as ImperceptibleASRPyTorch.generate, with object arrays.
+        import torch
+
+        adversarial = to_object_array([np.asarray(x_i).astype(np.float64) for x_i in x])
+        self.estimator.to_training_mode()
+        self.estimator.set_batchnorm(train=False)
+        for start in range(0, len(x), self.batch_size):
+            stop = min(start + self.batch_size, len(x))
+            self.global_optimal_delta.data = torch.zeros(self.batch_size, self.global_max_length).type(torch.float64)
+            optimizer_1 = self._optimizer_arg_1 or torch.optim.Adam
+            optimizer_2 = self._optimizer_arg_2 or torch.optim.Adam
+            self.optimizer_1 = optimizer_1(params=[self.global_optimal_delta], lr=self.learning_rate_1)
+            self.optimizer_2 = optimizer_2(params=[self.global_optimal_delta], lr=self.learning_rate_2)
+            batch = self._generate_batch(adversarial[start:stop], np.asarray(y)[start:stop])
+            for i in range(stop - start):
+                adversarial[start + i] = batch[i, : len(adversarial[start + i])]
+        self.estimator.set_batchnorm(train=True)
+        return to_object_array([adversarial[i].astype(np.asarray(x[i]).dtype) for i in range(len(x))])
