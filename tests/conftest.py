@@ -33,3 +33,15 @@ def real_clips(librispeech_utterances):
 def _seed():
     torch.manual_seed(0)
     np.random.seed(0)
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """
+    One intra-op thread for a test module of tiny models: their cost is thread synchronisation, which a second thread
+    on a shared 2-core machine makes many times slower. Restored after the module.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

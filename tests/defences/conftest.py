@@ -14,11 +14,10 @@ import pytest
 import soundfile
 import torch
 import yaml
-from espnet2.gan_tts.hifigan.hifigan import HiFiGANGenerator
 from espnet2.gan_tts.parallel_wavegan.parallel_wavegan import ParallelWaveGANDiscriminator, ParallelWaveGANGenerator
 
 from art_asr_ext.features.mel import LogMelConfig, LogMelSpectrogram
-from art_asr_ext.models.vocoder import Vocoder
+from art_asr_ext.models.vocoder import Vocoder, tiny_random_hifigan
 
 LIBRISPEECH = Path(__file__).resolve().parents[3] / "shared" / "data" / "LibriSpeech" / "test-clean"
 
@@ -161,22 +160,13 @@ def pwg_folder_factory(tmp_path):
 
 
 def tiny_hifigan_vocoder(seed: int = 0, sample_rate: int = 8000) -> Vocoder:
-    """A random HiFi-GAN (ESPnet generator) at 8 kHz with 8 mel bands and hop 16: small enough for gradcheck."""
-    torch.manual_seed(seed)
-    generator = HiFiGANGenerator(
-        in_channels=8,
-        channels=16,
-        upsample_scales=[4, 4],
-        upsample_kernel_sizes=[8, 8],
-        resblock_kernel_sizes=[3],
-        resblock_dilations=[[1, 3]],
-        use_weight_norm=False,
-    )
-    perturb(generator, seed, scale=0.05)
-    front_end = LogMelSpectrogram(
-        LogMelConfig.hifigan(sample_rate=sample_rate, n_fft=64, hop_length=16, win_length=64, n_mels=8, fmax=None)
-    )
-    return Vocoder(front_end, generator.eval(), name="tiny-hifigan").eval()
+    """The library's tiny random HiFi-GAN (8 kHz, 8 mel bands, hop 16), perturbed: small enough for gradcheck."""
+    if sample_rate != 8000:
+        raise ValueError(f"the tiny HiFi-GAN runs at 8000 Hz. Found: {sample_rate}")
+    vocoder = tiny_random_hifigan(seed)
+    perturb(vocoder.generator, seed, scale=0.05)
+    vocoder.name = "tiny-hifigan"
+    return vocoder.eval()
 
 
 def tiny_pwg_vocoder(seed: int = 0) -> Vocoder:
@@ -225,18 +215,6 @@ def librispeech_clip():
     return audio[8000 : 8000 + 3 * 16000]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_torch_thread():
-    """
-    One intra-op thread: the tiny models here are dominated by thread synchronisation, which costs 50x on a busy
-    2-core machine (2 ms vs 120 ms per forward). Restored after each module so other test folders are unaffected.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def make_tiny_hifigan():
     return tiny_hifigan_vocoder
@@ -250,3 +228,8 @@ def make_tiny_pwg():
 @pytest.fixture
 def make_speech():
     return speech_like
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread(single_torch_thread):
+    """Every defence test module runs torch on one thread (see tests/conftest.py)."""

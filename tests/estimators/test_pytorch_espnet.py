@@ -30,6 +30,8 @@ TARGET = "OPEN THE DOOR"
 # What the cropped clips say (the start of their LibriSpeech transcripts).
 TRANSCRIPTS = ["AFTER EARLY NIGHTFALL", "GOD AS A DIRECT", "YET THESE THOUGHTS"]
 
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
 
 def tiny_config(**overrides):
     arguments = dict(d_model=32, attention_heads=2, linear_units=64, encoder_blocks=2, decoder_blocks=1, n_mels=40)
@@ -40,15 +42,6 @@ def tiny_config(**overrides):
 def tiny_model(seed: int = 0, **overrides):
     torch.manual_seed(seed)
     return build_espnet_asr(tiny_config(**overrides)).eval()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny tensors: threads only add contention on a shared machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

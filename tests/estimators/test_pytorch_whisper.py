@@ -35,16 +35,10 @@ from art_asr_ext.models.whisper_ctranslate2 import (
 
 LIBRISPEECH = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "LibriSpeech", "test-clean")
 FLAC_FILES = sorted(glob.glob(os.path.join(LIBRISPEECH, "*", "*", "*.flac")))
-needs_data = pytest.mark.skipif(len(FLAC_FILES) < 3, reason="needs the three LibriSpeech test-clean clips")
+# The real clips are required: the shared fixture fails the test (never skips it) when they are missing.
+needs_data = pytest.mark.usefixtures("librispeech_utterances")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One thread: on a shared 2-core machine torch's second thread mostly waits (4x slower here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")
