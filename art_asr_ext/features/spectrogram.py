@@ -61,6 +61,8 @@ def log_spectrogram(
     :param normalize: Subtract the mean and divide by the (unbiased) standard deviation of each utterance.
     :return: Features of shape `(batch, n_fft // 2 + 1, frames)`, zero on padded frames, and frame lengths.
     """
+    # Whatever the caller left beyond each length, the real frames see zeros there, as in the unpadded utterance.
+    waveforms = waveforms * time_mask(sample_lengths, waveforms.shape[-1]).to(waveforms.dtype)
     # Zero ("constant") padding makes a padded utterance's real frames identical to its unpadded frames, and is
     # librosa's default since 0.10, which deepspeech.pytorch uses.
     stft = torch.stft(

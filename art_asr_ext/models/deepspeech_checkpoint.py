@@ -213,7 +213,15 @@ def deepspeech_config(checkpoint: Mapping[str, Any]) -> Dict[str, Any]:
 
     :param checkpoint: A checkpoint dict as read by `read_checkpoint_file`.
     :return: Keyword arguments for `DeepSpeech2`.
+    :raises ValueError: If the checkpoint lacks an entry the configuration needs (the entry is named).
     """
+    try:
+        return _deepspeech_config(checkpoint)
+    except KeyError as error:
+        raise ValueError(f"Checkpoint lacks the entry {error.args[0]!r} that its model configuration needs.") from error
+
+
+def _deepspeech_config(checkpoint: Mapping[str, Any]) -> Dict[str, Any]:
     if "hyper_parameters" in checkpoint:  # v3, PyTorch Lightning
         hyper = checkpoint["hyper_parameters"]
         model_cfg, spect_cfg = hyper.get("model_cfg"), hyper.get("spect_cfg")

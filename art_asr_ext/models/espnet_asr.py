@@ -19,6 +19,7 @@ import argparse
 import copy
 import logging
 import os
+import pickle
 import shutil
 import time
 from dataclasses import dataclass
@@ -177,8 +178,11 @@ def _zoo_files(model_dir: Path) -> Dict[str, Path]:
     """The config and weights of a model directory: from `meta.yaml`, else the single `config.yaml` and `.pth`."""
     meta = model_dir / "meta.yaml"
     if meta.is_file():
-        with meta.open(encoding="utf-8") as f:
-            content = yaml.safe_load(f) or {}
+        try:
+            with meta.open(encoding="utf-8") as f:
+                content = yaml.safe_load(f) or {}
+        except yaml.YAMLError as error:
+            raise ValueError(f"{meta} is not valid YAML: {error}") from error
         names = {**(content.get("yaml_files") or {}), **(content.get("files") or {})}
         missing = [key for key in ("asr_train_config", "asr_model_file") if key not in names]
         if missing:
@@ -277,17 +281,28 @@ def load_espnet_asr(
     for key, path in (("asr_train_config", config_file), ("asr_model_file", model_file)):
         if not path.is_file():
             raise FileNotFoundError(f"{key} {str(path)!r} does not exist.")
-    with config_file.open(encoding="utf-8") as f:
-        raw = yaml.safe_load(f)
+    try:
+        with config_file.open(encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except yaml.YAMLError as error:
+        raise ValueError(f"{config_file} is not valid YAML: {error}") from error
     if not isinstance(raw, dict) or "token_list" not in raw:
         raise ValueError(f"{config_file} is not an ESPnet ASR training config (no token_list).")
     # A recipe's paths are relative to its working directory: the package root, i.e. some ancestor of the config.
     roots += [config_file.parent, *config_file.parent.parents][:5]
     config = resolve_config_paths(raw, roots)
 
-    state = torch.load(model_file, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(model_file, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
+        raise ValueError(
+            f"{model_file} is not a readable torch state dict (corrupt, truncated, or holding pickled objects that "
+            f"weights_only loading refuses): {error}"
+        ) from error
     if isinstance(state, dict) and "module" in state and isinstance(state["module"], dict):
         state = state["module"]
+    if not isinstance(state, dict):
+        raise ValueError(f"{model_file} holds a {type(state).__name__}, not a state dict of parameter tensors.")
     _check_output_sizes(state, config["token_list"], model_file)
     model = build_espnet_asr(config)
     result = model.load_state_dict(state, strict=False)

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from art_asr_ext.models.ctc import ctc_frames_needed
+
 if TYPE_CHECKING:
     from espnet2.asr.espnet_model import ESPnetASRModel
 
@@ -66,11 +68,6 @@ def encode_utterances(
         outputs.append(encoded[0, : int(encoded_lengths[0])])
     lengths = torch.tensor([len(o) for o in outputs], dtype=torch.long, device=speech.device)
     return torch.nn.utils.rnn.pad_sequence(outputs, batch_first=True), lengths
-
-
-def ctc_frames_needed(tokens: Sequence[int]) -> int:
-    """Fewest CTC frames that can emit `tokens`: one per token plus a blank between repeated tokens."""
-    return len(tokens) + sum(1 for a, b in zip(tokens[:-1], tokens[1:]) if a == b)
 
 
 def ctc_losses(

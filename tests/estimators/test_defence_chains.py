@@ -117,3 +117,11 @@ def test_chains_with_the_espnet_estimator(clips):
     for b, w in zip(black.loss_gradient(clips, TARGETS), white.loss_gradient(clips, TARGETS)):
         assert np.all(np.isfinite(w)) and not np.allclose(b, w, rtol=1e-2)
     assert white.predict(clips).shape == (2,)
+
+
+def test_white_box_vocoder_runs_once_per_gradient(model, clips):
+    smoothing, vocoder = _chain("white-box")
+    calls = []
+    vocoder._vocoder.generator.register_forward_hook(lambda *args: calls.append(1))
+    PyTorchDeepSpeech2(model=model, preprocessing_defences=[smoothing, vocoder]).loss_gradient(clips, TARGETS)
+    assert len(calls) == len(clips)

@@ -268,3 +268,45 @@ def test_constructor_errors(tmp_path):
         PyTorchDeepSpeech2(model=DeepSpeech2(hidden_size=8, hidden_layers=1)).fit(
             to_object_array([np.zeros(8000, dtype=np.float32)]), np.array(["A"])
         )
+
+
+def test_equal_length_object_array_is_a_batch_of_waveforms(tiny_estimator, real_clips):
+    equal = np.array([real_clips[0][:8000], real_clips[1][:8000]], dtype=object)
+    assert equal.ndim == 2  # numpy's doing: equal-length rows make a 2-D object array
+    assert list(tiny_estimator.predict(equal)) == list(tiny_estimator.predict(np.stack(list(equal)).astype(np.float32)))
+
+
+def test_samples_beyond_real_lengths_never_reach_the_loss(tiny_estimator, real_clips):
+    padded = torch.zeros(2, 9000)
+    padded[0, :9000] = torch.from_numpy(real_clips[0][:9000])
+    padded[1, :6000] = torch.from_numpy(real_clips[1][:6000])
+    garbage = padded.clone()
+    garbage[1, 6000:] = 0.5
+    lengths = np.array([9000, 6000])
+    clean, _ = tiny_estimator.compute_loss_and_decoded_output(padded, TARGETS[:2], real_lengths=lengths)
+    dirty, _ = tiny_estimator.compute_loss_and_decoded_output(garbage, TARGETS[:2], real_lengths=torch.tensor(lengths))
+    assert float(clean) == float(dirty)
+    with pytest.raises(ValueError, match="real_lengths"):
+        tiny_estimator.compute_loss_and_decoded_output(padded, TARGETS[:2], real_lengths=[9000, 0])
+
+
+def test_fit_keeps_parts_the_caller_froze_frozen(real_clips):
+    model = DeepSpeech2(hidden_size=16, hidden_layers=1)
+    model.conv.requires_grad_(False)
+    frozen = [p.clone() for p in model.conv.parameters()]
+    estimator = PyTorchDeepSpeech2(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    estimator.fit(to_object_array([c[:8000] for c in real_clips]), TARGETS, batch_size=3, nb_epochs=1)
+    assert all(torch.equal(a, b) for a, b in zip(frozen, model.conv.parameters()))
+    assert not torch.equal(
+        model.fc[0].module[1].weight,
+        PyTorchDeepSpeech2(model=DeepSpeech2(hidden_size=16, hidden_layers=1)).model.fc[0].module[1].weight,
+    )
+
+
+def test_defence_at_another_sample_rate_is_refused():
+    from art_asr_ext.defences.preprocessor import WaveGANVocoderPyTorch
+    from art_asr_ext.models.vocoder import tiny_random_hifigan
+
+    vocoder = WaveGANVocoderPyTorch(vocoder=tiny_random_hifigan(0), sample_rate=8000, device_type="cpu")
+    with pytest.raises(ValueError, match="expects 8000 Hz audio but the model takes 16000 Hz"):
+        PyTorchDeepSpeech2(model=DeepSpeech2(hidden_size=8, hidden_layers=1), preprocessing_defences=vocoder)

@@ -99,6 +99,9 @@ class GaussianSmoothingPyTorch(PreprocessorPyTorch):
         uniform = torch.rand(rows, generator=self._generator, device=self.device, dtype=dtype)
         return low + (high - low) * uniform
 
+    #: The noise is additive, so :meth:`forward`'s own gradient is the exact one: estimators need one pass.
+    forward_is_differentiable = True
+
     def forward(self, x: torch.Tensor, y: Any = None) -> Tuple[torch.Tensor, Any]:
         """
         Add noise (one draw per call; a fresh σ per row in augmentation mode).

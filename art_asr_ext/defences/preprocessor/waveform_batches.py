@@ -57,6 +57,13 @@ def split_numpy_batch(
         def pack(outputs: List[np.ndarray]) -> np.ndarray:
             return to_object_array(outputs)
 
+    elif x.dtype == object and x.ndim == 2:
+        # np.array([w1, w2], dtype=object) of equal-length waveforms is 2-D: its rows hold the samples as objects
+        waveforms = [np.asarray(list(row)) for row in x]
+
+        def pack(outputs: List[np.ndarray]) -> np.ndarray:
+            return to_object_array(outputs)
+
     elif x.ndim == 2 and np.issubdtype(x.dtype, np.floating):
         waveforms = list(x)
         dtype = x.dtype

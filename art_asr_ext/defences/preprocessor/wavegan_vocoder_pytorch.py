@@ -190,6 +190,16 @@ class WaveGANVocoderPyTorch(PreprocessorPyTorch):
             output = self.resynthesise(batch)
         return (output[0] if x.ndim == 1 else output), y
 
+    @property
+    def forward_is_differentiable(self) -> bool:
+        """True in white-box mode: :meth:`forward`'s own gradient is the attacker's, so one pass gives both."""
+        return self.mode == "white-box"
+
+    @property
+    def is_random(self) -> bool:
+        """Whether re-synthesis draws noise (ParallelWaveGAN); a deterministic vocoder needs no EOT draws."""
+        return self._vocoder.is_random
+
     def estimate_forward(self, x: torch.Tensor, y: Any = None) -> torch.Tensor:
         """
         What the attacker differentiates: `x` itself in black-box mode (BPDA), the true re-synthesis in white-box

@@ -21,14 +21,9 @@ from art_asr_ext.estimators.speech_recognition.speech_inputs import (
     length_sorted_batches,
     pad_waveforms,
 )
+from art_asr_ext.models.ctc import ctc_frames_needed
 from art_asr_ext.models.deepspeech2 import DeepSpeech2
 from art_asr_ext.models.deepspeech_checkpoint import load_deepspeech_checkpoint
-
-
-def ctc_frames_needed(target: torch.Tensor) -> int:
-    """Minimum number of CTC frames that can emit `target`: one per label plus a blank between repeated labels."""
-    repeats = int((target[1:] == target[:-1]).sum()) if target.numel() > 1 else 0
-    return int(target.numel()) + repeats
 
 
 class PyTorchDeepSpeech2(PyTorchSpeechRecognizer):
@@ -97,22 +92,19 @@ class PyTorchDeepSpeech2(PyTorchSpeechRecognizer):
     def _check_targets(self, y: Any, n_expected: Optional[int]) -> List[str]:
         return check_transcripts(y, self._model.labels[1:], n_expected)
 
-    def _encode_targets(self, targets: List[str]) -> Tuple[torch.Tensor, torch.Tensor]:
-        index = {label: i for i, label in enumerate(self._model.labels)}
-        encoded = [torch.tensor([index[c] for c in text], dtype=torch.long) for text in targets]
-        lengths = torch.tensor([len(t) for t in encoded], dtype=torch.long)
-        return torch.cat(encoded) if encoded else torch.zeros(0, dtype=torch.long), lengths
-
     def _ctc_losses(self, logits: torch.Tensor, output_lengths: torch.Tensor, targets: List[str]) -> torch.Tensor:
-        flat_targets, target_lengths = self._encode_targets(targets)
-        offsets = torch.cumsum(target_lengths, 0) - target_lengths
-        for i, text in enumerate(targets):
-            needed = ctc_frames_needed(flat_targets[offsets[i] : offsets[i] + target_lengths[i]])
-            if needed > int(output_lengths[i]):
+        index = {label: i for i, label in enumerate(self._model.labels)}
+        encoded = [[index[c] for c in text] for text in targets]
+        frames = output_lengths.tolist()  # one device sync for the whole batch
+        for i, tokens in enumerate(encoded):
+            needed = ctc_frames_needed(tokens)
+            if needed > frames[i]:
                 raise ValueError(
-                    f"Transcript {i} ({len(text)} characters) needs {needed} CTC frames but its utterance gives only "
-                    f"{int(output_lengths[i])}; use a shorter target or a longer utterance."
+                    f"Transcript {i} ({len(tokens)} characters) needs {needed} CTC frames but its utterance gives only "
+                    f"{frames[i]}; use a shorter target or a longer utterance."
                 )
+        flat_targets = torch.tensor([t for tokens in encoded for t in tokens], dtype=torch.long)
+        target_lengths = torch.tensor([len(tokens) for tokens in encoded], dtype=torch.long)
         log_probs = logits.log_softmax(-1).transpose(0, 1)
         # log_probs: (frames, batch, labels)
         return torch.nn.functional.ctc_loss(

@@ -80,6 +80,7 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
         self._model.eval()
         # Attacks only need gradients w.r.t. the input; frozen weights spare backward the weights' gradients, which
         # cost as much as the input gradient in the fused RNN and convolution kernels. `fit` unfreezes them.
+        self._trainable = [p for p in self._model.parameters() if p.requires_grad]
         self._model.requires_grad_(False)
         self._check_params()
 
@@ -96,6 +97,12 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
                 raise ValueError(
                     f"{type(operation).__name__} is not a PreprocessorPyTorch; speech recognizers apply defences in "
                     f"torch so that gradients reach the waveform."
+                )
+            rate = getattr(operation, "sample_rate", None)
+            if rate is not None and int(rate) != int(self.sample_rate):
+                raise ValueError(
+                    f"{type(operation).__name__} expects {rate} Hz audio but the model takes {self.sample_rate} Hz; "
+                    f"construct the defence with sample_rate={self.sample_rate}."
                 )
 
     # ----------------------------------------------------------------------------------------------------------------
@@ -143,12 +150,16 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
         return [op for op in self.preprocessing_operations if (op.apply_fit if fit else op.apply_predict)]
 
     def _eot_samples(self, fit: bool = False) -> int:
-        return max([int(getattr(op, "eot_samples", 1)) for op in self._active_defences(fit)] + [1])
+        draws = [
+            int(getattr(op, "eot_samples", 1)) for op in self._active_defences(fit) if getattr(op, "is_random", True)
+        ]
+        return max(draws + [1])
 
     def _apply_defences(self, utterances: Sequence[torch.Tensor], fit: bool) -> List[torch.Tensor]:
         """
-        Run the active defences on each 1-D utterance. Values come from `forward`; where a defence overrides
-        `estimate_forward`, the gradient comes from it instead (straight-through composition).
+        Run the active defences on each 1-D utterance. Values come from `forward`; the gradient from
+        `estimate_forward` where a defence overrides it, unless the defence declares `forward_is_differentiable`
+        (then one pass through `forward` gives both).
         """
         defences = self._active_defences(fit)
         if not defences:
@@ -156,15 +167,19 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
         processed = []
         for utterance in utterances:
             for defence in defences:
-                output, _ = defence.forward(utterance)
-                if (
-                    torch.is_grad_enabled()
-                    and type(defence).estimate_forward is not PreprocessorPyTorch.estimate_forward
-                ):
-                    estimate = defence.estimate_forward(utterance)
-                    # `estimate - estimate.detach()` is exactly zero, so the value is forward's to the last bit
-                    output = output.detach() + (estimate - estimate.detach())
-                utterance = output
+                exact = getattr(
+                    defence,
+                    "forward_is_differentiable",
+                    type(defence).estimate_forward is PreprocessorPyTorch.estimate_forward,
+                )
+                if exact or not torch.is_grad_enabled():
+                    utterance, _ = defence.forward(utterance)
+                    continue
+                with torch.no_grad():
+                    output, _ = defence.forward(utterance)
+                estimate = defence.estimate_forward(utterance)
+                # `estimate - estimate.detach()` is exactly zero, so the value is forward's to the last bit
+                utterance = output + (estimate - estimate.detach())
             processed.append(utterance)
         return processed
 
@@ -277,10 +292,19 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
         real_lengths = kwargs.get("real_lengths")
         if real_lengths is None:
             lengths = torch.full((masked_adv_input.shape[0],), masked_adv_input.shape[1], dtype=torch.long)
+        elif isinstance(real_lengths, torch.Tensor):
+            lengths = real_lengths.to("cpu", torch.long).reshape(-1)
         else:
-            lengths = torch.as_tensor(np.asarray(real_lengths), dtype=torch.long)
-        if lengths.shape[0] != masked_adv_input.shape[0] or int(lengths.max()) > masked_adv_input.shape[1]:
-            raise ValueError("real_lengths must give one length per utterance, none beyond the padded length.")
+            lengths = torch.as_tensor(np.asarray(real_lengths), dtype=torch.long).reshape(-1)
+        if (
+            lengths.shape[0] != masked_adv_input.shape[0]
+            or int(lengths.max()) > masked_adv_input.shape[1]
+            or int(lengths.min()) < 1
+        ):
+            raise ValueError(
+                f"real_lengths must give one length in [1, {masked_adv_input.shape[1]}] per utterance. "
+                f"Found: {lengths.tolist()}"
+            )
         targets = self._check_targets(original_output, masked_adv_input.shape[0])
         padded = masked_adv_input.to(device=self._device, dtype=self._model_dtype)
         lengths = lengths.to(self._device)
@@ -316,7 +340,9 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
         rng = np.random.default_rng(kwargs.get("seed", 0))
         batches = length_sorted_batches([len(w) for w in waveforms], batch_size, self.max_padding)
         self._model.train()
-        self._model.requires_grad_(True)
+        # Train what was trainable when the model was handed over (a part the caller froze stays frozen).
+        for parameter in self._trainable:
+            parameter.requires_grad_(True)
         try:
             for _ in range(nb_epochs):
                 for batch_index in rng.permutation(len(batches)):

@@ -25,7 +25,10 @@ def check_waveforms(x: np.ndarray, name: str = "x") -> List[np.ndarray]:
     if isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a numpy array; for torch tensors use the estimator's torch path.")
     x = np.asarray(x) if not isinstance(x, np.ndarray) else x
-    if x.dtype == object:
+    if x.dtype == object and x.ndim == 2:
+        # np.array([w1, w2], dtype=object) of equal-length waveforms is 2-D: its rows hold the samples as objects
+        waveforms = [np.asarray(list(row)) for row in x]
+    elif x.dtype == object:
         waveforms = list(x)
     elif x.ndim == 2:
         waveforms = list(x)
