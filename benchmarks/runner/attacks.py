@@ -64,9 +64,9 @@ def system_cells(config: BenchmarkConfig, system: SystemConfig) -> List[Cell]:
     attacks = config.attacks
     label = system.label
     cells = [Cell(label, label, label, "clean", 0.0, False)]
-    cells += [Cell(label, label, label, "fgsm", eps, attacks.fgsm_targeted) for eps in attacks.fgsm_eps]
+    cells += [Cell(label, label, label, "fgsm", eps, attacks.fgsm_targeted) for eps in system.fgsm_eps]
     pgd = {"max_iter": attacks.pgd_max_iter, "step_ratio": attacks.pgd_step_ratio}
-    cells += [Cell(label, label, label, "pgd", eps, attacks.pgd_targeted, pgd) for eps in attacks.pgd_eps]
+    cells += [Cell(label, label, label, "pgd", eps, attacks.pgd_targeted, pgd) for eps in system.pgd_eps]
     if system.imperceptible is not None:
         settings = dict(sorted(system.imperceptible.items()))
         eps = float(settings.get("eps", 0.05))  # ART's default

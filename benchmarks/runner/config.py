@@ -196,6 +196,10 @@ class SystemConfig:
     batch_size: int
     #: Informational: how the checkpoint was trained (RS-aug, label smoothing); recorded in run.json.
     training: Mapping[str, Any]
+    #: The max-norms of `attacks.fgsm.eps` this system is attacked at (all of them unless its `attacks` says less).
+    fgsm_eps: Tuple[float, ...]
+    #: The max-norms of `attacks.pgd.eps` this system is attacked at.
+    pgd_eps: Tuple[float, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -421,12 +425,33 @@ def _training(value: Any, path: str) -> Dict[str, Any]:
     return parsed
 
 
+def _system_eps(value: Any, path: str, attacks: AttackConfig) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+    """A system's share of the FGSM and PGD grid: `{pgd: {eps: [...]}, fgsm: false}`; an attack left out runs all."""
+    spec = _mapping(value, path, optional=("fgsm", "pgd"))
+    chosen: Dict[str, Tuple[float, ...]] = {}
+    for name, grid in (("fgsm", attacks.fgsm_eps), ("pgd", attacks.pgd_eps)):
+        key = _join(path, name)
+        item = spec.get(name, True)
+        if item is True:
+            chosen[name] = grid
+        elif item is False:
+            chosen[name] = ()
+        else:
+            eps_path = _join(key, "eps")
+            eps = _eps_list(_mapping(item, key, required=("eps",))["eps"], eps_path)
+            for index, max_norm in enumerate(eps):
+                if max_norm not in grid:
+                    _fail(_join(eps_path, index), f"must be one of attacks.{name}.eps {list(grid)}", max_norm)
+            chosen[name] = tuple(max_norm for max_norm in grid if max_norm in eps)  # in the table's column order
+    return chosen["fgsm"], chosen["pgd"]
+
+
 def _system(value: Any, path: str, base_dir: Path, attacks: AttackConfig, batch_size: int) -> SystemConfig:
     spec = _mapping(
         value,
         path,
         required=("label", "estimator"),
-        optional=("defences", "imperceptible", "batch_size", "training"),
+        optional=("defences", "attacks", "imperceptible", "batch_size", "training"),
     )
     label = _string(spec["label"], _join(path, "label"))
     defences = tuple(
@@ -441,6 +466,7 @@ def _system(value: Any, path: str, base_dir: Path, attacks: AttackConfig, batch_
         imperceptible = None if attacks.imperceptible is None else dict(attacks.imperceptible)
     else:
         imperceptible = {**(attacks.imperceptible or {}), **_imperceptible(own, _join(path, "imperceptible"))}
+    fgsm_eps, pgd_eps = _system_eps(spec.get("attacks") or {}, _join(path, "attacks"), attacks)
     return SystemConfig(
         label=label,
         estimator=_estimator(spec["estimator"], _join(path, "estimator"), base_dir),
@@ -448,6 +474,8 @@ def _system(value: Any, path: str, base_dir: Path, attacks: AttackConfig, batch_
         imperceptible=imperceptible,
         batch_size=_integer(spec.get("batch_size", batch_size), _join(path, "batch_size"), minimum=1),
         training=_training(spec.get("training") or {}, _join(path, "training")),
+        fgsm_eps=fgsm_eps,
+        pgd_eps=pgd_eps,
     )
 
 

