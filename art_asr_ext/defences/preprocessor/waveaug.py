@@ -23,7 +23,11 @@ import torch
 
 from art_asr_ext.defences.preprocessor.wavegan_vocoder_pytorch import WaveGANVocoderPyTorch
 from art_asr_ext.defences.preprocessor.waveform_batches import split_numpy_batch
-from art_asr_ext.estimators.speech_recognition.speech_inputs import length_sorted_batches, pad_waveforms
+from art_asr_ext.estimators.speech_recognition.speech_inputs import (
+    length_sorted_batches,
+    pad_waveforms,
+    to_object_array,
+)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
@@ -64,9 +68,7 @@ def resynthesise_dataset(
                         batch size.
     """
     if not isinstance(waveforms, np.ndarray):
-        array = np.empty(len(waveforms), dtype=object)
-        array[:] = [np.asarray(w) for w in waveforms]
-        waveforms = array
+        waveforms = to_object_array([np.asarray(w) for w in waveforms])
     items, _ = split_numpy_batch(waveforms, name="waveforms")
     ids = [str(utterance_id) for utterance_id in utterance_ids]
     if len(ids) != len(items):
