@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping
+from typing import IO, Any, Callable, Dict, Iterable, List, Mapping
 
 import numpy as np
 
@@ -40,17 +40,20 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write(path: Path, write: Callable[[IO], None], binary: bool = False) -> None:
     """
-    Replace a file's content in one step (a reader sees the old or the new file, never a mix).
+    Replace a file's content in one step (a reader sees the old or the new file, never a mix): write a temporary
+    file beside it, fsync it, rename it over the file and fsync the directory.
 
     :param path: The file.
-    :param text: Its new content.
+    :param write: Writes the new content to the open temporary file.
+    :param binary: Open the temporary file in binary mode.
     """
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
+        mode = {"mode": "wb"} if binary else {"mode": "w", "encoding": "utf-8", "newline": ""}
+        with os.fdopen(descriptor, **mode) as file:
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temporary, _default_mode())
@@ -60,6 +63,16 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.unlink(temporary)
         raise
     _fsync_directory(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """
+    Replace a text file's content in one step (see `atomic_write`).
+
+    :param path: The file.
+    :param text: Its new content.
+    """
+    atomic_write(path, lambda file: file.write(text))
 
 
 def slug(key: str) -> str:
@@ -148,19 +161,8 @@ class ResultStore:
         """
         self.adversarial_dir.mkdir(exist_ok=True)
         path = self.adversarial_path(key)
-        descriptor, temporary = tempfile.mkstemp(dir=self.adversarial_dir, prefix=".", suffix=".npz")
-        try:
-            with os.fdopen(descriptor, "wb") as file:
-                np.savez(file, **{uid: np.asarray(w, dtype=np.float32) for uid, w in waveforms.items()})
-                file.flush()
-                os.fsync(file.fileno())
-            os.chmod(temporary, _default_mode())
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
-        _fsync_directory(self.adversarial_dir)
+        arrays = {uid: np.asarray(w, dtype=np.float32) for uid, w in waveforms.items()}
+        atomic_write(path, lambda file: np.savez(file, **arrays), binary=True)
 
     def load_adversarial(self, key: str, utterance_ids: Iterable[str]) -> Dict[str, np.ndarray]:
         """
