@@ -16,6 +16,7 @@ Outputs (in the output directory):
 
 import csv
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -67,10 +68,41 @@ def cell_seed(seed: int, cell: Cell) -> int:
     return zlib.crc32(f"{seed}|{cell.key}".encode("utf-8")) & 0x7FFFFFFF
 
 
+@functools.lru_cache(maxsize=None)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def content_digest(path: Optional[Path]) -> Optional[str]:
+    """
+    :param path: A checkpoint file or model directory (or None).
+    :return: SHA-256 over the contents of the file, or of every file under the directory (with their relative
+             paths), so a retrained model at the same path invalidates the cells computed with the old one.
+    """
+    if path is None or not Path(path).exists():
+        return None
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file.relative_to(path) if file != path else file.name}:".encode("utf-8"))
+        digest.update(_file_digest(str(file), stat.st_size, stat.st_mtime_ns).encode("ascii"))
+    return digest.hexdigest()
+
+
 def _system_spec(system: SystemConfig) -> Dict[str, Any]:
+    estimator = system.estimator
+    model_files = (estimator.checkpoint, estimator.model_dir, estimator.asr_train_config, estimator.asr_model_file)
     return {
-        "estimator": dataclasses.asdict(system.estimator),
+        "estimator": dataclasses.asdict(estimator),
+        "model_contents": [content_digest(path) for path in model_files],
         "defences": [dataclasses.asdict(defence) for defence in system.defences],
+        "defence_contents": [content_digest(defence.vocoder) for defence in system.defences],
     }
 
 

@@ -38,3 +38,28 @@ def test_ragged_batch_equals_each_utterance_attacked_alone(setup):
         # its sign, so a few samples may differ by a step; the rest must agree.
         same = np.isclose(together[i], alone[0], atol=1e-6)
         assert same.mean() > 0.99
+
+
+@pytest.fixture(scope="module")
+def trained_deepspeech2():
+    """The embedded DeepSpeech2 and the first utterance of the embedded evaluation set."""
+    from art_asr_ext.data.librispeech import load_librispeech
+    from benchmarks.model_cards import EMBEDDED_SET, MODELS_DIR
+
+    estimator = PyTorchDeepSpeech2(checkpoint=MODELS_DIR / "deepspeech2_baseline" / "model.ckpt")
+    return estimator, load_librispeech(EMBEDDED_SET, max_utterances=1)[0].waveform[None, :]
+
+
+def test_second_stage_keeps_working_once_the_target_is_reached(trained_deepspeech2):
+    # The first stage reaches the target within 10 steps; from then on every second-stage iteration compares its loss
+    # with the best one so far, which ART stores as a numpy array, and torch refuses that comparison.
+    estimator, clip = trained_deepspeech2
+    target = np.array(["OPEN THE DOOR"])
+    settings = dict(eps=0.05, max_iter_1=10, max_iter_2=4, learning_rate_1=0.01, learning_rate_2=5e-4)
+    settings["global_max_length"] = clip.shape[1]
+    with pytest.raises(TypeError, match="not supported between instances of 'Tensor' and 'numpy.ndarray'"):
+        ImperceptibleASRPyTorch(estimator, batch_size=1, **settings).generate(clip, target)
+    adversarial = RaggedImperceptibleASRPyTorch(estimator, batch_size=1, **settings).generate(clip, target)
+    assert adversarial.shape == clip.shape and np.all(np.isfinite(adversarial))
+    assert 0 < np.max(np.abs(adversarial - clip)) <= settings["eps"] + 1e-6
+    assert estimator.predict(adversarial)[0] == "OPEN THE DOOR"

@@ -151,3 +151,21 @@ def test_dry_run_prints_the_grid_status_and_cost(uninterrupted, mini_config_path
     assert fresh.count(" pending ") == MINI_CELLS
     # per utterance: FGSM 1 + PGD 2 + imperceptible 1 + 1 on (1); FGSM 1 + PGD 2 on (2): 8 forward+backward passes
     assert "8 forward+backward and 9 forward passes" in fresh and not (out / "absent").exists()
+
+
+def test_a_retrained_checkpoint_at_the_same_path_changes_the_fingerprint(tmp_path):
+    from benchmarks.runner.runner import content_digest
+
+    model_dir = tmp_path / "model"
+    (model_dir / "exp").mkdir(parents=True)
+    (model_dir / "exp" / "weights.pth").write_bytes(b"old weights")
+    (model_dir / "meta.yaml").write_text("files: {}\n")
+    before = content_digest(model_dir)
+    assert before == content_digest(model_dir) and content_digest(None) is None
+    (model_dir / "exp" / "weights.pth").write_bytes(b"new weights")
+    assert content_digest(model_dir) != before
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(b"a")
+    first = content_digest(checkpoint)
+    checkpoint.write_bytes(b"b")
+    assert content_digest(checkpoint) != first

@@ -310,3 +310,17 @@ def test_defence_at_another_sample_rate_is_refused():
     vocoder = WaveGANVocoderPyTorch(vocoder=tiny_random_hifigan(0), sample_rate=8000, device_type="cpu")
     with pytest.raises(ValueError, match="expects 8000 Hz audio but the model takes 16000 Hz"):
         PyTorchDeepSpeech2(model=DeepSpeech2(hidden_size=8, hidden_layers=1), preprocessing_defences=vocoder)
+
+
+def test_fit_clips_the_gradient_norm(real_clips):
+    torch.manual_seed(0)
+    model = DeepSpeech2(hidden_size=16, hidden_layers=1)
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    estimator = PyTorchDeepSpeech2(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=1.0))
+    clips = to_object_array([c[:8000] for c in real_clips])
+    estimator.fit(clips, TARGETS, batch_size=3, nb_epochs=1, max_grad_norm=1e-3)
+    step = torch.cat([p.detach().flatten() for p in model.parameters()]) - before
+    # One SGD step with lr 1 moves the weights by exactly the clipped gradient (its norm is far above 1e-3 unclipped).
+    assert 0 < step.norm() <= 1e-3 * (1 + 1e-4)
+    with pytest.raises(ValueError, match="max_grad_norm must be positive"):
+        estimator.fit(clips, TARGETS, batch_size=3, nb_epochs=1, max_grad_norm=0)

@@ -7,9 +7,38 @@ ART's ImperceptibleASRPyTorch for batches of utterances of different lengths.
 from typing import Optional
 
 import numpy as np
+import torch
 from art.attacks.evasion import ImperceptibleASRPyTorch
 
 from art_asr_ext.estimators.speech_recognition.speech_inputs import to_object_array
+
+
+class _NumpyComparableLoss(torch.Tensor):
+    """
+    The second stage's per-utterance loss, comparable with the 0-d numpy arrays ART stores as the best loss so far.
+
+    ART 1.20.1 keeps ``best_loss_2nd_stage[i] = loss[i].detach().cpu().numpy()`` and then compares ``loss[i] <
+    best_loss_2nd_stage[i]``; torch >= 2.6 refuses `Tensor < numpy.ndarray`, so the attack crashes as soon as an
+    utterance reaches its target twice in the second stage. Only the comparisons change; every other operation
+    (and the gradient) is the plain tensor's.
+    """
+
+    def _compare(self, other, operator):
+        if isinstance(other, np.ndarray):
+            other = torch.as_tensor(other, dtype=self.dtype, device=self.device)
+        return getattr(torch.Tensor, operator)(self.as_subclass(torch.Tensor), other)
+
+    def __lt__(self, other):
+        return self._compare(other, "__lt__")
+
+    def __le__(self, other):
+        return self._compare(other, "__le__")
+
+    def __gt__(self, other):
+        return self._compare(other, "__gt__")
+
+    def __ge__(self, other):
+        return self._compare(other, "__ge__")
 
 
 class RaggedImperceptibleASRPyTorch(ImperceptibleASRPyTorch):
@@ -17,7 +46,9 @@ class RaggedImperceptibleASRPyTorch(ImperceptibleASRPyTorch):
     ART's ImperceptibleASRPyTorch, accepting a batch of utterances of different lengths under numpy 2.
 
     ART 1.20.1 stacks the batch with ``np.array([...])``, which numpy >= 1.24 refuses for ragged rows; this override of
-    :meth:`generate` only builds object arrays instead and otherwise runs ART's own algorithm unchanged.
+    :meth:`generate` only builds object arrays instead and otherwise runs ART's own algorithm unchanged. It also lets
+    the second stage compare its losses with the best ones ART stores as numpy arrays, which torch >= 2.6 refuses
+    (ART then crashes once an utterance reaches its target twice).
 
     | Paper link: https://arxiv.org/abs/1903.10346
     """
@@ -37,8 +68,6 @@ class RaggedImperceptibleASRPyTorch(ImperceptibleASRPyTorch):
             stacked = np.stack([np.asarray(x_i) for x_i in x])
             return to_object_array(list(super().generate(stacked, y, **kwargs)))
         # The same steps as ImperceptibleASRPyTorch.generate, with object arrays.
-        import torch
-
         adversarial = to_object_array([np.asarray(x_i).astype(np.float64) for x_i in x])
         self.estimator.to_training_mode()
         self.estimator.set_batchnorm(train=False)
@@ -54,3 +83,6 @@ class RaggedImperceptibleASRPyTorch(ImperceptibleASRPyTorch):
                 adversarial[start + i] = batch[i, : len(adversarial[start + i])]
         self.estimator.set_batchnorm(train=True)
         return to_object_array([adversarial[i].astype(np.asarray(x[i]).dtype) for i in range(len(x))])
+
+    def _forward_2nd_stage(self, *args, **kwargs) -> torch.Tensor:
+        return super()._forward_2nd_stage(*args, **kwargs).as_subclass(_NumpyComparableLoss)

@@ -332,12 +332,16 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
         :param batch_size: Utterances per step (batches group similar lengths and are visited in random order).
         :param nb_epochs: Passes over the data.
         :param seed: Seed of the batch order (default 0).
+        :param max_grad_norm: Clip the gradient's global L2 norm to this value before each step (default: no clipping).
         """
         if self._optimizer is None:
             raise ValueError("fit needs an optimizer; pass optimizer=torch.optim.Adam(model.parameters()) or similar.")
         waveforms = check_waveforms(x)
         targets = self._check_targets(y, len(waveforms))
         rng = np.random.default_rng(kwargs.get("seed", 0))
+        max_grad_norm = kwargs.get("max_grad_norm")
+        if max_grad_norm is not None and not max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be positive. Found: {max_grad_norm}")
         batches = length_sorted_batches([len(w) for w in waveforms], batch_size, self.max_padding)
         self._model.train()
         # Train what was trainable when the model was handed over (a part the caller froze stays frozen).
@@ -352,6 +356,8 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
                     self._optimizer.zero_grad()
                     loss = self._utterance_losses(padded, lengths, [targets[i] for i in index]).mean()
                     loss.backward()
+                    if max_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(self._trainable, max_grad_norm)
                     self._optimizer.step()
         finally:
             self._model.requires_grad_(False)

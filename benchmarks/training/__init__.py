@@ -1,0 +1,1 @@
+"""Training side of the benchmarks: the offline synthetic corpus and the recipes that train the embedded models."""

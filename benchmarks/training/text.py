@@ -1,0 +1,93 @@
+"""
+Text normalisation to LibriSpeech's transcript conventions: upper case letters, apostrophes and single spaces, with
+numbers and common abbreviations written out as they are spoken.
+
+The synthetic corpus feeds the *spoken form* (:func:`spoken_form`) to the TTS voice and writes its normalised
+transcript (:func:`librispeech_transcript`), so the audio says exactly the words of the transcript.
+"""
+
+import re
+import unicodedata
+from typing import Optional
+
+import inflect
+
+_INFLECT = inflect.engine()
+
+# Abbreviations LibriSpeech's transcribers wrote out in full (as spoken in the recordings).
+ABBREVIATIONS = {
+    "mr": "mister",
+    "mrs": "missus",
+    "dr": "doctor",
+    "st": "saint",
+    "co": "company",
+    "jr": "junior",
+    "sr": "senior",
+    "capt": "captain",
+    "col": "colonel",
+    "gen": "general",
+    "lt": "lieutenant",
+    "rev": "reverend",
+    "hon": "honorable",
+    "no": "number",
+}
+_ABBREVIATION = re.compile(r"\b(" + "|".join(ABBREVIATIONS) + r")\.(?=\s|$)", re.IGNORECASE)
+_ABBREVIATION_BEFORE_NUMBER = re.compile(r"\bno\.(?=\s*\d)", re.IGNORECASE)
+_ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b", re.IGNORECASE)
+_NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
+_SPEAKABLE = re.compile(r"[^a-z' ,.;:!?\"()\-]")
+
+
+def _year(value: int) -> Optional[str]:
+    """Years are read in pairs: 1863 -> eighteen sixty three, 1905 -> nineteen oh five, 1900 -> nineteen hundred."""
+    if not 1100 <= value <= 1999:
+        return None
+    high, low = divmod(value, 100)
+    if low == 0:
+        return f"{_INFLECT.number_to_words(high)} hundred"
+    if low < 10:
+        return f"{_INFLECT.number_to_words(high)} o {_INFLECT.number_to_words(low)}"
+    return f"{_INFLECT.number_to_words(high)} {_INFLECT.number_to_words(low)}"
+
+
+def _number_words(match: "re.Match[str]") -> str:
+    grouped = "," in match.group(0)
+    text = match.group(0).replace(",", "")
+    if "." in text:
+        whole, fraction = text.split(".")
+        return f"{_INFLECT.number_to_words(int(whole))} point {' '.join(_INFLECT.number_to_words(d) for d in fraction)}"
+    value = int(text)
+    year = None if grouped else _year(value)
+    return year or _INFLECT.number_to_words(value)
+
+
+def spoken_form(text: str) -> Optional[str]:
+    """
+    Write a sentence as it is to be spoken: accents folded to ASCII, abbreviations, ordinals and numbers written out,
+    punctuation kept (the voice uses it for prosody).
+
+    :param text: Raw sentence.
+    :return: Lower-case spoken form, or `None` if the sentence holds a character that has no agreed spoken form
+             (currency, symbols, brackets of editorial notes, ...), so it is left out rather than guessed.
+    """
+    # Fold accented letters (cafe, deja); any other non-ASCII character stays and rejects the sentence below.
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    text = text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
+    text = _ABBREVIATION_BEFORE_NUMBER.sub("number", text)
+    text = _ABBREVIATION.sub(lambda m: ABBREVIATIONS[m.group(1).lower()], text)
+    text = _ORDINAL.sub(lambda m: _INFLECT.ordinal(_INFLECT.number_to_words(int(m.group(1)))), text)
+    text = _NUMBER.sub(_number_words, text)
+    text = text.lower()
+    if _SPEAKABLE.search(text):
+        return None
+    return " ".join(text.split())
+
+
+def librispeech_transcript(spoken: str) -> str:
+    """
+    :param spoken: Output of :func:`spoken_form`.
+    :return: LibriSpeech transcript: upper case letters, apostrophes inside words, single spaces.
+    """
+    words = re.sub(r"[^a-z']+", " ", spoken.replace("-", " ")).split()
+    words = [word.strip("'") for word in words]
+    return " ".join(word for word in words if word).upper()

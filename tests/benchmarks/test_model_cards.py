@@ -1,0 +1,48 @@
+"""The committed embedded models: size limits, native layouts, and model-card WERs reproduced from the files."""
+
+import json
+
+import pytest
+
+from benchmarks import model_cards
+from benchmarks.training.recipes import DEEPSPEECH_CHECKPOINT, VARIANTS
+
+EXPECTED = [f"{system}_{variant}" for system, variants in VARIANTS.items() for variant in variants]
+
+
+def test_every_variant_is_committed_with_a_card():
+    names = [path.name for path in model_cards.model_dirs(None)]
+    assert sorted(names) == sorted(EXPECTED)
+    for name in names:
+        directory = model_cards.MODELS_DIR / name
+        card = (directory / "MODEL_CARD.md").read_text()
+        evaluation = json.loads((directory / "evaluation.json").read_text())
+        assert set(evaluation) == {"synthetic_test", "embedded_eval", "real_clips"}
+        for result in evaluation.values():
+            assert f"{result['wer']:.2f}" in card
+        weights = [f for f in directory.rglob("*") if f.suffix in {".ckpt", ".pth"}]
+        assert len(weights) == 1 and weights[0].stat().st_size <= 10 * 1024 * 1024
+        if name.startswith("deepspeech2"):
+            assert weights[0].name == DEEPSPEECH_CHECKPOINT
+        else:
+            assert (directory / "meta.yaml").is_file() and (directory / "exp" / "asr_train" / "config.yaml").is_file()
+
+
+# The issue's quality bar for the baselines on the held-out synthetic test. Not reached by the committed models (CPU-
+# only training, see their cards and the README's known gaps): strict xfail, so this fails the day a retrained
+# model meets the bar and the marker must go.
+BAR_NOT_MET = pytest.mark.xfail(strict=True, reason="embedded models trained on 2 CPU cores: quality bar not met")
+
+
+@pytest.mark.parametrize(
+    "system, bar",
+    [pytest.param("deepspeech2", 15.0, marks=BAR_NOT_MET), pytest.param("transformer", 10.0, marks=BAR_NOT_MET)],
+)
+def test_quality_bar_on_the_held_out_synthetic_test(system, bar):
+    evaluation = json.loads((model_cards.MODELS_DIR / f"{system}_baseline" / "evaluation.json").read_text())
+    assert evaluation["synthetic_test"]["wer"] <= bar
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_card_wers_are_reproduced_from_the_committed_checkpoints(name, capsys, single_torch_thread):
+    assert model_cards.main(["--check", "--models", name]) == 0, capsys.readouterr().out
