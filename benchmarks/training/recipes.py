@@ -15,11 +15,10 @@ LibriSpeech, the same command with ``--size paper`` and the LibriSpeech split pa
 import json
 import logging
 import math
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -36,6 +35,7 @@ from art_asr_ext.models.espnet_asr import (
     librispeech_char_tokens,
     transformer_asr_config,
 )
+from benchmarks.runner.runner import device_description
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +141,10 @@ class Corpus:
     def __len__(self) -> int:
         return len(self.utterance_ids)
 
+    def subset(self, index: np.ndarray) -> "Corpus":
+        """:param index: Positions of the utterances to keep, in order."""
+        return Corpus([self.utterance_ids[i] for i in index], self.waveforms[index], self.transcripts[index])
+
     @property
     def hours(self) -> float:
         return sum(len(w) for w in self.waveforms) / 16000 / 3600
@@ -178,12 +182,6 @@ class TrainingRun:
     history: List[Dict[str, float]] = field(default_factory=list)
     hardware: str = ""
     parameters: int = 0
-
-
-def hardware_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU thread(s), torch {torch.__version__}"
 
 
 class Recipe:
@@ -297,16 +295,11 @@ class Recipe:
         Train with the estimator's `fit`, one shuffled chunk of batches at a time (the learning rate is set before
         each chunk), evaluate the greedy dev WER every `eval_every_steps` steps and save the best weights to `out_dir`.
         """
-        device = torch.device("cuda" if self.device_type == "gpu" and torch.cuda.is_available() else "cpu")
         # Every weight trains (an estimator built earlier froze them; the one below unfreezes them inside fit).
         trainable = list(self.model.requires_grad_(True).parameters())
         optimizer = torch.optim.AdamW(trainable, lr=schedule.learning_rate, weight_decay=1e-6)
         estimator = self.estimator(optimizer=optimizer, seed=schedule.seed)
-        dev = Corpus(
-            dev.utterance_ids[: schedule.dev_utterances],
-            dev.waveforms[: schedule.dev_utterances],
-            dev.transcripts[: schedule.dev_utterances],
-        )
+        dev = dev.subset(np.arange(min(len(dev), schedule.dev_utterances)))
         run = TrainingRun(
             system=self.system,
             variant=self.variant_name,
@@ -320,7 +313,7 @@ class Recipe:
             previous_run=self._previous_run(),
             dev_decoding=self.decoding if self.system == "transformer" else "ctc",
             data=dict(data or {}),
-            hardware=hardware_description(device),
+            hardware=device_description(self.device_type),
             parameters=sum(p.numel() for p in self.model.parameters()),
         )
         rng = np.random.default_rng(schedule.seed)

@@ -19,10 +19,6 @@ def embedded_set():
     return corpus
 
 
-def subset(corpus: Corpus, index) -> Corpus:
-    return Corpus([corpus.utterance_ids[i] for i in index], corpus.waveforms[index], corpus.transcripts[index])
-
-
 def test_schedule_warms_up_then_decays():
     schedule = Schedule(learning_rate=1e-3, warmup_steps=10, final_lr_ratio=0.1)
     rates = [schedule.learning_rate_at(step, 100) for step in range(100)]
@@ -42,7 +38,7 @@ def test_deepspeech2_rs_aug_trains_and_saves_a_v3_checkpoint(embedded_set, tmp_p
         and not defences[0].apply_predict
     )
     before = [p.detach().clone() for p in recipe.model.parameters()]
-    train, dev = subset(embedded_set, np.arange(8)), subset(embedded_set, np.arange(8, 12))
+    train, dev = embedded_set.subset(np.arange(8)), embedded_set.subset(np.arange(8, 12))
     schedule = Schedule(
         epochs=2, batch_size=4, learning_rate=1e-3, warmup_steps=1, eval_every_steps=2, dev_utterances=4
     )
@@ -59,7 +55,7 @@ def test_deepspeech2_rs_aug_trains_and_saves_a_v3_checkpoint(embedded_set, tmp_p
 
 def test_transformer_no_lsm_fine_tunes_from_a_saved_model(embedded_set, tmp_path, single_torch_thread):
     torch.manual_seed(0)
-    train, dev = subset(embedded_set, np.arange(4)), subset(embedded_set, np.arange(4, 6))
+    train, dev = embedded_set.subset(np.arange(4)), embedded_set.subset(np.arange(4, 6))
     schedule = Schedule(epochs=1, batch_size=4, warmup_steps=1, eval_every_steps=1, dev_utterances=2)
     Recipe("transformer", "baseline", size="tiny").fit(train, dev, schedule, tmp_path / "base", log=lambda line: None)
     assert PyTorchESPnet(model_dir=tmp_path / "base").asr_config["model_conf"]["lsm_weight"] == 0.1
