@@ -75,7 +75,7 @@ def main() -> None:
     from art.attacks.evasion import ProjectedGradientDescent
 
     from art_asr_ext.estimators.speech_recognition.pytorch_espnet import PyTorchESPnet
-    from art_asr_ext.estimators.speech_recognition.speech_inputs import to_object_array
+    from art_asr_ext.utils.audio import to_object_array
     from art_asr_ext.models.espnet_asr import build_espnet_asr, librispeech_char_tokens, transformer_asr_config
     from art_asr_ext.models.espnet_decoding import beam_search, ctc_greedy_search, greedy_search
     from art_asr_ext.models.espnet_objective import encode_utterances

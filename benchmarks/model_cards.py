@@ -1,8 +1,8 @@
 """
 Evaluate the embedded models and write (or check) their model cards.
 
-Each model directory under `benchmarks/models` holds the weights in the system's native layout (a deepspeech.pytorch
-v3 `model.ckpt`, or an ESPnet model-zoo package), `training_run.json` (written by `benchmarks/train.py`),
+Each model directory under `art_asr_ext/benchmark/models` holds the weights in the system's native layout (a deepspeech.pytorch
+v3 `model.ckpt`, or an ESPnet model-zoo package), `training_run.json` (written by `benchmarks/train.py`), `learning_curve.png`,
 `evaluation.json` (the WERs below) and `MODEL_CARD.md` (rendered from both). Write the cards after training::
 
     python benchmarks/model_cards.py --synthetic-test data/synth/test-synth
@@ -24,40 +24,95 @@ from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.training.recipes import DEEPSPEECH_CHECKPOINT, Corpus, word_error_rate  # noqa: E402
+from art_asr_ext.benchmark.presets import EMBEDDED_SET, MODELS_DIR  # noqa: E402
+from art_asr_ext.benchmark.training.recipes import DEEPSPEECH_CHECKPOINT, Corpus, word_error_rate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-MODELS_DIR = REPO / "benchmarks" / "models"
-EMBEDDED_SET = REPO / "benchmarks" / "data" / "LibriSpeech" / "test-synth"
 REAL_CLIPS = REPO.parent / "shared" / "data" / "LibriSpeech" / "test-clean"
-#: How each system decodes for its card (and in the quick Table I). The embedded Transformers decode with their CTC
-#: branch: on a CPU budget their attention decoder has not learnt to align yet (its loss still dominates training,
-#: and it is still part of the attacked objective).
+#: How each system decodes for its card (and in the quick Table I).
 DECODING = {
     "deepspeech2": "greedy CTC (no language model)",
-    "transformer": "CTC best path of the joint CTC/attention model (`decoding: ctc`)",
+    "transformer": "joint CTC/attention beam search as ESPnet's `Speech2Text` (CTC weight 0.3, beam 10, no LM)",
+    # Models trained before the attention decoder could align on a CPU budget decode with their CTC branch.
+    "transformer_ctc": "CTC best path of the joint CTC/attention model (`decoding: ctc`)",
 }
 
 
-def load_estimator(model_dir: Path):
+def decoding_of(run: dict) -> str:
+    """The `DECODING` key of a model: Transformers selected by beam search decode with it, older ones with CTC."""
+    if run["system"] == "deepspeech2":
+        return "deepspeech2"
+    return "transformer" if str(run.get("dev_decoding", "")).startswith("joint") else "transformer_ctc"
+
+
+def load_estimator(model_dir: Path, decoding: str = "beam"):
     """The ART estimator of a committed model directory (DeepSpeech2 or ESPnet, told apart by the files)."""
     from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2, PyTorchESPnet
 
     if (model_dir / DEEPSPEECH_CHECKPOINT).is_file():
         return PyTorchDeepSpeech2(checkpoint=model_dir / DEEPSPEECH_CHECKPOINT)
-    return PyTorchESPnet(model_dir=model_dir, decoding="ctc")
+    return PyTorchESPnet(model_dir=model_dir, decoding=decoding, beam_size=10, decode_ctc_weight=0.3)
 
 
 def evaluate(model_dir: Path, test_sets: Dict[str, Path]) -> Dict[str, Dict[str, float]]:
-    """:return: `{test set name: {"utterances": n, "wer": WER in %}}`, WERs rounded to 0.01."""
-    estimator = load_estimator(model_dir)
+    """
+    :return: `{test set name: {"utterances": n, "wer": WER in %}}`, WERs rounded to 0.01; a Transformer decoded by
+             beam search also gets its CTC-only WER, `wer_ctc`.
+    """
+    run = json.loads((model_dir / "training_run.json").read_text())
+    decoding = decoding_of(run)
+    estimator = load_estimator(model_dir, "ctc" if decoding == "transformer_ctc" else "beam")
+    ctc_estimator = load_estimator(model_dir, "ctc") if decoding == "transformer" else None
     results = {}
     for name, root in test_sets.items():
         corpus = Corpus.load(root)
         results[name] = {"utterances": len(corpus), "wer": round(word_error_rate(estimator, corpus), 2)}
+        if ctc_estimator is not None:
+            results[name]["wer_ctc"] = round(word_error_rate(ctc_estimator, corpus), 2)
     return results
+
+
+def plot_learning_curve(run: dict, path: Path) -> bool:
+    """Train loss and dev WER against steps and wall time (`learning_curve.png`); False for a run without a curve."""
+    if not run.get("train_curve"):
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (loss_axis, wer_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    steps = [point["step"] for point in run["train_curve"]]
+    loss_axis.plot(steps, [point["train_loss"] for point in run["train_curve"]], color="tab:blue", label="train")
+    loss_axis.plot(
+        [h["step"] for h in run["history"]],
+        [h["dev_loss"] for h in run["history"]],
+        "o-",
+        color="tab:orange",
+        label="dev (32 utterances)",
+    )
+    loss_axis.set(xlabel="step", ylabel="loss per utterance", yscale="log", title=f"{run['system']} {run['variant']}")
+    loss_axis.legend()
+    wer_axis.plot([h["step"] for h in run["history"]], [h["dev_wer"] for h in run["history"]], "o-", color="tab:green")
+    wer_axis.set(xlabel="step", ylabel="dev WER (%)", ylim=(0, min(110, max(h["dev_wer"] for h in run["history"]) + 5)))
+    wer_axis.set_title(f"dev WER ({run.get('dev_decoding', '')})", fontsize=9)
+    minutes = wer_axis.secondary_xaxis(
+        "top",
+        functions=(
+            lambda step: np.interp(step, steps, [p["minutes"] for p in run["train_curve"]]),
+            lambda minute: np.interp(minute, [p["minutes"] for p in run["train_curve"]], steps),
+        ),
+    )
+    minutes.set_xlabel("minutes of training")
+    for axis in (loss_axis, wer_axis):
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
 
 
 def training_chain(run: dict) -> List[dict]:
@@ -84,42 +139,53 @@ def render_card(model_dir: Path, run: dict, evaluation: Dict[str, Dict[str, floa
         f"| Training data | {run['data'].get('train')}: {run['train_utterances']} utterances, {run['train_hours']} h of "
         "synthetic speech (Piper, voice en_US-joe-medium, LJ Speech sentences; `benchmarks/synthesize_corpus.py`) |",
         f"| Development data | {run['data'].get('dev')} (first {run['schedule']['dev_utterances']} utterances, "
-        f"model selection by the dev WER of {'CTC' if run.get('dev_decoding', 'greedy') == 'ctc' else 'greedy'} decoding) |",
+        f"model selection by the dev WER of {run.get('dev_decoding', 'greedy')} decoding) |",
         f"| Steps | {sum(r['steps'] for r in chain)} in total, in {len(chain)} stage(s) below |",
         f"| Wall time | {sum(r['wall_minutes'] for r in chain):.1f} min of training in total |",
         f"| Hardware | {run['hardware']} |",
-        f"| Decoding | {DECODING[run['system']]} |",
+        f"| Decoding | {DECODING[decoding_of(run)]} |",
         "",
         "## Training stages",
         "",
-        "| Stage | Variant | Steps (batch) | Epochs | Peak LR, warm-up | Wall time (min) | Best dev WER (%) at step |",
-        "|---|---|---|---|---|---|---|",
+        "| Stage | Variant | Steps done / schedule (batch) | Epochs | Peak LR, warm-up | Pieces | Wall time (min) "
+        "| Best dev WER (%) at step |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for number, stage in enumerate(chain, start=1):
         schedule = stage["schedule"]
+        planned = schedule.get("max_steps", stage["steps"])
         lines.append(
-            f"| {number} | {stage['variant']} | {stage['steps']} ({schedule['batch_size']}) | {stage['epochs_done']} | "
-            f"{schedule['learning_rate']}, {schedule['warmup_steps']} | {stage['wall_minutes']} | "
+            f"| {number} | {stage['variant']} | {stage['steps']} / {planned} ({schedule['batch_size']}) | "
+            f"{stage['epochs_done']} | {schedule['learning_rate']}, {schedule['warmup_steps']} | "
+            f"{len(stage.get('pieces', [])) or 1} | {stage['wall_minutes']} | "
             f"{stage['best_dev_wer']:.2f} at {stage['best_step']} |"
         )
     lines += [f"\nStage {n}: {stage['note']}" for n, stage in enumerate(chain, start=1) if stage.get("note")]
     lines += [
         "",
-        "Every stage: AdamW, linear warm-up then cosine decay, gradient norm clipped; `benchmarks/train.py` with the",
-        "settings in `training_run.json`; a later stage starts from the best weights of the one before.",
+        "Every stage: AdamW, linear warm-up then cosine decay over the stage's whole schedule, gradient norm clipped;",
+        "`benchmarks/train.py` with the settings in `training_run.json`, resumable in pieces (`--resume`); a later",
+        "stage starts from the best weights of the one before. A stage whose steps are short of its schedule is still",
+        "training: these are its best weights so far.",
         "",
+    ]
+    if (model_dir / "learning_curve.png").is_file():
+        lines += ["![Learning curve: train and dev loss, dev WER](learning_curve.png)", ""]
+    with_ctc = any("wer_ctc" in result for result in evaluation.values())
+    lines += [
         "## Word error rates",
         "",
-        "| Test set | Utterances | WER (%) |",
-        "|---|---|---|",
+        "| Test set | Utterances | WER (%) |" + (" CTC-only WER (%) |" if with_ctc else ""),
+        "|---|---|---|" + ("---|" if with_ctc else ""),
     ]
     descriptions = {
         "synthetic_test": "Held-out synthetic test (unseen LJ Speech sentences, same voice)",
-        "embedded_eval": "Embedded evaluation set (`benchmarks/data/LibriSpeech/test-synth`, the project's sentences)",
+        "embedded_eval": "Embedded evaluation set (`art_asr_ext/benchmark/data/LibriSpeech/test-synth`, the project's sentences)",
         "real_clips": "Real LibriSpeech test-clean clips (`../shared/data`, human speakers never heard in training)",
     }
     for name, result in evaluation.items():
-        lines.append(f"| {descriptions.get(name, name)} | {result['utterances']} | {result['wer']:.2f} |")
+        ctc = f" {result['wer_ctc']:.2f} |" if with_ctc else ""
+        lines.append(f"| {descriptions.get(name, name)} | {result['utterances']} | {result['wer']:.2f} |{ctc}")
     lines += [
         "",
         "Reproduce: `python benchmarks/model_cards.py --check --synthetic-test <corpus>/test-synth` "
@@ -160,6 +226,7 @@ def main(argv=None) -> int:
                 print(f"{model_dir.name:28s} {name:15s} WER {result['wer']:6.2f} %  {status}")
             continue
         run = json.loads((model_dir / "training_run.json").read_text())
+        plot_learning_curve(run, model_dir / "learning_curve.png")
         evaluation_path.write_text(json.dumps(evaluation, indent=2) + "\n")
         (model_dir / "MODEL_CARD.md").write_text(render_card(model_dir, run, evaluation))
         print(f"{model_dir.name}: " + ", ".join(f"{k} {v['wer']:.2f} %" for k, v in evaluation.items()))

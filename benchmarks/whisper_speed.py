@@ -30,8 +30,8 @@ import whisper
 from art.attacks.evasion import ProjectedGradientDescent
 
 from art_asr_ext.estimators.speech_recognition.pytorch_whisper import PyTorchWhisper
-from art_asr_ext.estimators.speech_recognition.speech_inputs import to_object_array
-from art_asr_ext.estimators.speech_recognition.whisper_text import to_librispeech_text
+from art_asr_ext.utils.audio import to_object_array
+from art_asr_ext.utils.text import to_librispeech_text
 from art_asr_ext.models.whisper_ctranslate2 import bundled_tiny_en_path, load_whisper
 
 DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "LibriSpeech", "test-clean")

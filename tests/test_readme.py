@@ -18,11 +18,11 @@ def _tagged_line(tag: str) -> str:
 
 def test_main_command_names_a_valid_config_and_plans_its_grid(tmp_path):
     words = shlex.split(_tagged_line("main"))
-    assert words[0] == ".venv/bin/python" and words[1] == "benchmarks/run.py"
+    assert words[0] == ".venv/bin/art-asr-benchmark" and "--preset" in words
     words[words.index("--out") + 1] = str(tmp_path / "out")
-    result = subprocess.run(
-        [sys.executable, *words[1:], "--dry-run"], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+    # The console script of this environment, from another directory: the preset resolves from the package.
+    command = [str(Path(sys.executable).with_name("art-asr-benchmark")), *words[1:], "--dry-run"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "pgd" in result.stdout.lower() and "fgsm" in result.stdout.lower()
 

@@ -18,7 +18,6 @@ loads:
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
-import librosa
 import numpy as np
 import torch
 
@@ -36,6 +35,8 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
     :param fmax: Highest frequency in Hz; `None` means `sample_rate / 2`.
     :return: Filterbank of shape `(n_mels, n_fft // 2 + 1)`, float32 as librosa builds it.
     """
+    import librosa  # imported here: librosa (and numba) take seconds to import
+
     basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
     return torch.from_numpy(np.ascontiguousarray(basis))
 

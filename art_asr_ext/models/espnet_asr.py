@@ -70,6 +70,8 @@ def transformer_asr_config(
     specaug: bool = False,
     token_type: str = "char",
     bpemodel: Optional[PathLike] = None,
+    input_layer: str = "conv2d",
+    init: Optional[str] = None,
 ) -> Dict[str, Any]:
     """
     Training config of an ESPnet2 Transformer ASR model (the layout of the LibriSpeech recipe's
@@ -82,6 +84,10 @@ def transformer_asr_config(
     :param ctc_weight: Weight of CTC in the training loss `ctc_weight * CTC + (1 - ctc_weight) * attention`.
     :param normalize: `utterance_mvn`, `global_mvn` (needs `stats_file`) or None.
     :param specaug: Add SpecAugment (time warp off, two frequency and two time masks) for training.
+    :param input_layer: ESPnet's encoder input layer: `conv2d` (4x subsampling, 40 ms frames at a 10 ms hop) or
+                        `conv2d2` (2x, 20 ms frames: enough frames per character for character CTC on fast speech).
+    :param init: ESPnet's weight initialisation (`xavier_uniform`, ...), applied by `ASRTask.build_model`; None
+                 keeps torch's defaults.
     :return: A config dict for :func:`build_espnet_asr`, in the form ESPnet writes to `config.yaml`.
     """
     if normalize == "global_mvn" and stats_file is None:
@@ -116,7 +122,7 @@ def transformer_asr_config(
             "dropout_rate": dropout_rate,
             "positional_dropout_rate": dropout_rate,
             "attention_dropout_rate": dropout_rate,
-            "input_layer": "conv2d",
+            "input_layer": input_layer,
             "normalize_before": True,
         },
         "decoder": "transformer",
@@ -130,6 +136,7 @@ def transformer_asr_config(
             "src_attention_dropout_rate": dropout_rate,
         },
         "ctc_conf": {"dropout_rate": 0.0, "ctc_type": "builtin"},
+        "init": init,
         "model": "espnet",
         "model_conf": {
             "ctc_weight": ctc_weight,

@@ -14,13 +14,15 @@ import json
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Union
 
 import torch
-from espnet2.gan_tts.hifigan.hifigan import HiFiGANGenerator
 
 from art_asr_ext.features.mel import LogMelConfig, LogMelSpectrogram
 from art_asr_ext.models.vocoder import Vocoder
+
+if TYPE_CHECKING:
+    from espnet2.gan_tts.hifigan.hifigan import HiFiGANGenerator
 
 # jik876 module names -> ESPnet HiFiGANGenerator module names (ESPnet wraps each conv in a Sequential after its
 # activation, hence the extra ".1").
@@ -65,7 +67,7 @@ def _espnet_key(key: str) -> str:
 
 def hifigan_generator_from_jik876(
     state_dict: Mapping[str, torch.Tensor], config: Mapping[str, Any]
-) -> HiFiGANGenerator:
+) -> "HiFiGANGenerator":
     """
     Build ESPnet's ``HiFiGANGenerator`` holding the weights of a jik876 generator.
 
@@ -93,6 +95,8 @@ def hifigan_generator_from_jik876(
         raise ValueError(
             f"Only upsample_kernel_sizes == 2 * upsample_rates is supported. Found rates {rates}, kernels {kernels}"
         )
+    from espnet2.gan_tts.hifigan.hifigan import HiFiGANGenerator  # ESPnet takes seconds to import
+
     generator = HiFiGANGenerator(
         in_channels=int(config.get("num_mels", 80)),
         out_channels=1,

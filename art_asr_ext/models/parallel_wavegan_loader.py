@@ -22,7 +22,6 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 import numpy as np
 import torch
 import yaml
-from espnet2.gan_tts.parallel_wavegan.parallel_wavegan import ParallelWaveGANGenerator
 
 from art_asr_ext.features.mel import LogMelConfig, LogMelSpectrogram
 from art_asr_ext.models.vocoder import Vocoder
@@ -199,6 +198,8 @@ def load_parallel_wavegan(folder: Union[str, Path], checkpoint: Optional[Union[s
         # torch.nn.utils.weight_norm; it is removed right after loading.
         warnings.filterwarnings("ignore", message=".*weight_norm.* is deprecated", category=FutureWarning)
         try:
+            from espnet2.gan_tts.parallel_wavegan.parallel_wavegan import ParallelWaveGANGenerator
+
             generator = ParallelWaveGANGenerator(**generator_arguments(config))
         except (TypeError, AssertionError) as error:
             raise ValueError(f"{folder / 'config.yml'} generator_params cannot build a generator: {error}") from error

@@ -4,7 +4,7 @@ from art.attacks.evasion import ImperceptibleASRPyTorch
 
 from art_asr_ext.attacks.evasion import RaggedImperceptibleASRPyTorch
 from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2
-from art_asr_ext.estimators.speech_recognition.speech_inputs import to_object_array
+from art_asr_ext.utils.audio import to_object_array
 from art_asr_ext.models import DeepSpeech2
 
 SETTINGS = dict(
@@ -44,7 +44,7 @@ def test_ragged_batch_equals_each_utterance_attacked_alone(setup):
 def trained_deepspeech2():
     """The embedded DeepSpeech2 and the first utterance of the embedded evaluation set."""
     from art_asr_ext.data.librispeech import load_librispeech
-    from benchmarks.model_cards import EMBEDDED_SET, MODELS_DIR
+    from art_asr_ext.benchmark.presets import EMBEDDED_SET, MODELS_DIR
 
     estimator = PyTorchDeepSpeech2(checkpoint=MODELS_DIR / "deepspeech2_baseline" / "model.ckpt")
     return estimator, load_librispeech(EMBEDDED_SET, max_utterances=1)[0].waveform[None, :]

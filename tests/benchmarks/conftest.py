@@ -17,7 +17,7 @@ def mini_config_path(tmp_path_factory):
 @pytest.fixture(scope="session")
 def uninterrupted(mini_config_path, tmp_path_factory):
     """One complete run of the small config: its output directory and summary."""
-    from benchmarks.runner import load_config, run_benchmark
+    from art_asr_ext.benchmark import load_config, run_benchmark
 
     out = tmp_path_factory.mktemp("uninterrupted")
     summary = run_benchmark(load_config(mini_config_path), out, progress=False, threads=1, plot=False)

@@ -10,15 +10,16 @@ from collections import Counter
 
 import yaml
 
-from benchmarks.runner.cells import UTTERANCE_COLUMNS
+from art_asr_ext.benchmark.cells import UTTERANCE_COLUMNS
+from art_asr_ext.benchmark.presets import preset_path
 from tests.benchmarks.helpers import DATA, REPO, read_csv
 
-CONFIG = REPO / "benchmarks" / "configs" / "ci_tiny.yaml"
+CONFIG = preset_path("ci_tiny")
 
 
 def test_ci_tiny_end_to_end(tmp_path):
     assert (DATA / "LibriSpeech" / "test-clean").is_dir(), f"Real test data missing: {DATA}"
-    command = [sys.executable, "benchmarks/run.py", "--config", str(CONFIG), "--out", str(tmp_path)]
+    command = [sys.executable, "benchmarks/run.py", "--preset", "ci_tiny", "--out", str(tmp_path)]
     result = subprocess.run(
         command + ["--threads", "1", "--no-progress"], cwd=REPO, capture_output=True, text=True, timeout=300
     )

@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.runner.attacks import build_grid
-from benchmarks.runner.config import ConfigError, load_config, missing_files, parse_config, transfer_label
+from art_asr_ext.benchmark.attacks import build_grid
+from art_asr_ext.benchmark.config import ConfigError, load_config, missing_files, parse_config, transfer_label
+from art_asr_ext.benchmark.presets import PRESETS_DIR
 from tests.benchmarks.helpers import REPO
 
 BASE = {
@@ -179,7 +180,7 @@ def test_transfer_labels_follow_the_study():
 
 @pytest.mark.parametrize("name", ["paper_table1.yaml", "ci_tiny.yaml"])
 def test_presets_parse(name):
-    config = load_config(REPO / "benchmarks" / "configs" / name)
+    config = load_config(PRESETS_DIR / name)
     assert config.systems and config.transfer
     if name == "paper_table1.yaml":
         assert config.attacks.fgsm_eps == config.attacks.pgd_eps == (1e-4, 1e-3, 1e-2, 0.1, 0.2)
@@ -189,12 +190,12 @@ def test_presets_parse(name):
         assert any("placeholder" in problem for problem in missing_files(config))
     else:
         assert missing_files(config) == []
-        raw = yaml.safe_load((REPO / "benchmarks" / "configs" / name).read_text())
+        raw = yaml.safe_load((PRESETS_DIR / name).read_text())
         assert raw["data"]["max_utterances"] == 2
 
 
 def test_whisper_real_preset_needs_only_the_repository_and_the_shared_data():
-    config = load_config(REPO / "benchmarks" / "configs" / "whisper_real.yaml")
+    config = load_config(PRESETS_DIR / "whisper_real.yaml")
     assert missing_files(config) == []
     assert config.attacks.fgsm_eps == config.attacks.pgd_eps == (1e-4, 1e-3, 1e-2, 0.1, 0.2)
     assert config.attacks.pgd_max_iter == 7 and config.attacks.pgd_step_ratio == 0.2 and config.attacks.pgd_targeted

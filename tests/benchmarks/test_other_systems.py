@@ -22,8 +22,8 @@ from art_asr_ext.models.espnet_asr import (
     save_espnet_asr,
     transformer_asr_config,
 )
-from benchmarks.runner import load_config, run_benchmark
-from benchmarks.runner.cells import UTTERANCE_COLUMNS
+from art_asr_ext.benchmark import load_config, run_benchmark
+from art_asr_ext.benchmark.cells import UTTERANCE_COLUMNS
 from tests.benchmarks.helpers import DATA, read_csv
 
 ESPNET, ESPNET_RS = "(1) ESPnet tiny", "(2) ESPnet tiny + RS"

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-import benchmarks.runner.cells
-from benchmarks.runner import dry_run_report, load_config, run_benchmark
-from benchmarks.runner.config import ConfigError
+import art_asr_ext.benchmark.cells
+from art_asr_ext.benchmark import dry_run_report, load_config, run_benchmark
+from art_asr_ext.benchmark.config import ConfigError
 from tests.benchmarks.helpers import MINI_CELLS, REPO, mini_config_dict, read_csv, write_config
 
 
@@ -83,14 +83,14 @@ def test_killed_run_loses_at_most_the_cell_in_flight(uninterrupted, mini_config_
 
 
 def test_a_failing_cell_is_recorded_and_the_rest_complete(uninterrupted, mini_config_path, tmp_path, monkeypatch):
-    make_attack = benchmarks.runner.cells.make_attack
+    make_attack = art_asr_ext.benchmark.cells.make_attack
 
     def failing(cell, *args, **kwargs):
         if cell.attack == "pgd" and cell.system == "(2) Tiny + RS":
             raise RuntimeError("injected failure")
         return make_attack(cell, *args, **kwargs)
 
-    monkeypatch.setattr(benchmarks.runner.cells, "make_attack", failing)
+    monkeypatch.setattr(art_asr_ext.benchmark.cells, "make_attack", failing)
     summary = run(mini_config_path, tmp_path)
     source, transfer = "(2) Tiny + RS | pgd | 0.01", "Transfer attack: (1) + attack from (2) | pgd | 0.01"
     assert set(summary.failed) == {source, transfer}  # the transfer cell needs the failed source cell
@@ -103,7 +103,7 @@ def test_a_failing_cell_is_recorded_and_the_rest_complete(uninterrupted, mini_co
     assert table[1]["PGD 0.01"] == "" and table[1]["FGSM 0.01"] != "" and table[0]["PGD 0.01"] != ""
     assert "Failed cells" in (tmp_path / "table1.md").read_text()
     # The next run retries the failed cells only, and the outputs match an uninterrupted run.
-    monkeypatch.setattr(benchmarks.runner.cells, "make_attack", make_attack)
+    monkeypatch.setattr(art_asr_ext.benchmark.cells, "make_attack", make_attack)
     rerun = run(mini_config_path, tmp_path)
     assert set(rerun.computed) == {source, transfer} and not rerun.failed
     assert_same_results(tmp_path, uninterrupted[0])
@@ -154,7 +154,7 @@ def test_dry_run_prints_the_grid_status_and_cost(uninterrupted, mini_config_path
 
 
 def test_a_retrained_checkpoint_at_the_same_path_changes_the_fingerprint(tmp_path):
-    from benchmarks.runner.runner import content_digest
+    from art_asr_ext.benchmark.runner import content_digest
 
     model_dir = tmp_path / "model"
     (model_dir / "exp").mkdir(parents=True)

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.runner.store import ResultStore, slug
+from art_asr_ext.benchmark.store import ResultStore, slug
 
 
 def test_latest_record_of_a_cell_wins(tmp_path):

@@ -3,8 +3,8 @@ import random
 import pytest
 
 from art_asr_ext.metrics import word_errors
-from benchmarks.runner.cells import UTTERANCE_COLUMNS
-from benchmarks.runner.table import TableLayout, format_eps, table_csv, table_markdown, table_values, utterances_csv
+from art_asr_ext.benchmark.cells import UTTERANCE_COLUMNS
+from art_asr_ext.benchmark.table import TableLayout, format_eps, table_csv, table_markdown, table_values, utterances_csv
 
 LAYOUT = TableLayout(
     rows=(("(1) DS2", "(1) DS2"), ("(8) TF", "(8) TF"), ("Transfer attack: (1) + attack from (8)", "(1) DS2")),

@@ -2,15 +2,14 @@ import numpy as np
 import pytest
 
 from art_asr_ext.data import Utterance
-from benchmarks.runner.config import DataConfig, TargetConfig
-from benchmarks.runner.data import (
+from art_asr_ext.benchmark.config import DataConfig, TargetConfig
+from art_asr_ext.benchmark.evaluation_data import (
     crop_utterance,
     load_utterances,
     phrase_length,
     read_phrase_pool,
     sample_target,
     sample_targets,
-    to_librispeech_text,
 )
 from tests.benchmarks.helpers import DATA
 
@@ -26,28 +25,11 @@ POOL = [
 ]
 
 
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        (
-            "Printing, in the only sense -- with which we are concerned,",
-            "PRINTING IN THE ONLY SENSE WITH WHICH WE ARE CONCERNED",
-        ),
-        ("It\u2019s a well-known \u201cfact\u201d.", "IT'S A WELL KNOWN FACT"),
-        ("Caf\u00e9 na\u00efve", "CAFE NAIVE"),
-        ("'Tis said 'hello'", "TIS SAID HELLO"),
-        ("In 1850 the law", None),
-        (" -- ", None),
-    ],
-)
-def test_pool_text_is_normalised_to_the_librispeech_convention(text, expected):
-    assert to_librispeech_text(text) == expected
-
-
 def test_read_phrase_pool_formats(tmp_path):
     tsv = tmp_path / "pool.tsv"
-    tsv.write_text("id\ttext\nA1\tHello, world.\nA2\tIn 1850.\nA3\tHELLO WORLD\n", encoding="utf-8")
-    assert read_phrase_pool(tsv) == ["HELLO WORLD"]  # digits dropped, duplicates merged
+    tsv.write_text("id\ttext\nA1\tHello, world.\nA2\tIn 1850.\nA3\tHELLO WORLD\nA4\t -- \n", encoding="utf-8")
+    # digits spelled out, duplicates merged, a phrase without words dropped
+    assert read_phrase_pool(tsv) == ["HELLO WORLD", "IN EIGHTEEN FIFTY"]
     plain = tmp_path / "pool.txt"
     plain.write_text("open the door\n\nclose it\n", encoding="utf-8")
     assert read_phrase_pool(plain) == ["OPEN THE DOOR", "CLOSE IT"]

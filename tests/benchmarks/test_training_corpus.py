@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from art_asr_ext.data.librispeech import load_librispeech
-from benchmarks.synthesize_corpus import main as synthesize_corpus
-from benchmarks.training.corpus import SAMPLE_RATE, PiperSynthesizer, Sentence, write_split
+from art_asr_ext.benchmark.training.synthesize import main as synthesize_corpus
+from art_asr_ext.benchmark.training.corpus import SAMPLE_RATE, PiperSynthesizer, Sentence, write_split
 
 SENTENCES = [
     Sentence("a", "the cat sat on the mat.", "THE CAT SAT ON THE MAT"),

@@ -7,9 +7,19 @@ import numpy as np
 import pytest
 import torch
 
+from art_asr_ext.benchmark.training.recipes import (
+    DEEPSPEECH_CHECKPOINT,
+    STATE_FILE,
+    Corpus,
+    Recipe,
+    Schedule,
+    epoch_batches,
+    write_feats_stats,
+)
 from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2, PyTorchESPnet
 from benchmarks import model_cards
-from benchmarks.training.recipes import DEEPSPEECH_CHECKPOINT, Corpus, Recipe, Schedule
+
+FRONTEND = {"fs": 16000, "n_fft": 512, "hop_length": 160, "n_mels": 80}
 
 
 @pytest.fixture(scope="module")
@@ -19,12 +29,45 @@ def embedded_set():
     return corpus
 
 
-def test_schedule_warms_up_then_decays():
-    schedule = Schedule(learning_rate=1e-3, warmup_steps=10, final_lr_ratio=0.1)
-    rates = [schedule.learning_rate_at(step, 100) for step in range(100)]
+@pytest.fixture(scope="module")
+def stats_file(embedded_set, tmp_path_factory):
+    return write_feats_stats(embedded_set, FRONTEND, tmp_path_factory.mktemp("stats") / "feats_stats.npz")
+
+
+def quiet(line: str) -> None:
+    pass
+
+
+def test_schedule_warms_up_then_decays_over_the_whole_run():
+    schedule = Schedule(max_steps=100, learning_rate=1e-3, warmup_steps=10, final_lr_ratio=0.1)
+    rates = [schedule.learning_rate_at(step) for step in range(100)]
     assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(rates[9:], rates[10:]))
-    assert schedule.learning_rate_at(100, 100) == pytest.approx(1e-4)
+    assert schedule.learning_rate_at(100) == pytest.approx(1e-4)
+    ctc = Schedule(max_steps=100, warmup_steps=1, ctc_weight_start=0.8, ctc_warmup_steps=10)
+    assert ctc.ctc_weight_at(0, 0.3) == pytest.approx(0.8) and ctc.ctc_weight_at(5, 0.3) == pytest.approx(0.55)
+    assert ctc.ctc_weight_at(10, 0.3) == 0.3 == ctc.ctc_weight_at(50, 0.3)
+
+
+def test_bad_schedules_are_refused_by_name():
+    with pytest.raises(ValueError, match="warmup_steps"):
+        Schedule(max_steps=10, warmup_steps=10)
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        Schedule(max_grad_norm=0)
+
+
+def test_sortagrad_then_seeded_shuffles(embedded_set):
+    lengths = [len(w) for w in embedded_set.waveforms]
+    schedule = Schedule(max_steps=10, warmup_steps=1, seed=3)
+    first = epoch_batches(lengths, 4, 0, schedule)
+    assert [lengths[b[0]] for b in first] == sorted(lengths[b[0]] for b in first)  # shortest first
+    assert [b.tolist() for b in epoch_batches(lengths, 4, 1, schedule)] == [
+        b.tolist() for b in epoch_batches(lengths, 4, 1, schedule)
+    ]
+    assert [b.tolist() for b in epoch_batches(lengths, 4, 1, schedule)] != [
+        b.tolist() for b in epoch_batches(lengths, 4, 2, schedule)
+    ]
+    assert sorted(i for b in first for i in b) == list(range(len(lengths)))
 
 
 def test_deepspeech2_rs_aug_trains_and_saves_a_v3_checkpoint(embedded_set, tmp_path, single_torch_thread):
@@ -40,37 +83,101 @@ def test_deepspeech2_rs_aug_trains_and_saves_a_v3_checkpoint(embedded_set, tmp_p
     before = [p.detach().clone() for p in recipe.model.parameters()]
     train, dev = embedded_set.subset(np.arange(8)), embedded_set.subset(np.arange(8, 12))
     schedule = Schedule(
-        epochs=2, batch_size=4, learning_rate=1e-3, warmup_steps=1, eval_every_steps=2, dev_utterances=4
+        max_steps=4, batch_size=4, learning_rate=1e-3, warmup_steps=1, eval_every_steps=2, dev_utterances=4
     )
-    run = recipe.fit(train, dev, schedule, tmp_path, log=lambda line: None, data={"train": "embedded"})
+    run = recipe.fit(train, dev, schedule, tmp_path, log=quiet, data={"train": "embedded"}, log_every_steps=1)
 
-    assert run.steps == 4 and run.epochs_done == 2 and len(run.history) == 2
-    assert all(math.isfinite(h["dev_loss"]) for h in run.history)
+    assert run.steps == 4 and run.finished and len(run.history) == 2 and len(run.train_curve) == 4
+    assert all(math.isfinite(h["dev_loss"]) and math.isfinite(h["train_loss"]) for h in run.history)
+    assert [point["step"] for point in run.train_curve] == [1, 2, 3, 4]
     assert any(not torch.equal(a, b) for a, b in zip(before, recipe.model.parameters()))
     saved = json.loads((tmp_path / "training_run.json").read_text())
     assert saved["variant"] == "rs_aug" and saved["data"] == {"train": "embedded"} and saved["train_utterances"] == 8
+    assert len(saved["pieces"]) == 1 and saved["pieces"][0]["to_step"] == 4
     reloaded = PyTorchDeepSpeech2(checkpoint=tmp_path / DEEPSPEECH_CHECKPOINT)
     assert reloaded.model.hidden_size == 16 and reloaded.model.spectrogram.window_size == 0.01
 
 
-def test_transformer_no_lsm_fine_tunes_from_a_saved_model(embedded_set, tmp_path, single_torch_thread):
+def _train_in_pieces(system, variant, train, dev, schedule, out, pieces, stats_file=None):
+    """Train `schedule.max_steps` steps in the given pieces (None: the rest), each in a fresh Recipe."""
+    run = None
+    for number, piece in enumerate(pieces):
+        torch.manual_seed(1234 + number)  # a new process would start from other RNG states
+        recipe = Recipe(system, variant, size="tiny", stats_file=stats_file, decoding="greedy")
+        run = recipe.fit(train, dev, schedule, out, log=quiet, resume=number > 0, stop_after_steps=piece)
+    state = torch.load(out / STATE_FILE, weights_only=True)
+    return run, state["model"]
+
+
+@pytest.mark.parametrize(
+    "system, variant",
+    [("deepspeech2", "rs_aug"), ("transformer", "baseline")],
+    ids=["deepspeech2-noise-augmentation", "transformer-dropout"],
+)
+def test_two_pieces_give_the_weights_of_one(system, variant, embedded_set, stats_file, tmp_path, single_torch_thread):
+    """N steps in one piece and the same N steps in two pieces: the same weights (max abs difference <= 1e-6)."""
+    train, dev = embedded_set.subset(np.arange(12)), embedded_set.subset(np.arange(12, 14))
+    # 3 batches an epoch, so the pieces cut an epoch in the middle and cross an epoch boundary (new data order).
+    schedule = Schedule(max_steps=7, batch_size=4, warmup_steps=2, eval_every_steps=5, dev_utterances=2)
+    stats = stats_file if system == "transformer" else None
+    whole, weights = _train_in_pieces(system, variant, train, dev, schedule, tmp_path / "one", [None], stats)
+    split, split_weights = _train_in_pieces(system, variant, train, dev, schedule, tmp_path / "two", [4, None], stats)
+
+    assert whole.steps == split.steps == 7 and split.finished and len(split.pieces) == 2
+    assert split.pieces[0]["to_step"] == 4 and split.pieces[1]["from_step"] == 4
+    difference = max(float((weights[key].double() - split_weights[key].double()).abs().max()) for key in weights)
+    assert difference <= 1e-6
+    assert [h["dev_wer"] for h in whole.history] == [h["dev_wer"] for h in split.history]
+    assert [p["train_loss"] for p in whole.train_curve] == [p["train_loss"] for p in split.train_curve]
+    # The control: a different data order does change the weights, so the comparison above can fail.
+    shuffled = Schedule(max_steps=7, batch_size=4, warmup_steps=2, eval_every_steps=5, dev_utterances=2, seed=1)
+    _, other = _train_in_pieces(system, variant, train, dev, shuffled, tmp_path / "other", [None], stats)
+    assert max(float((weights[key].double() - other[key].double()).abs().max()) for key in weights) > 1e-4
+
+
+def test_resume_refuses_another_run_and_a_fresh_start_refuses_a_state(embedded_set, tmp_path, single_torch_thread):
+    train, dev = embedded_set.subset(np.arange(8)), embedded_set.subset(np.arange(8, 10))
+    schedule = Schedule(max_steps=4, batch_size=4, warmup_steps=1, eval_every_steps=4, dev_utterances=2)
+    Recipe("deepspeech2", "baseline", size="tiny").fit(train, dev, schedule, tmp_path, log=quiet, stop_after_steps=1)
+    with pytest.raises(FileExistsError, match="--resume"):
+        Recipe("deepspeech2", "baseline", size="tiny").fit(train, dev, schedule, tmp_path, log=quiet)
+    longer = Schedule(max_steps=8, batch_size=4, warmup_steps=1, eval_every_steps=4, dev_utterances=2)
+    with pytest.raises(ValueError, match="schedule"):
+        Recipe("deepspeech2", "baseline", size="tiny").fit(train, dev, longer, tmp_path, log=quiet, resume=True)
+    with pytest.raises(ValueError, match="training corpus"):
+        Recipe("deepspeech2", "baseline", size="tiny").fit(
+            train.subset(np.arange(7)), dev, schedule, tmp_path, log=quiet, resume=True
+        )
+
+
+def test_transformer_no_lsm_fine_tunes_from_a_saved_model(embedded_set, stats_file, tmp_path, single_torch_thread):
     torch.manual_seed(0)
     train, dev = embedded_set.subset(np.arange(4)), embedded_set.subset(np.arange(4, 6))
-    schedule = Schedule(epochs=1, batch_size=4, warmup_steps=1, eval_every_steps=1, dev_utterances=2)
-    Recipe("transformer", "baseline", size="tiny").fit(train, dev, schedule, tmp_path / "base", log=lambda line: None)
-    assert PyTorchESPnet(model_dir=tmp_path / "base").asr_config["model_conf"]["lsm_weight"] == 0.1
+    schedule = Schedule(
+        max_steps=2, batch_size=4, warmup_steps=1, eval_every_steps=1, dev_utterances=2, ctc_weight_start=0.8
+    )
+    base = Recipe("transformer", "baseline", size="tiny", stats_file=stats_file, beam_size=2)
+    assert base.espnet_config["normalize"] == "global_mvn" and base.espnet_config["init"] == "xavier_uniform"
+    assert base.espnet_config["encoder_conf"]["input_layer"] == "conv2d2"
+    run = base.fit(train, dev, schedule, tmp_path / "base", log=quiet)
+    assert run.dev_decoding == "joint CTC/attention beam search (beam 2)"
+    assert base.model.ctc_weight == 0.3  # the CTC warm-up never leaks into the saved model
+    saved = PyTorchESPnet(model_dir=tmp_path / "base")
+    assert saved.asr_config["model_conf"]["lsm_weight"] == 0.1 and saved.asr_config["normalize"] == "global_mvn"
 
     recipe = Recipe("transformer", "no_lsm", init=tmp_path / "base")
     assert recipe.model_config["encoder_conf"]["output_size"] == 32  # the saved architecture, not the size label
     estimator = recipe.estimator()
     assert estimator.lsm_weight == 0.0 and estimator.model.encoder.output_size() == 32
-    run = recipe.fit(train, dev, schedule, tmp_path / "no_lsm", log=lambda line: None)
-    assert run.initialised_from == str(tmp_path / "base")
+    run = recipe.fit(train, dev, Schedule(max_steps=2, batch_size=4, warmup_steps=1), tmp_path / "no_lsm", log=quiet)
+    assert run.initialised_from == str(tmp_path / "base") and run.previous_run["variant"] == "baseline"
     assert PyTorchESPnet(model_dir=tmp_path / "no_lsm").asr_config["model_conf"]["lsm_weight"] == 0.0
 
 
-def test_unknown_variants_are_refused():
+def test_unknown_variants_and_missing_statistics_are_refused():
     with pytest.raises(ValueError, match="Unknown system/variant"):
         Recipe("deepspeech2", "no_lsm")
     with pytest.raises(ValueError, match="Unknown size"):
         Recipe("transformer", "baseline", size="huge")
+    with pytest.raises(ValueError, match="stats_file"):
+        Recipe("transformer", "baseline", size="tiny")

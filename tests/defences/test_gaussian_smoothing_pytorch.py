@@ -199,3 +199,20 @@ def test_gradient_layout_mismatch_raises():
     x = object_array(np.zeros(10, np.float32))
     with pytest.raises(ValueError, match=r"grad\[0\] has shape \(9,\)"):
         smoothing(seed=0).estimate_gradient(x, object_array(np.zeros(9, np.float32)))
+
+
+def test_a_defence_without_device_type_follows_its_estimator_and_a_pinned_one_is_checked():
+    from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2
+    from art_asr_ext.models.deepspeech2 import DeepSpeech2
+
+    follower = GaussianSmoothingPyTorch(sigma=0.01, seed=0)
+    assert not follower.device_pinned and follower.device.type == "cpu"
+    estimator = PyTorchDeepSpeech2(model=DeepSpeech2(hidden_size=8, hidden_layers=1), preprocessing_defences=follower)
+    assert follower.device == estimator.device
+    pinned = GaussianSmoothingPyTorch(sigma=0.01, seed=0, device_type="cpu")
+    assert pinned.device_pinned
+    with pytest.raises(ValueError, match="pinned to cpu but its estimator runs on cuda"):
+        pinned.follow_device(torch.device("cuda"))
+    # The same seed on the same device gives the same noise, whichever way the device was chosen.
+    x = torch.zeros(1000)
+    assert torch.equal(follower.forward(x)[0], pinned.forward(x)[0])

@@ -11,7 +11,7 @@ from art.preprocessing.audio import LFilterPyTorch
 
 from art_asr_ext.defences.preprocessor import GaussianSmoothingPyTorch, WaveGANVocoderPyTorch
 from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2
-from art_asr_ext.estimators.speech_recognition.speech_inputs import to_object_array
+from art_asr_ext.utils.audio import to_object_array
 from art_asr_ext.models import DeepSpeech2
 from tests.defences.conftest import tiny_hifigan_vocoder
 

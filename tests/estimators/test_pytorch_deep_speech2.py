@@ -5,7 +5,7 @@ from art.attacks.evasion import FastGradientMethod, ImperceptibleASRPyTorch, Pro
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
 from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2
-from art_asr_ext.estimators.speech_recognition.speech_inputs import to_object_array
+from art_asr_ext.utils.audio import to_object_array
 from art_asr_ext.models import DeepSpeech2
 from art_asr_ext.models.deepspeech_checkpoint import save_deepspeech_checkpoint
 
@@ -305,7 +305,7 @@ def test_fit_keeps_parts_the_caller_froze_frozen(real_clips):
 
 def test_defence_at_another_sample_rate_is_refused():
     from art_asr_ext.defences.preprocessor import WaveGANVocoderPyTorch
-    from art_asr_ext.models.vocoder import tiny_random_hifigan
+    from art_asr_ext.benchmark.systems import random_init_vocoder as tiny_random_hifigan
 
     vocoder = WaveGANVocoderPyTorch(vocoder=tiny_random_hifigan(0), sample_rate=8000, device_type="cpu")
     with pytest.raises(ValueError, match="expects 8000 Hz audio but the model takes 16000 Hz"):

@@ -13,7 +13,7 @@ import yaml
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
 from art_asr_ext.estimators.speech_recognition.pytorch_espnet import PyTorchESPnet
-from art_asr_ext.estimators.speech_recognition.speech_inputs import to_object_array
+from art_asr_ext.utils.audio import to_object_array
 from art_asr_ext.models.espnet_asr import (
     build_espnet_asr,
     feats_stats,

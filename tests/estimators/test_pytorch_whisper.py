@@ -19,12 +19,9 @@ from art.attacks.evasion import FastGradientMethod, ImperceptibleASRPyTorch, Pro
 from whisper.model import ModelDimensions, Whisper
 
 from art_asr_ext.estimators.speech_recognition.pytorch_whisper import PyTorchWhisper
-from art_asr_ext.estimators.speech_recognition.speech_inputs import to_object_array
-from art_asr_ext.estimators.speech_recognition.whisper_text import (
-    spell_number,
-    to_librispeech_text,
-    to_whisper_text,
-)
+from art_asr_ext.utils.audio import to_object_array
+from art_asr_ext.estimators.speech_recognition.whisper_text import to_whisper_text
+from art_asr_ext.utils.text import to_librispeech_text
 from art_asr_ext.features.whisper_log_mel import whisper_log_mel
 from art_asr_ext.models.whisper_ctranslate2 import (
     bundled_tiny_en_path,
@@ -234,28 +231,9 @@ def test_missing_or_foreign_files_raise(tmp_path):
 # --------------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "whisper_text, librispeech",
-    [
-        (" After early nightfall, the yellow lamps.", "AFTER EARLY NIGHTFALL THE YELLOW LAMPS"),
-        ("“Don’t,” she said—‘well-known’ café.", "DON'T SHE SAID WELL KNOWN CAFE"),
-        (
-            "The parents' 3,000 & 25% in 101.",
-            "THE PARENTS' THREE THOUSAND AND TWENTY FIVE PERCENT IN ONE HUNDRED AND ONE",
-        ),
-        ("", ""),
-    ],
-)
-def test_to_librispeech_text(whisper_text, librispeech):
-    assert to_librispeech_text(whisper_text) == librispeech
-
-
-def test_to_whisper_text_and_numbers():
+def test_to_whisper_text():
     assert to_whisper_text("OPEN THE DOOR I SAID") == " Open the door I said."
     assert to_whisper_text("Keep, this!") == " Keep, this!"
-    assert spell_number(1_000_012) == "ONE MILLION AND TWELVE"
-    with pytest.raises(ValueError, match="Found: -1"):
-        spell_number(-1)
 
 
 def test_log_mel_matches_whisper_and_ignores_padding():

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from art.attacks.evasion import ImperceptibleASRPyTorch
 
-from art_asr_ext.estimators.speech_recognition.speech_inputs import to_object_array
+from art_asr_ext.utils.audio import to_object_array
 
 
 class _NumpyComparableLoss(torch.Tensor):

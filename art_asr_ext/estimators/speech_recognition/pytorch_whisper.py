@@ -22,7 +22,8 @@ from whisper.model import Whisper
 from whisper.tokenizer import LANGUAGES, get_tokenizer
 
 from art_asr_ext.estimators.speech_recognition.pytorch_speech_recognizer import PyTorchSpeechRecognizer
-from art_asr_ext.estimators.speech_recognition.whisper_text import to_librispeech_text, to_whisper_text
+from art_asr_ext.estimators.speech_recognition.whisper_text import to_whisper_text
+from art_asr_ext.utils.text import to_librispeech_text
 from art_asr_ext.features.whisper_log_mel import HOP_LENGTH, whisper_log_mel
 from art_asr_ext.models.whisper_ctranslate2 import load_whisper, native_layer_norms
 
@@ -45,7 +46,7 @@ class PyTorchWhisper(PyTorchSpeechRecognizer):
     sentence case with a full stop before tokenisation (" Open the door."), as Whisper writes; other targets are used
     verbatim (see :func:`art_asr_ext.estimators.speech_recognition.whisper_text.to_whisper_text`). Transcripts are
     normalised to the LibriSpeech convention: upper case letters, apostrophes and spaces (see
-    :func:`art_asr_ext.estimators.speech_recognition.whisper_text.to_librispeech_text`).
+    :func:`art_asr_ext.utils.text.to_librispeech_text`).
 
     Greedy decoding reproduces ``whisper.decode`` with ``DecodingOptions(language="en", without_timestamps=True,
     temperature=0)``: the same prompt, suppressed tokens, blank suppression at the first step and length limit.

@@ -11,9 +11,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from art_asr_ext.data import Utterance
-from art_asr_ext.estimators.speech_recognition.speech_inputs import length_sorted_batches, to_object_array
+from art_asr_ext.utils.audio import length_sorted_batches, to_object_array
 from art_asr_ext.metrics import perturbation_size, word_errors
-from benchmarks.runner.attacks import Cell, make_attack
+from art_asr_ext.benchmark.attacks import Cell, make_attack
 
 #: Columns of utterances.csv, in order.
 UTTERANCE_COLUMNS = (

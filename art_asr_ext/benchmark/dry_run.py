@@ -7,11 +7,11 @@ The dry run: the grid of cells, what is already done in an output directory, and
 from pathlib import Path
 from typing import Dict, Optional
 
-from benchmarks.runner.attacks import Cell, build_grid
-from benchmarks.runner.config import BenchmarkConfig, SystemConfig, missing_files
-from benchmarks.runner.data import load_utterances, sample_targets
-from benchmarks.runner.runner import cell_fingerprint
-from benchmarks.runner.store import ResultStore
+from art_asr_ext.benchmark.attacks import Cell, build_grid
+from art_asr_ext.benchmark.config import BenchmarkConfig, SystemConfig, missing_files
+from art_asr_ext.benchmark.evaluation_data import load_utterances, sample_targets
+from art_asr_ext.benchmark.runner import cell_fingerprint
+from art_asr_ext.benchmark.store import ResultStore
 
 
 def cell_passes(cell: Cell, eot_samples: int = 1) -> Dict[str, int]:
@@ -63,14 +63,14 @@ def audio_seconds(config: BenchmarkConfig) -> Optional[float]:
     return total
 
 
-def dry_run_report(config: BenchmarkConfig, out_dir: Path) -> str:
+def dry_run_report(config: BenchmarkConfig, out_dir: Optional[Path] = None) -> str:
     """
     :param config: The benchmark.
-    :param out_dir: The output directory (cells already finished there are marked).
+    :param out_dir: The output directory (cells already finished there are marked); None: every cell is pending.
     :return: The grid, each cell's status and cost, and the total cost in passes x audio seconds.
     """
     grid = build_grid(config)
-    latest = ResultStore(out_dir, create=False).latest()
+    latest = {} if out_dir is None else ResultStore(out_dir, create=False).latest()
     fingerprints: Optional[Dict[str, str]] = None
     if latest and not missing_files(config):
         utterances = load_utterances(config.data)

@@ -16,7 +16,7 @@ from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
 
 from art_asr_ext.attacks.evasion import RaggedImperceptibleASRPyTorch
 
-from benchmarks.runner.config import BenchmarkConfig, SystemConfig
+from art_asr_ext.benchmark.config import BenchmarkConfig, SystemConfig
 
 #: Order of the attacks in the table and in utterances.csv.
 ATTACK_ORDER = ("clean", "fgsm", "pgd", "imperceptible")

@@ -12,8 +12,37 @@ from typing import Iterable, List, Sequence
 import torch
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
-from art_asr_ext.models.vocoder import tiny_random_hifigan
-from benchmarks.runner.config import DefenceConfig, EstimatorConfig, SystemConfig
+from art_asr_ext.benchmark.config import DefenceConfig, EstimatorConfig, SystemConfig
+from art_asr_ext.features.mel import LogMelConfig, LogMelSpectrogram
+from art_asr_ext.models.vocoder import Vocoder
+
+
+def random_init_vocoder(seed: int) -> Vocoder:
+    """
+    The vocoder of a config's `vocoder: {random_init: {seed}}`: a tiny random HiFi-GAN (8 kHz, 8 mel bands, hop 16)
+    for smoke runs, the vocoder defence's full pipeline at a fraction of the universal HiFi-GAN's cost. It does not
+    reconstruct speech.
+
+    :param seed: Seed of the weights.
+    :return: The vocoder, in eval mode.
+    """
+    from espnet2.gan_tts.hifigan.hifigan import HiFiGANGenerator
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        generator = HiFiGANGenerator(
+            in_channels=8,
+            channels=16,
+            upsample_scales=[4, 4],
+            upsample_kernel_sizes=[8, 8],
+            resblock_kernel_sizes=[3],
+            resblock_dilations=[[1, 3]],
+            use_weight_norm=False,
+        )
+    front_end = LogMelSpectrogram(
+        LogMelConfig.hifigan(sample_rate=8000, n_fft=64, hop_length=16, win_length=64, n_mels=8, fmax=None)
+    )
+    return Vocoder(front_end, generator.eval(), name=f"tiny-random-hifigan:{seed}").eval()
 
 
 def build_defences(defences: Sequence[DefenceConfig], device: str, seed: int) -> List[PreprocessorPyTorch]:
@@ -36,7 +65,7 @@ def build_defences(defences: Sequence[DefenceConfig], device: str, seed: int) ->
         else:
             vocoder = defence.vocoder
             if defence.random_init is not None:
-                vocoder = tiny_random_hifigan(int(defence.random_init["seed"]))
+                vocoder = random_init_vocoder(int(defence.random_init["seed"]))
             built.append(
                 WaveGANVocoderPyTorch(
                     vocoder=vocoder,

@@ -21,30 +21,55 @@ import hashlib
 import io
 import json
 import logging
-import platform
 import sys
 import time
 import traceback
 import zlib
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from art_asr_ext.data import Utterance
-from benchmarks.runner.attacks import Cell, build_grid, transfer_sources
-from benchmarks.runner.cells import run_cell
-from benchmarks.runner.config import BenchmarkConfig, ConfigError, SystemConfig, missing_files
-from benchmarks.runner.data import load_utterances, sample_targets
-from benchmarks.runner.store import ResultStore, atomic_write_text
-from benchmarks.runner.systems import build_system, check_alphabet, reseed_defences
-from benchmarks.runner.table import TableLayout, plot_wer_vs_eps, table_csv, table_markdown, utterances_csv
+from art_asr_ext.benchmark.attacks import Cell, build_grid, transfer_sources
+from art_asr_ext.benchmark.cells import run_cell
+from art_asr_ext.benchmark.config import BenchmarkConfig, ConfigError, SystemConfig, missing_files
+from art_asr_ext.benchmark.evaluation_data import load_utterances, sample_targets
+from art_asr_ext.benchmark.store import ResultStore
+from art_asr_ext.utils.environment import device_description, versions
+from art_asr_ext.utils.io import atomic_write_text
+from art_asr_ext.benchmark.systems import build_system, check_alphabet, reseed_defences
+from art_asr_ext.benchmark.table import TableLayout, plot_wer_vs_eps, table_csv, table_markdown, utterances_csv
 
-logger = logging.getLogger("benchmarks.runner")
+logger = logging.getLogger("art_asr_ext.benchmark")
+
+
+def _progress_bar(**kwargs):
+    """A tqdm bar, or a silent stand-in without tqdm (it is in the `benchmark` extra)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+
+        class _Silent:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc_info) -> None:
+                pass
+
+            def update(self, count: int = 1) -> None:
+                pass
+
+            def close(self) -> None:
+                pass
+
+            def set_postfix_str(self, text: str) -> None:
+                pass
+
+        return _Silent()
+    return tqdm(**kwargs)
 
 
 @dataclasses.dataclass
@@ -142,33 +167,6 @@ def table_layout(config: BenchmarkConfig) -> TableLayout:
         pgd_eps=config.attacks.pgd_eps,
         imperceptible=any(system.imperceptible is not None for system in config.systems),
     )
-
-
-def versions() -> Dict[str, Optional[str]]:
-    """
-    :return: Versions of Python and of the packages that shape the results (None where not installed).
-    """
-    found: Dict[str, Optional[str]] = {"python": platform.python_version()}
-    for package in ("torch", "adversarial-robustness-toolbox", "espnet", "jiwer", "numpy", "openai-whisper"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = None
-    try:
-        found["art-asr-ext"] = metadata.version("art-asr-ext")
-    except metadata.PackageNotFoundError:
-        found["art-asr-ext"] = None
-    return found
-
-
-def device_description(device: str) -> str:
-    """
-    :param device: `cpu` or `gpu`.
-    :return: The device the run uses, in words.
-    """
-    if device == "gpu" and torch.cuda.is_available():
-        return f"cuda: {torch.cuda.get_device_name(0)}"
-    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -326,7 +324,7 @@ def run_benchmark(
         # Own cells first (transfer sources among them), then transfer cells, each grouped by system.
         order = {system.label: i for i, system in enumerate(config.systems)}
         pending.sort(key=lambda c: (c.is_transfer, order[c.system] if c.is_transfer else 0))
-        bar = tqdm(total=len(pending), desc="cells", unit="cell", disable=not progress, dynamic_ncols=True)
+        bar = _progress_bar(total=len(pending), desc="cells", unit="cell", disable=not progress, dynamic_ncols=True)
         for cell in pending:
             if max_cells is not None and len(summary.computed) + len(summary.failed) >= max_cells:
                 summary.pending.append(cell.key)
@@ -357,7 +355,7 @@ def run_benchmark(
                 np.random.seed(seed)
                 reseed_defences(estimator, seed)
                 batch_size = config.system(cell.source).batch_size
-                with tqdm(
+                with _progress_bar(
                     total=len(utterances), desc="  utterances", leave=False, disable=not progress, dynamic_ncols=True
                 ) as inner:
                     output = run_cell(

@@ -1,9 +1,15 @@
 """
-Text normalisation to LibriSpeech's transcript conventions: upper case letters, apostrophes and single spaces, with
-numbers and common abbreviations written out as they are spoken.
+The one normalisation of text to LibriSpeech's transcript conventions in this package: upper case letters A-Z,
+apostrophes inside words and single spaces, with numbers, ordinals and common abbreviations written out as they are
+spoken (years in pairs: 1863 -> EIGHTEEN SIXTY THREE) and accents folded (cafe).
 
-The synthetic corpus feeds the *spoken form* (:func:`spoken_form`) to the TTS voice and writes its normalised
-transcript (:func:`librispeech_transcript`), so the audio says exactly the words of the transcript.
+- :func:`to_librispeech_text` normalises any transcript (a recognizer's output, a target phrase) and never fails: a
+  character with no spoken form becomes a word break.
+- The synthetic corpus feeds the *spoken form* (:func:`spoken_form`, which refuses such characters rather than guess)
+  to the TTS voice and writes its transcript (:func:`librispeech_transcript`), so the audio says exactly the words of
+  the transcript.
+
+Both apply the same rules, so a reference and a hypothesis are normalised alike.
 """
 
 import re
@@ -36,6 +42,9 @@ _ABBREVIATION_BEFORE_NUMBER = re.compile(r"\bno\.(?=\s*\d)", re.IGNORECASE)
 _ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
 _SPEAKABLE = re.compile(r"[^a-z' ,.;:!?\"()\-]")
+#: Symbols a transcript may hold that have one spoken form.
+SYMBOLS = {"&": " and ", "%": " percent ", "+": " plus ", "@": " at "}
+_LIBRISPEECH_TEXT = re.compile(r"^[A-Z' ]*$")
 
 
 def _year(value: int) -> Optional[str]:
@@ -61,6 +70,18 @@ def _number_words(match: "re.Match[str]") -> str:
     return year or _INFLECT.number_to_words(value)
 
 
+def _written_out(text: str) -> str:
+    """Accents folded, curly quotes straightened, abbreviations, ordinals and numbers written out; lower case."""
+    # Fold accented letters (cafe, deja); other non-ASCII characters stay for the caller to judge.
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    text = text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
+    text = _ABBREVIATION_BEFORE_NUMBER.sub("number", text)
+    text = _ABBREVIATION.sub(lambda m: ABBREVIATIONS[m.group(1).lower()], text)
+    text = _ORDINAL.sub(lambda m: _INFLECT.ordinal(_INFLECT.number_to_words(int(m.group(1)))), text)
+    text = _NUMBER.sub(_number_words, text)
+    return text.lower()
+
+
 def spoken_form(text: str) -> Optional[str]:
     """
     Write a sentence as it is to be spoken: accents folded to ASCII, abbreviations, ordinals and numbers written out,
@@ -70,14 +91,7 @@ def spoken_form(text: str) -> Optional[str]:
     :return: Lower-case spoken form, or `None` if the sentence holds a character that has no agreed spoken form
              (currency, symbols, brackets of editorial notes, ...), so it is left out rather than guessed.
     """
-    # Fold accented letters (cafe, deja); any other non-ASCII character stays and rejects the sentence below.
-    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    text = text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
-    text = _ABBREVIATION_BEFORE_NUMBER.sub("number", text)
-    text = _ABBREVIATION.sub(lambda m: ABBREVIATIONS[m.group(1).lower()], text)
-    text = _ORDINAL.sub(lambda m: _INFLECT.ordinal(_INFLECT.number_to_words(int(m.group(1)))), text)
-    text = _NUMBER.sub(_number_words, text)
-    text = text.lower()
+    text = _written_out(text)
     if _SPEAKABLE.search(text):
         return None
     return " ".join(text.split())
@@ -91,3 +105,23 @@ def librispeech_transcript(spoken: str) -> str:
     words = re.sub(r"[^a-z']+", " ", spoken.replace("-", " ")).split()
     words = [word.strip("'") for word in words]
     return " ".join(word for word in words if word).upper()
+
+
+def to_librispeech_text(text: str) -> str:
+    """
+    Normalise any transcript to the LibriSpeech convention, e.g. a recognizer's "Mr. Quilter, 1850." to
+    "MISTER QUILTER EIGHTEEN FIFTY", by the rules of :func:`spoken_form`; "&", "%", "+" and "@" become words, and
+    every other character without a spoken form becomes a word break.
+
+    :param text: Any transcript.
+    :return: The normalised transcript (empty if it holds no words).
+    """
+    text = text.replace("\u2018", "'")
+    for symbol, words in SYMBOLS.items():
+        text = text.replace(symbol, words)
+    return librispeech_transcript(_written_out(text))
+
+
+def is_librispeech_text(text: str) -> bool:
+    """True if `text` follows the LibriSpeech convention (upper case letters, apostrophes and spaces only)."""
+    return bool(_LIBRISPEECH_TEXT.match(text)) and bool(text.strip())

@@ -1,7 +1,7 @@
 import pytest
 
-from benchmarks.training.corpus import Sentence, read_sentences, split_by_sentence
-from benchmarks.training.text import librispeech_transcript, spoken_form
+from art_asr_ext.benchmark.training.corpus import Sentence, read_sentences, split_by_sentence
+from art_asr_ext.utils.text import librispeech_transcript, spoken_form, to_librispeech_text
 
 
 @pytest.mark.parametrize(
@@ -48,3 +48,31 @@ def test_split_is_by_sentence_and_stable_under_additions():
     assert len({s.source_id for s in splits["test"]} - {s.source_id for s in grown["test"]}) <= 1
     with pytest.raises(ValueError, match="cannot hold"):
         split_by_sentence(sentences, n_dev=50, n_test=50)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (" After early nightfall, the yellow lamps.", "AFTER EARLY NIGHTFALL THE YELLOW LAMPS"),
+        ("\u201cDon\u2019t,\u201d she said\u2014\u2018well-known\u2019 caf\u00e9.", "DON'T SHE SAID WELL KNOWN CAFE"),
+        (
+            "The parents' 3,000 & 25% in 101.",
+            "THE PARENTS THREE THOUSAND AND TWENTY FIVE PERCENT IN ONE HUNDRED AND ONE",
+        ),
+        ("Mr. Quilter, 1850, the 2nd.", "MISTER QUILTER EIGHTEEN FIFTY THE SECOND"),
+        (
+            "Printing, in the only sense -- with which we are concerned,",
+            "PRINTING IN THE ONLY SENSE WITH WHICH WE ARE CONCERNED",
+        ),
+        ("'Tis said 'hello'", "TIS SAID HELLO"),
+        ("It cost \u00a35 [sic].", "IT COST FIVE SIC"),
+        (" -- ", ""),
+    ],
+)
+def test_any_transcript_is_normalised_by_the_same_rules(text, expected):
+    assert to_librispeech_text(text) == expected
+
+
+@pytest.mark.parametrize("text", ["Mr. Smith paid 1,250 dollars in 1863.", "On the 3rd of May, Dr. Jones's dog ran."])
+def test_references_and_hypotheses_are_normalised_alike(text):
+    assert to_librispeech_text(text) == librispeech_transcript(spoken_form(text))

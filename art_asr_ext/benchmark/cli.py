@@ -1,0 +1,89 @@
+"""
+Run a benchmark config and write the study's Table I: the ``art-asr-benchmark`` command, also
+``python -m art_asr_ext.benchmark``.
+
+Usage::
+
+    art-asr-benchmark --preset quick --out runs/quick                  # a preset shipped with the package
+    art-asr-benchmark --config my_table.yaml --out runs/mine           # your own config
+    art-asr-benchmark --preset paper_table1 --out runs/paper --dry-run
+
+Rerunning the same command resumes: finished cells are skipped, failed cells retried. See ``benchmarks/README.md``.
+
+| Paper link: https://arxiv.org/abs/2103.17122
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from art_asr_ext.benchmark.presets import preset_path, presets
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """
+    :param argv: Command-line arguments (default: `sys.argv[1:]`).
+    :return: The parsed arguments.
+    """
+    parser = argparse.ArgumentParser(
+        prog="art-asr-benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="benchmark YAML config file")
+    source.add_argument("--preset", help=f"a config shipped with the package: {', '.join(presets())}")
+    parser.add_argument("--out", help="output directory (reuse it to resume); optional with --dry-run")
+    parser.add_argument("--max-utterances", type=int, default=None, help="override data.max_utterances")
+    parser.add_argument("--dry-run", action="store_true", help="print the grid and its estimated cost, run nothing")
+    parser.add_argument("--max-cells", type=int, default=None, help="compute at most N cells, then stop")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-plot", action="store_true", help="do not draw wer_vs_eps.png")
+    args = parser.parse_args(argv)
+    if args.out is None and not args.dry_run:
+        parser.error("--out is required (except with --dry-run)")
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """
+    :param argv: Command-line arguments (default: `sys.argv[1:]`).
+    :return: Exit status: 0 when every cell finished, 1 when some failed, 2 for a bad config.
+    """
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("art").setLevel(logging.WARNING)  # ART logs every batch at INFO
+    # The runner imports ART, torch and the estimators: only once the arguments are known to be good.
+    from art_asr_ext.benchmark.config import ConfigError, load_config
+    from art_asr_ext.benchmark.dry_run import dry_run_report
+    from art_asr_ext.benchmark.runner import run_benchmark
+
+    try:
+        config_file = preset_path(args.preset) if args.preset else args.config
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(config_file, max_utterances=args.max_utterances)
+        if args.dry_run:
+            print(dry_run_report(config, None if args.out is None else Path(args.out)), end="")
+            return 0
+        summary = run_benchmark(
+            config,
+            Path(args.out),
+            max_cells=args.max_cells,
+            progress=not args.no_progress,
+            threads=args.threads,
+            plot=not args.no_plot,
+        )
+    except (ConfigError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print((Path(args.out) / "table1.md").read_text(encoding="utf-8"), end="")
+    print(f"Results in {args.out} ({summary.wall_time:.1f} s)")
+    return 1 if summary.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""
+Train one of the study's model variants on a LibriSpeech-layout corpus with the estimators' own `fit`, in
+resumable pieces.
+
+A run is fixed by its schedule (`--max-steps` and the optimisation settings); it may be trained in any number of
+pieces: each piece ends after `--stop-after-steps` steps, `--max-minutes` of wall time, Ctrl-C or a kill, and
+`--resume` continues it from the state in `--out` (written atomically at least every 10 minutes and when a piece
+ends). The same steps in one piece or in several give the same weights. For example, on the synthetic corpus of
+`art_asr_ext.benchmark.training.synthesize`::
+
+    python benchmarks/train.py --system deepspeech2 --variant baseline --max-steps 12000 \\
+        --train /work/data/synth/train-synth --dev /work/data/synth/dev-synth --out /work/data/train/ds2_baseline
+    python benchmarks/train.py ... --out /work/data/train/ds2_baseline --resume     # the next piece
+
+The same recipe at the study's sizes on LibriSpeech, on a GPU::
+
+    python benchmarks/train.py --system transformer --variant baseline --size paper --device gpu --max-steps 100000 \\
+        --train LibriSpeech/train-clean-100 --dev LibriSpeech/dev-clean --out exp/transformer_baseline
+
+The best weights (by dev WER) are saved in `--out` in the system's own layout next to `training_run.json`;
+`benchmarks/model_cards.py` evaluates them and writes the model card.
+"""
+
+import argparse
+import logging
+import math
+import signal
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+
+from art_asr_ext.benchmark.training.recipes import (
+    MODEL_SIZES,
+    STATE_FILE,
+    VARIANTS,
+    Corpus,
+    Recipe,
+    Schedule,
+    write_feats_stats,
+)
+
+#: Defaults of each system's schedule (ESPnet practice for the Transformer: clip 5, beta2 0.98, CTC warm-up).
+SCHEDULE_DEFAULTS = {
+    "deepspeech2": {"learning_rate": 1.5e-3, "warmup_steps": 500, "max_grad_norm": 5.0},
+    "transformer": {
+        "learning_rate": 2e-3,
+        "warmup_steps": 1500,
+        "max_grad_norm": 5.0,
+        "ctc_weight_start": 0.8,
+        "ctc_warmup_steps": 2000,
+    },
+}
+
+
+def vocoded(corpus: Corpus, cache_dir: Path, device_type: str) -> Corpus:
+    """The corpus re-synthesised through the default pretrained HiFi-GAN (WAVEAUG), cached on disk."""
+    from art_asr_ext.defences.preprocessor import WaveGANVocoderPyTorch
+    from art_asr_ext.defences.preprocessor.waveaug import resynthesise_dataset
+    from art_asr_ext.utils.audio import to_object_array
+
+    vocoder = WaveGANVocoderPyTorch(seed=0, device_type=device_type)
+    waveforms = resynthesise_dataset(corpus.waveforms, corpus.utterance_ids, vocoder, cache_dir, verbose=True)
+    return Corpus(corpus.utterance_ids, to_object_array(waveforms), corpus.transcripts)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--system", choices=sorted(VARIANTS), required=True)
+    parser.add_argument(
+        "--variant", required=True, help="deepspeech2: baseline|rs_aug|waveaug; transformer: baseline|rs_aug|no_lsm"
+    )
+    parser.add_argument("--size", default="embedded", choices=["embedded", "paper", "tiny"])
+    parser.add_argument("--train", type=Path, required=True, help="LibriSpeech-layout training split")
+    parser.add_argument("--dev", type=Path, required=True, help="LibriSpeech-layout development split")
+    parser.add_argument("--out", type=Path, required=True, help="run directory: best model, run record, state")
+    parser.add_argument("--resume", action="store_true", help="continue the run whose state is in --out")
+    parser.add_argument("--init", type=Path, help="start from this saved model (fine-tuning)")
+    parser.add_argument("--max-train-utterances", type=int, help="use only the first N training utterances")
+    parser.add_argument("--audio-extension", default=".flac", help="of the corpus's audio files (.opus when packed)")
+    parser.add_argument("--waveaug-cache", type=Path, help="WAVEAUG re-synthesis cache (default: --out/waveaug)")
+    group = parser.add_argument_group("schedule (fixed for the whole run)")
+    group.add_argument("--max-steps", type=int, help="optimizer steps of the whole run; the LR schedule spans them")
+    group.add_argument("--epochs", type=float, help="instead of --max-steps: this many passes over the data")
+    group.add_argument("--batch-size", type=int, default=16)
+    group.add_argument("--lr", type=float, help="peak learning rate")
+    group.add_argument("--warmup-steps", type=int)
+    group.add_argument("--max-grad-norm", type=float)
+    group.add_argument("--ctc-weight-start", type=float, help="transformer: CTC weight at step 0 (warm-up)")
+    group.add_argument("--ctc-warmup-steps", type=int, help="transformer: steps to reach the model's CTC weight")
+    group.add_argument("--no-sortagrad", action="store_true", help="random batch order in the first epoch too")
+    group.add_argument("--eval-every", type=int, default=500, help="steps between dev evaluations")
+    group.add_argument("--dev-utterances", type=int, default=100)
+    group.add_argument("--seed", type=int, default=0)
+    group = parser.add_argument_group("this piece")
+    group.add_argument("--stop-after-steps", type=int, help="end this piece after K more steps")
+    group.add_argument("--max-minutes", type=float, help="end this piece after this much wall time")
+    group.add_argument("--state-every-minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--decoding",
+        default="beam",
+        choices=["beam", "greedy", "ctc"],
+        help="transformer: decoding of the dev WER that selects the best weights (default: joint CTC/attention beam)",
+    )
+    parser.add_argument("--dev-beam-size", type=int, default=10)
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    args = parser.parse_args(argv)
+    if args.variant not in VARIANTS[args.system]:
+        parser.error(f"--variant for {args.system} must be one of {sorted(VARIANTS[args.system])}")
+    if (args.max_steps is None) == (args.epochs is None):
+        parser.error("give exactly one of --max-steps and --epochs")
+    return args
+
+
+def schedule_from(args: argparse.Namespace, train_utterances: int) -> Schedule:
+    defaults = SCHEDULE_DEFAULTS[args.system]
+    max_steps = args.max_steps or max(1, int(args.epochs * math.ceil(train_utterances / args.batch_size)))
+    chosen = {
+        "learning_rate": args.lr,
+        "warmup_steps": args.warmup_steps,
+        "max_grad_norm": args.max_grad_norm,
+        "ctc_weight_start": args.ctc_weight_start,
+        "ctc_warmup_steps": args.ctc_warmup_steps,
+    }
+    settings = {**defaults, **{key: value for key, value in chosen.items() if value is not None}}
+    if args.init is not None and args.warmup_steps is None:
+        settings["warmup_steps"] = min(settings["warmup_steps"], max(1, max_steps // 10))  # a fine-tune
+    if args.system != "transformer" or args.init is not None:
+        settings.pop("ctc_weight_start", None), settings.pop("ctc_warmup_steps", None)
+    settings["warmup_steps"] = min(settings["warmup_steps"], max_steps - 1)
+    return Schedule(
+        max_steps=max_steps,
+        batch_size=args.batch_size,
+        sortagrad=not args.no_sortagrad and args.init is None,
+        eval_every_steps=args.eval_every,
+        dev_utterances=args.dev_utterances,
+        seed=args.seed,
+        **settings,
+    )
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    # ESPnet logs every initialised parameter at INFO on the root logger; this script prints its own progress.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    state = args.out / STATE_FILE
+    if state.is_file() and not args.resume:
+        print(f"error: {state} holds a run; add --resume to continue it, or choose another --out", file=sys.stderr)
+        return 2
+    if args.resume and not state.is_file():
+        print(f"error: --resume but {args.out} holds no {STATE_FILE}", file=sys.stderr)
+        return 2
+    try:
+        train = Corpus.load(args.train, args.max_train_utterances, args.audio_extension)
+        dev = Corpus.load(args.dev, audio_extension=args.audio_extension)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    stats_file = None
+    if Recipe.needs_stats(args.system, args.size, args.init):
+        stats_file = args.out / "feats_stats.npz"
+        if not stats_file.is_file():
+            frontend = {"fs": 16000, "n_fft": 512, "hop_length": 160, "n_mels": 80}
+            write_feats_stats(train, frontend, stats_file)
+    recipe = Recipe(
+        args.system,
+        args.variant,
+        args.size,
+        args.device,
+        args.init,
+        args.decoding,
+        beam_size=args.dev_beam_size,
+        stats_file=stats_file,
+    )
+    if recipe.variant.waveaug:
+        train = vocoded(train, args.waveaug_cache or args.out / "waveaug", args.device)
+    schedule = schedule_from(args, len(train))
+    print(
+        f"{args.system}/{args.variant} ({args.size}, {sum(p.numel() for p in recipe.model.parameters()):,} parameters): "
+        f"{len(train)} training utterances ({train.hours:.2f} h), {len(dev)} dev; {schedule.max_steps} steps",
+        flush=True,
+    )
+    data = {"train": str(args.train), "dev": str(args.dev)}
+    if recipe.variant.waveaug:
+        data["train"] += " (re-synthesised by HiFi-GAN V1 universal)"
+    # A polite kill (SIGTERM) ends the piece like Ctrl-C: the state is written before the process exits.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        run = recipe.fit(
+            train,
+            dev,
+            schedule,
+            args.out,
+            log=lambda line: print(line, flush=True),
+            data=data,
+            resume=args.resume,
+            stop_after_steps=args.stop_after_steps,
+            max_minutes=args.max_minutes,
+            state_every_minutes=args.state_every_minutes,
+        )
+    except KeyboardInterrupt:
+        print(f"interrupted; the state in {state} holds every finished step (continue with --resume)")
+        return 130
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    status = "finished" if run.finished else f"paused (continue with --resume)"
+    print(
+        f"{status}: step {run.steps}/{schedule.max_steps}, best dev WER {run.best_dev_wer:.2f} % at step "
+        f"{run.best_step}; {run.wall_minutes} min of training -> {args.out / 'training_run.json'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""
+Helpers shared by the estimators, defences, attacks and the benchmark runner: waveform validation and batching
+(:mod:`art_asr_ext.utils.audio`), crash-safe file writes (:mod:`art_asr_ext.utils.io`) and LibriSpeech text
+normalisation (:mod:`art_asr_ext.utils.text`). They import neither ART nor any model backend.
+"""
