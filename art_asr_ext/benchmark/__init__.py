@@ -9,8 +9,7 @@ The names below are imported on first use: the runner needs ART and torch, a com
 | Paper link: https://arxiv.org/abs/2103.17122
 """
 
-import importlib
-from typing import Any
+from art_asr_ext.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "BenchmarkConfig": "art_asr_ext.benchmark.config",
@@ -24,8 +23,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

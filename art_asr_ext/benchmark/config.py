@@ -8,6 +8,7 @@ paths are resolved against the directory of the config file. The format is docum
 """
 
 import dataclasses
+import inspect
 import math
 import os
 from pathlib import Path
@@ -23,27 +24,28 @@ ATTACKS = ("fgsm", "pgd", "imperceptible")
 #: Marker that a path in a preset must be filled in by the user.
 PLACEHOLDER = "FILL_ME"
 
-# Settings of ART's ImperceptibleASRPyTorch a config may give (batch_size and global_max_length come from the run).
-IMPERCEPTIBLE_INTS = (
-    "max_iter_1",
-    "max_iter_2",
-    "num_iter_decrease_eps",
-    "num_iter_increase_alpha",
-    "num_iter_decrease_alpha",
-    "win_length",
-    "hop_length",
-    "n_fft",
-)
-IMPERCEPTIBLE_FLOATS = (
-    "eps",
-    "learning_rate_1",
-    "learning_rate_2",
-    "initial_rescale",
-    "decrease_factor_eps",
-    "alpha",
-    "increase_factor_alpha",
-    "decrease_factor_alpha",
-)
+#: Settings of ART's ImperceptibleASRPyTorch that the run decides, not the config.
+_IMPERCEPTIBLE_FROM_RUN = ("batch_size", "global_max_length", "optimizer_1", "optimizer_2", "use_amp", "opt_level")
+
+
+def imperceptible_settings() -> Dict[str, type]:
+    """
+    The settings of ART's `ImperceptibleASRPyTorch` a config may give, with their types: its `attack_params`, typed
+    by the defaults of its constructor, less those the run decides (batch size, length, optimisers, mixed precision).
+    """
+    from art.attacks.evasion import ImperceptibleASRPyTorch
+
+    defaults = inspect.signature(ImperceptibleASRPyTorch.__init__).parameters
+    return {
+        name: type(defaults[name].default)
+        for name in ImperceptibleASRPyTorch.attack_params
+        if name not in _IMPERCEPTIBLE_FROM_RUN and isinstance(defaults[name].default, (int, float))
+    }
+
+
+def _keys(config_class: type, exclude: Sequence[str] = (), extra: Sequence[str] = ()) -> Tuple[str, ...]:
+    """The config keys of a section: the fields of its dataclass (less `exclude`, plus keys spelled otherwise)."""
+    return tuple(f.name for f in dataclasses.fields(config_class) if f.name not in exclude) + tuple(extra)
 
 
 class ConfigError(ValueError):
@@ -267,10 +269,11 @@ def _eps_list(value: Any, path: str) -> Tuple[float, ...]:
 
 
 def _imperceptible(value: Any, path: str) -> Dict[str, Any]:
-    settings = _mapping(value, path, optional=IMPERCEPTIBLE_INTS + IMPERCEPTIBLE_FLOATS)
+    types = imperceptible_settings()
+    settings = _mapping(value, path, optional=tuple(types))
     parsed: Dict[str, Any] = {}
     for key, item in settings.items():
-        if key in IMPERCEPTIBLE_INTS:
+        if types[key] is int:
             parsed[key] = _integer(item, _join(path, key), minimum=1)
         else:
             parsed[key] = _number(item, _join(path, key), positive=True)
@@ -278,7 +281,9 @@ def _imperceptible(value: Any, path: str) -> Dict[str, Any]:
 
 
 def _data(value: Any, base_dir: Path, max_utterances: Optional[int]) -> DataConfig:
-    data = _mapping(value, "data", required=("librispeech",), optional=("max_utterances", "crop_seconds"))
+    data = _mapping(
+        value, "data", required=("librispeech",), optional=_keys(DataConfig, ("librispeech", "sample_rate"))
+    )
     limit = data.get("max_utterances")
     if limit is not None:
         limit = _integer(limit, "data.max_utterances", minimum=1)
@@ -291,7 +296,7 @@ def _data(value: Any, base_dir: Path, max_utterances: Optional[int]) -> DataConf
 
 
 def _targets(value: Any, base_dir: Path) -> TargetConfig:
-    targets = _mapping(value, "targets", required=("pool",), optional=("match", "nearest"))
+    targets = _mapping(value, "targets", required=("pool",), optional=_keys(TargetConfig, ("pool",)))
     return TargetConfig(
         pool=_path(targets["pool"], "targets.pool", base_dir),
         match=_string(targets.get("match", "words"), "targets.match", TARGET_MATCHES),
@@ -299,17 +304,22 @@ def _targets(value: Any, base_dir: Path) -> TargetConfig:
     )
 
 
+def _attack_keys(attack: str) -> Tuple[str, ...]:
+    """An attack's keys: AttackConfig's fields named `<attack>_<key>`, less `eps` (required)."""
+    prefix = f"{attack}_"
+    keys = [f.name[len(prefix) :] for f in dataclasses.fields(AttackConfig) if f.name.startswith(prefix)]
+    return tuple(key for key in keys if key != "eps")
+
+
 def _attacks(value: Any) -> AttackConfig:
     attacks = _mapping(value, "attacks", optional=ATTACKS)
     kwargs: Dict[str, Any] = {}
     if "fgsm" in attacks:
-        fgsm = _mapping(attacks["fgsm"], "attacks.fgsm", required=("eps",), optional=("targeted",))
+        fgsm = _mapping(attacks["fgsm"], "attacks.fgsm", required=("eps",), optional=_attack_keys("fgsm"))
         kwargs["fgsm_eps"] = _eps_list(fgsm["eps"], "attacks.fgsm.eps")
         kwargs["fgsm_targeted"] = _boolean(fgsm.get("targeted", False), "attacks.fgsm.targeted")
     if "pgd" in attacks:
-        pgd = _mapping(
-            attacks["pgd"], "attacks.pgd", required=("eps",), optional=("max_iter", "step_ratio", "targeted")
-        )
+        pgd = _mapping(attacks["pgd"], "attacks.pgd", required=("eps",), optional=_attack_keys("pgd"))
         kwargs["pgd_eps"] = _eps_list(pgd["eps"], "attacks.pgd.eps")
         kwargs["pgd_max_iter"] = _integer(pgd.get("max_iter", 7), "attacks.pgd.max_iter", minimum=1)
         kwargs["pgd_step_ratio"] = _number(pgd.get("step_ratio", 0.2), "attacks.pgd.step_ratio", positive=True)
@@ -330,14 +340,14 @@ def _defence(value: Any, path: str, base_dir: Path) -> DefenceConfig:
         )
     kind = _string(_mapping(value, path, required=("type",), optional=_DEFENCE_KEYS)["type"], _join(path, "type"))
     if kind == "rs":
-        rs = _mapping(value, path, required=("type", "sigma"), optional=("eot_samples",))
+        rs = _mapping(value, path, required=("type", "sigma"), optional=_RS_KEYS)
         return DefenceConfig(
             type="rs",
             sigma=_number(rs["sigma"], _join(path, "sigma"), minimum=0.0),
             eot_samples=_integer(rs.get("eot_samples", 1), _join(path, "eot_samples"), minimum=1),
         )
     if kind == "vocoder":
-        vocoder = _mapping(value, path, required=("type",), optional=("mode", "path", "random_init", "eot_samples"))
+        vocoder = _mapping(value, path, required=("type",), optional=_VOCODER_KEYS)
         if vocoder.get("path") is not None and vocoder.get("random_init") is not None:
             _fail(_join(path, "random_init"), "give either path or random_init, not both")
         random_init = None
@@ -354,8 +364,12 @@ def _defence(value: Any, path: str, base_dir: Path) -> DefenceConfig:
     _fail(_join(path, "type"), "must be 'rs' or 'vocoder'", kind)
 
 
-_DEFENCE_KEYS = ("sigma", "eot_samples", "mode", "path", "random_init")
-_ESTIMATOR_KEYS = ("checkpoint", "model_dir", "asr_train_config", "asr_model_file", "random_init", "options")
+#: A defence's keys by type: DefenceConfig's fields (its `vocoder` path is spelled `path` in a config).
+_RS_KEYS = ("eot_samples",)
+_VOCODER_KEYS = _keys(DefenceConfig, ("type", "sigma", "vocoder"), extra=("path",))
+_DEFENCE_KEYS = tuple(dict.fromkeys(("sigma",) + _RS_KEYS + _VOCODER_KEYS))
+#: An estimator's keys: EstimatorConfig's fields (`bundled` is spelled `checkpoint: bundled`).
+_ESTIMATOR_KEYS = _keys(EstimatorConfig, ("type", "bundled"))
 
 
 def _estimator(value: Any, path: str, base_dir: Path) -> EstimatorConfig:

@@ -44,31 +44,42 @@ def check_waveforms(x: np.ndarray, name: str = "x") -> List[np.ndarray]:
         )
     if len(waveforms) == 0:
         raise ValueError(f"{name} holds no utterances.")
-    checked = []
-    for index, waveform in enumerate(waveforms):
-        waveform = np.asarray(waveform)
-        if not np.issubdtype(waveform.dtype, np.floating):
-            raise ValueError(
-                f"{name}[{index}] has dtype {waveform.dtype}; waveforms must be float in [-1, 1] "
-                f"(divide int16 PCM by 32768)."
-            )
-        if waveform.ndim != 1:
-            raise ValueError(
-                f"{name}[{index}] has shape {waveform.shape}; each waveform must be 1-D mono "
-                f"(average or pick a channel of multi-channel audio first)."
-            )
-        if waveform.size == 0:
-            raise ValueError(f"{name}[{index}] is empty.")
-        if not np.all(np.isfinite(waveform)):
-            raise ValueError(f"{name}[{index}] contains NaN or inf samples.")
+    return [check_waveform(waveform, f"{name}[{index}]") for index, waveform in enumerate(waveforms)]
+
+
+def check_waveform(waveform: np.ndarray, name: str = "x", bounded: bool = True) -> np.ndarray:
+    """
+    Validate one waveform.
+
+    :param waveform: A 1-D float array.
+    :param name: Name of the waveform, used in error messages.
+    :param bounded: Require samples in [-1, 1] (a recognizer's input); defences, which run one after another on
+                    already-noisy audio, only need finite samples.
+    :return: The waveform as an array (not copied).
+    :raises ValueError: For non-float samples, NaN/inf, samples outside [-1, 1], an empty or multi-channel waveform.
+    """
+    waveform = np.asarray(waveform)
+    if not np.issubdtype(waveform.dtype, np.floating):
+        raise ValueError(
+            f"{name} has dtype {waveform.dtype}; waveforms must be float in [-1, 1] (divide int16 PCM by 32768)."
+        )
+    if waveform.ndim != 1:
+        raise ValueError(
+            f"{name} has shape {waveform.shape}; each waveform must be 1-D mono "
+            f"(average or pick a channel of multi-channel audio first)."
+        )
+    if waveform.size == 0:
+        raise ValueError(f"{name} is empty.")
+    if not np.all(np.isfinite(waveform)):
+        raise ValueError(f"{name} contains NaN or inf samples.")
+    if bounded:
         peak = float(np.max(np.abs(waveform)))
         if peak > 1.0:
             raise ValueError(
-                f"{name}[{index}] has samples outside [-1, 1] (peak {peak:.4g}); scale it to float in [-1, 1] "
+                f"{name} has samples outside [-1, 1] (peak {peak:.4g}); scale it to float in [-1, 1] "
                 f"(int16 PCM / 32768)."
             )
-        checked.append(waveform)
-    return checked
+    return waveform
 
 
 def check_transcripts(
@@ -220,17 +231,7 @@ def split_numpy_batch(
         )
     if len(waveforms) == 0:
         raise ValueError(f"{name} holds no utterances.")
-    for index, waveform in enumerate(waveforms):
-        waveform = np.asarray(waveform)
-        if not np.issubdtype(waveform.dtype, np.floating):
-            raise ValueError(f"{name}[{index}] has dtype {waveform.dtype}; waveforms must be float in [-1, 1].")
-        if waveform.ndim != 1:
-            raise ValueError(f"{name}[{index}] has shape {waveform.shape}; each waveform must be 1-D mono.")
-        if waveform.size == 0:
-            raise ValueError(f"{name}[{index}] is empty.")
-        if not np.all(np.isfinite(waveform)):
-            raise ValueError(f"{name}[{index}] contains NaN or inf samples.")
-        waveforms[index] = waveform
+    waveforms = [check_waveform(w, f"{name}[{index}]", bounded=False) for index, w in enumerate(waveforms)]
     return waveforms, pack
 
 

@@ -5,8 +5,7 @@ Each class is imported on first use, so that using one recognizer never imports 
 for `PyTorchWhisper`, espnet2 for `PyTorchESPnet`).
 """
 
-import importlib
-from typing import Any
+from art_asr_ext.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "PyTorchSpeechRecognizer": "art_asr_ext.estimators.speech_recognition.pytorch_speech_recognizer",
@@ -17,12 +16,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
