@@ -40,6 +40,7 @@ SCRIPT = textwrap.dedent("""
     from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2, PyTorchESPnet, PyTorchWhisper
     from art_asr_ext.models.deepspeech2 import DeepSpeech2
     from art_asr_ext.models.espnet_asr import build_espnet_asr, librispeech_char_tokens, transformer_asr_config
+    from art_asr_ext.models.whisper_ctranslate2 import bundled_tiny_en_path
     from art_asr_ext.utils.audio import to_object_array
 
     clip = load_librispeech(sys.argv[1], max_utterances=1)[0].waveform[:16000]
@@ -53,7 +54,7 @@ SCRIPT = textwrap.dedent("""
             preprocessing_defences=GaussianSmoothingPyTorch(sigma=0.01, seed=0),
         ),
         "espnet": PyTorchESPnet(model=build_espnet_asr(tiny_espnet), asr_config=tiny_espnet, decoding="greedy"),
-        "whisper": PyTorchWhisper(checkpoint="bundled"),
+        "whisper": PyTorchWhisper(checkpoint=bundled_tiny_en_path()),
     }
     done = {}
     for name, estimator in estimators.items():

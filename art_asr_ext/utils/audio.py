@@ -24,14 +24,25 @@ def check_waveforms(x: np.ndarray, name: str = "x") -> List[np.ndarray]:
     """
     if isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a numpy array; for torch tensors use the estimator's torch path.")
+    waveforms, _ = _batch_rows(x, name)
+    return [check_waveform(waveform, f"{name}[{index}]") for index, waveform in enumerate(waveforms)]
+
+
+def _batch_rows(x: np.ndarray, name: str) -> Tuple[List[np.ndarray], bool]:
+    """
+    The waveforms of an ART speech batch, unchecked.
+
+    :return: The rows, and whether `x` is an object array (else a 2-D numeric one).
+    :raises ValueError: For any other layout, or no utterances.
+    """
     x = np.asarray(x) if not isinstance(x, np.ndarray) else x
     if x.dtype == object and x.ndim == 2:
         # np.array([w1, w2], dtype=object) of equal-length waveforms is 2-D: its rows hold the samples as objects
-        waveforms = [np.asarray(list(row)) for row in x]
-    elif x.dtype == object:
-        waveforms = list(x)
+        rows, is_object = [np.asarray(list(row)) for row in x], True
+    elif x.dtype == object and x.ndim == 1:
+        rows, is_object = list(x), True
     elif x.ndim == 2:
-        waveforms = list(x)
+        rows, is_object = list(x), False
     elif x.ndim == 1 and x.size > 0 and np.issubdtype(x.dtype, np.number):
         raise ValueError(
             f"{name} is a single 1-D waveform of shape {x.shape}; pass a batch: np.array([waveform], dtype=object) "
@@ -39,12 +50,12 @@ def check_waveforms(x: np.ndarray, name: str = "x") -> List[np.ndarray]:
         )
     else:
         raise ValueError(
-            f"{name} must be a numpy object array of 1-D waveforms or a 2-D float array. Found shape {x.shape}, "
-            f"dtype {x.dtype}."
+            f"{name} must be a numpy object array of 1-D waveforms or a 2-D float array (batch, samples). "
+            f"Found shape {x.shape}, dtype {x.dtype}."
         )
-    if len(waveforms) == 0:
+    if len(rows) == 0:
         raise ValueError(f"{name} holds no utterances.")
-    return [check_waveform(waveform, f"{name}[{index}]") for index, waveform in enumerate(waveforms)]
+    return rows, is_object
 
 
 def check_waveform(waveform: np.ndarray, name: str = "x", bounded: bool = True) -> np.ndarray:
@@ -203,34 +214,12 @@ def split_numpy_batch(
     """
     if isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a numpy array here; call forward() with torch tensors.")
-    x = np.asarray(x) if not isinstance(x, np.ndarray) else x
-    if x.dtype == object and x.ndim == 1:
-        waveforms = list(x)
+    waveforms, is_object = _batch_rows(x, name)
+    dtype = None if is_object else np.asarray(x).dtype
 
-        def pack(outputs: List[np.ndarray]) -> np.ndarray:
-            return to_object_array(outputs)
+    def pack(outputs: List[np.ndarray]) -> np.ndarray:
+        return to_object_array(outputs) if dtype is None else np.stack(outputs).astype(dtype, copy=False)
 
-    elif x.dtype == object and x.ndim == 2:
-        # np.array([w1, w2], dtype=object) of equal-length waveforms is 2-D: its rows hold the samples as objects
-        waveforms = [np.asarray(list(row)) for row in x]
-
-        def pack(outputs: List[np.ndarray]) -> np.ndarray:
-            return to_object_array(outputs)
-
-    elif x.ndim == 2 and np.issubdtype(x.dtype, np.floating):
-        waveforms = list(x)
-        dtype = x.dtype
-
-        def pack(outputs: List[np.ndarray]) -> np.ndarray:
-            return np.stack(outputs).astype(dtype, copy=False)
-
-    else:
-        raise ValueError(
-            f"{name} must be a numpy object array of 1-D waveforms or a 2-D float array (batch, samples). "
-            f"Found shape {x.shape}, dtype {x.dtype}."
-        )
-    if len(waveforms) == 0:
-        raise ValueError(f"{name} holds no utterances.")
     waveforms = [check_waveform(w, f"{name}[{index}]", bounded=False) for index, w in enumerate(waveforms)]
     return waveforms, pack
 

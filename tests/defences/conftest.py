@@ -17,7 +17,7 @@ import yaml
 from espnet2.gan_tts.parallel_wavegan.parallel_wavegan import ParallelWaveGANDiscriminator, ParallelWaveGANGenerator
 
 from art_asr_ext.features.mel import LogMelConfig, LogMelSpectrogram
-from art_asr_ext.benchmark.systems import random_init_vocoder as tiny_random_hifigan
+from art_asr_ext.benchmark.systems import random_init_vocoder
 from art_asr_ext.models.vocoder import Vocoder
 
 LIBRISPEECH = Path(__file__).resolve().parents[3] / "shared" / "data" / "LibriSpeech" / "test-clean"
@@ -164,7 +164,7 @@ def tiny_hifigan_vocoder(seed: int = 0, sample_rate: int = 8000) -> Vocoder:
     """The library's tiny random HiFi-GAN (8 kHz, 8 mel bands, hop 16), perturbed: small enough for gradcheck."""
     if sample_rate != 8000:
         raise ValueError(f"the tiny HiFi-GAN runs at 8000 Hz. Found: {sample_rate}")
-    vocoder = tiny_random_hifigan(seed)
+    vocoder = random_init_vocoder(seed)
     perturb(vocoder.generator, seed, scale=0.05)
     vocoder.name = "tiny-hifigan"
     return vocoder.eval()

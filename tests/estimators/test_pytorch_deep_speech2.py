@@ -305,9 +305,9 @@ def test_fit_keeps_parts_the_caller_froze_frozen(real_clips):
 
 def test_defence_at_another_sample_rate_is_refused():
     from art_asr_ext.defences.preprocessor import WaveGANVocoderPyTorch
-    from art_asr_ext.benchmark.systems import random_init_vocoder as tiny_random_hifigan
+    from art_asr_ext.benchmark.systems import random_init_vocoder
 
-    vocoder = WaveGANVocoderPyTorch(vocoder=tiny_random_hifigan(0), sample_rate=8000, device_type="cpu")
+    vocoder = WaveGANVocoderPyTorch(vocoder=random_init_vocoder(0), sample_rate=8000, device_type="cpu")
     with pytest.raises(ValueError, match="expects 8000 Hz audio but the model takes 16000 Hz"):
         PyTorchDeepSpeech2(model=DeepSpeech2(hidden_size=8, hidden_layers=1), preprocessing_defences=vocoder)
 
