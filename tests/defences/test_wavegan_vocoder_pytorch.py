@@ -243,7 +243,7 @@ def test_bad_tensor_input_raises(make_tiny_hifigan, x, message):
         (object_array(np.zeros((400, 2), np.float32)), "1-D mono"),
         (object_array(np.full(400, np.inf, np.float32)), "NaN or inf"),
         (object_array(np.zeros(0, np.float32)), "empty"),
-        (np.zeros(400, np.float32), "object array"),
+        (np.zeros(400, np.float32), "single 1-D waveform"),
     ],
 )
 def test_bad_numpy_input_raises(make_tiny_hifigan, x, message):
