@@ -9,7 +9,7 @@ the target system.
 """
 
 import dataclasses
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping
 
 import numpy as np
 from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent

@@ -7,7 +7,6 @@ import yaml
 from art_asr_ext.benchmark.attacks import build_grid
 from art_asr_ext.benchmark.config import ConfigError, load_config, missing_files, parse_config, transfer_label
 from art_asr_ext.benchmark.presets import PRESETS_DIR
-from tests.benchmarks.helpers import REPO
 
 BASE = {
     "seed": 0,

@@ -167,7 +167,7 @@ def train_all(args: argparse.Namespace) -> int:
             )
             return 0
         if left < 1.0:
-            print(f"time is up; rerun the same command to continue", flush=True)
+            print("time is up; rerun the same command to continue", flush=True)
             return 0
         stage = candidates[turn % len(candidates)]
         turn += 1

@@ -32,7 +32,6 @@ from typing import List, Optional
 import torch
 
 from art_asr_ext.benchmark.training.recipes import (
-    MODEL_SIZES,
     STATE_FILE,
     VARIANTS,
     Corpus,
@@ -210,7 +209,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    status = "finished" if run.finished else f"paused (continue with --resume)"
+    status = "finished" if run.finished else "paused (continue with --resume)"
     print(
         f"{status}: step {run.steps}/{schedule.max_steps}, best dev WER {run.best_dev_wer:.2f} % at step "
         f"{run.best_step}; {run.wall_minutes} min of training -> {args.out / 'training_run.json'}"

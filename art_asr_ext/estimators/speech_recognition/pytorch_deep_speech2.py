@@ -19,7 +19,6 @@ from art_asr_ext.utils.audio import (
     check_transcripts,
     check_waveforms,
     length_sorted_batches,
-    pad_waveforms,
 )
 from art_asr_ext.models.ctc import ctc_frames_needed
 from art_asr_ext.models.deepspeech2 import DeepSpeech2
