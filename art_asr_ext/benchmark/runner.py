@@ -7,6 +7,8 @@ Outputs (in the output directory):
 - ``utterances.csv``: one row per table row x attack x max-norm x utterance (see :data:`UTTERANCE_COLUMNS`); the
   ``seconds`` column is wall-clock time and the only field that differs between two runs of the same config.
 - ``table1.csv``, ``table1.md``, ``wer_vs_eps.png``: the study's Table I and its plot.
+- ``transfer_matrix.csv``, ``transfer_matrix.png``: with transfer rows, every source x target pair and attack, the
+  white-box cells on the diagonal (see :mod:`art_asr_ext.benchmark.transfer_matrix`).
 - ``failures.csv``: cells that failed, with their error; a rerun retries them.
 - ``adversarial/*.npz``: adversarial examples of the cells that transfer rows reuse.
 - ``run.json`` (config, versions, seeds, device, wall time) and ``run.log``.
@@ -42,6 +44,7 @@ from art_asr_ext.utils.environment import device_description, versions
 from art_asr_ext.utils.io import atomic_write_text
 from art_asr_ext.benchmark.systems import build_system, check_alphabet, reseed_defences
 from art_asr_ext.benchmark.table import TableLayout, plot_wer_vs_eps, table_csv, table_markdown, utterances_csv
+from art_asr_ext.benchmark.transfer_matrix import matrix_csv, matrix_rows, plot_transfer_matrix
 
 logger = logging.getLogger("art_asr_ext.benchmark")
 
@@ -122,7 +125,15 @@ def content_digest(path: Optional[Path]) -> Optional[str]:
 
 def _system_spec(system: SystemConfig) -> Dict[str, Any]:
     estimator = system.estimator
-    model_files = (estimator.checkpoint, estimator.model_dir, estimator.asr_train_config, estimator.asr_model_file)
+    model_files = (
+        estimator.checkpoint,
+        estimator.model_dir,
+        estimator.asr_train_config,
+        estimator.asr_model_file,
+        estimator.acoustic_model,
+        estimator.dictionary,
+        estimator.language_model,
+    )
     return {
         "estimator": dataclasses.asdict(estimator),
         "model_contents": [content_digest(path) for path in model_files],
@@ -231,8 +242,13 @@ def _write_outputs(
     writer.writerow(["key", "error"])
     writer.writerows(sorted(failed.items()))
     atomic_write_text(out / "failures.csv", buffer.getvalue())
+    if config.transfer:
+        entries = matrix_rows(config, rows)
+        atomic_write_text(out / "transfer_matrix.csv", matrix_csv(entries))
     if plot:
         plot_wer_vs_eps(layout, rows, out / "wer_vs_eps.png")
+        if config.transfer:
+            plot_transfer_matrix(config, entries, out / "transfer_matrix.png")
     return failed
 
 

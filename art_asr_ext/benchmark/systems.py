@@ -2,7 +2,8 @@
 Build a system of the table: an ART speech recognizer with its chain of preprocessing defences.
 
 Estimator classes are imported only for the types a config uses, so a run on DeepSpeech2 needs neither ESPnet nor
-Whisper. Randomized smoothing with training augmentation (RS-aug) is a property of a checkpoint, not built here.
+Whisper nor PocketSphinx. Randomized smoothing with training augmentation (RS-aug) is a property of a checkpoint, not
+built here.
 
 | Paper link: https://arxiv.org/abs/2103.17122
 """
@@ -85,6 +86,15 @@ def build_estimator(config: EstimatorConfig, defences: List[PreprocessorPyTorch]
     :param device: `cpu` or `gpu`.
     :return: The ART speech recognizer.
     """
+    if config.type == "pocketsphinx":
+        from art_asr_ext.estimators.speech_recognition.pocketsphinx_recognizer import PocketSphinxRecognizer
+
+        if defences:
+            raise ValueError("A pocketsphinx system takes no defences (it is a black-box transfer target).")
+        files = dict(
+            acoustic_model=config.acoustic_model, dictionary=config.dictionary, language_model=config.language_model
+        )
+        return PocketSphinxRecognizer(**files, **config.options)
     common = dict(preprocessing_defences=defences or None, device_type=device, **config.options)
     if config.type == "deepspeech2":
         from art_asr_ext.estimators.speech_recognition.pytorch_deep_speech2 import PyTorchDeepSpeech2
@@ -113,7 +123,9 @@ def build_estimator(config: EstimatorConfig, defences: List[PreprocessorPyTorch]
 
             checkpoint = bundled_tiny_en_path()
         return PyTorchWhisper(checkpoint=checkpoint, **common)
-    raise ValueError(f"estimator type must be one of deepspeech2, espnet, whisper. Found: {config.type!r}")
+    raise ValueError(
+        f"estimator type must be one of deepspeech2, espnet, whisper, pocketsphinx. Found: {config.type!r}"
+    )
 
 
 def check_alphabet(estimator, texts: Iterable[str], label: str) -> None:

