@@ -49,7 +49,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     """
     :param argv: Command-line arguments (default: `sys.argv[1:]`).
-    :return: Exit status: 0 when every cell finished, 1 when some failed, 2 for a bad config.
+    :return: Exit status: 0 when every cell finished, 1 when some failed, 2 for a bad config, bad data (every bad
+             utterance named), or an output directory that another run holds or that cannot be written.
     """
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -57,7 +58,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     # The runner imports ART, torch and the estimators: only once the arguments are known to be good.
     from art_asr_ext.benchmark.config import ConfigError, load_config
     from art_asr_ext.benchmark.dry_run import dry_run_report
+    from art_asr_ext.benchmark.evaluation_data import BadDataError
     from art_asr_ext.benchmark.runner import run_benchmark
+    from art_asr_ext.benchmark.store import OutputError
 
     try:
         config_file = preset_path(args.preset) if args.preset else args.config
@@ -77,7 +80,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             threads=args.threads,
             plot=not args.no_plot,
         )
-    except (ConfigError, FileNotFoundError) as error:
+    except (ConfigError, BadDataError, OutputError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print((Path(args.out) / "table1.md").read_text(encoding="utf-8"), end="")

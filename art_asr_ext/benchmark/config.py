@@ -21,6 +21,7 @@ DEVICES = ("cpu", "gpu")
 TARGET_MATCHES = ("words", "chars")
 VOCODER_MODES = ("black-box", "white-box")
 ATTACKS = ("fgsm", "pgd", "imperceptible")
+BAD_UTTERANCE_ACTIONS = ("error", "skip")
 #: Marker that a path in a preset must be filled in by the user.
 PLACEHOLDER = "FILL_ME"
 
@@ -144,6 +145,9 @@ class DataConfig:
     #: Smoke tests only: keep the first seconds of each utterance and the same fraction of its reference words.
     crop_seconds: Optional[float] = None
     sample_rate: int = 16000
+    #: What to do with utterances that fail the data checks: `error` (report them all and stop) or `skip` (leave
+    #: them out of the table, listed in run.json and table1.md).
+    on_bad_utterance: str = "error"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,7 +296,12 @@ def _data(value: Any, base_dir: Path, max_utterances: Optional[int]) -> DataConf
     crop = data.get("crop_seconds")
     if crop is not None:
         crop = _number(crop, "data.crop_seconds", positive=True)
-    return DataConfig(_path(data["librispeech"], "data.librispeech", base_dir), limit, crop)
+    return DataConfig(
+        _path(data["librispeech"], "data.librispeech", base_dir),
+        limit,
+        crop,
+        on_bad_utterance=_string(data.get("on_bad_utterance", "error"), "data.on_bad_utterance", BAD_UTTERANCE_ACTIONS),
+    )
 
 
 def _targets(value: Any, base_dir: Path) -> TargetConfig:
