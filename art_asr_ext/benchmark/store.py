@@ -170,7 +170,14 @@ class ResultStore:
         self._load(repair=create)
 
     def _load(self, repair: bool) -> None:
-        """Read every complete record; drop a partial last line left by a run killed mid-write."""
+        """
+        Read every complete record. With `repair`, drop a partial last line and the temporary files of atomic writes
+        left by a run killed mid-write (the caller owns the directory: no other run is writing them).
+        """
+        if repair:
+            for directory in (self.out_dir, self.adversarial_dir):
+                for temporary in directory.glob(".*.tmp"):
+                    temporary.unlink()
         if not self.path.is_file():
             return
         data = self.path.read_bytes()
@@ -218,8 +225,9 @@ class ResultStore:
                 while view:
                     view = view[os.write(descriptor, view) :]
                 os.fsync(descriptor)
-            except OSError:
+            except OSError as error:
                 os.ftruncate(descriptor, self._size)
+                error.filename = error.filename or os.fspath(self.path)
                 raise
         finally:
             os.close(descriptor)
