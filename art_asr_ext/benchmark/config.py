@@ -95,11 +95,17 @@ def _number(value: Any, path: str, minimum: Optional[float] = None, positive: bo
     return float(value)
 
 
-def _integer(value: Any, path: str, minimum: Optional[int] = None) -> int:
+#: Largest seed a config may give (32 bits, as numpy's legacy seeding takes; torch's generators take 64).
+MAX_SEED = 2**32 - 1
+
+
+def _integer(value: Any, path: str, minimum: Optional[int] = None, maximum: Optional[int] = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         _fail(path, "must be an integer", value)
     if minimum is not None and value < minimum:
         _fail(path, f"must be >= {minimum}", value)
+    if maximum is not None and value > maximum:
+        _fail(path, f"must be <= {maximum}", value)
     return int(value)
 
 
@@ -362,7 +368,9 @@ def _defence(value: Any, path: str, base_dir: Path) -> DefenceConfig:
         random_init = None
         if vocoder.get("random_init") is not None:
             init = _mapping(vocoder["random_init"], _join(path, "random_init"), optional=("seed",))
-            random_init = {"seed": _integer(init.get("seed", 0), _join(path, "random_init.seed"), minimum=0)}
+            random_init = {
+                "seed": _integer(init.get("seed", 0), _join(path, "random_init.seed"), minimum=0, maximum=MAX_SEED)
+            }
         return DefenceConfig(
             type="vocoder",
             mode=_string(vocoder.get("mode", "black-box"), _join(path, "mode"), VOCODER_MODES),
@@ -415,7 +423,7 @@ def _estimator(value: Any, path: str, base_dir: Path) -> EstimatorConfig:
             ),
             "rnn_type": _string(init.get("rnn_type", "lstm"), _join(path, "random_init.rnn_type"), ("lstm", "gru")),
             "bidirectional": _boolean(init.get("bidirectional", True), _join(path, "random_init.bidirectional")),
-            "seed": _integer(init.get("seed", 0), _join(path, "random_init.seed"), minimum=0),
+            "seed": _integer(init.get("seed", 0), _join(path, "random_init.seed"), minimum=0, maximum=MAX_SEED),
         }
     for key in ("model_dir", "asr_train_config", "asr_model_file"):
         if key in given:
@@ -581,7 +589,7 @@ def parse_config(
     if not (attacks.fgsm_eps or attacks.pgd_eps or any(s.imperceptible is not None for s in systems)) and transfer:
         _fail("transfer", "needs at least one attack to transfer")
     return BenchmarkConfig(
-        seed=_integer(top.get("seed", 0), "seed", minimum=0),
+        seed=_integer(top.get("seed", 0), "seed", minimum=0, maximum=MAX_SEED),
         device=_string(top.get("device", "cpu"), "device", DEVICES),
         batch_size=batch_size,
         data=_data(top["data"], base_dir, max_utterances),
@@ -590,7 +598,11 @@ def parse_config(
         systems=systems,
         transfer=transfer,
         save_adversarial=_boolean(top.get("save_adversarial", False), "save_adversarial"),
-        name=str(top.get("name") or (path.stem if path is not None else "benchmark")),
+        name=(
+            _string(top["name"], "name")
+            if top.get("name") is not None
+            else (path.stem if path is not None else "benchmark")
+        ),
         path=path,
         raw=raw,
     )
