@@ -22,6 +22,21 @@ from typing import List, Optional
 from art_asr_ext.benchmark.presets import preset_path, presets
 
 
+def _count(minimum: int):
+    """An argparse type: an integer >= `minimum` (a bad one is a usage error naming the value, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer. Found: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}. Found: {value}")
+        return value
+
+    return parse
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """
     :param argv: Command-line arguments (default: `sys.argv[1:]`).
@@ -36,8 +51,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--out", help="output directory (reuse it to resume); optional with --dry-run")
     parser.add_argument("--max-utterances", type=int, default=None, help="override data.max_utterances")
     parser.add_argument("--dry-run", action="store_true", help="print the grid and its estimated cost, run nothing")
-    parser.add_argument("--max-cells", type=int, default=None, help="compute at most N cells, then stop")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--max-cells", type=_count(0), default=None, help="compute at most N cells, then stop")
+    parser.add_argument("--threads", type=_count(1), default=None, help="torch intra-op threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--no-plot", action="store_true", help="do not draw wer_vs_eps.png")
     args = parser.parse_args(argv)

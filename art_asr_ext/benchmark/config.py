@@ -623,6 +623,8 @@ def load_config(path: os.PathLike, max_utterances: Optional[int] = None) -> Benc
         raise FileNotFoundError(f"Config file not found: {os.fspath(path)!r}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{os.fspath(path)} is not a UTF-8 text file (a YAML config): {error}") from error
     except yaml.YAMLError as error:
         raise ConfigError(f"{os.fspath(path)} is not valid YAML: {error}") from error
     return parse_config(raw, path.resolve().parent, path=path.resolve(), max_utterances=max_utterances)

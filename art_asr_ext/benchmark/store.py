@@ -32,8 +32,9 @@ LOCK = ".lock"
 
 #: Errors that mean a file system cannot take more writes (full, over quota, file too large, read-only).
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
-#: Errors that mean no permission: about the output directory only when they name a file inside it.
-_PERMISSION_ERRNOS = (errno.EACCES, errno.EPERM)
+#: Errors about the output directory only when they name it or a file inside it: no permission, or a file where a
+#: directory should be.
+_PATH_ERRNOS = (errno.EACCES, errno.EPERM, errno.EEXIST, errno.ENOTDIR)
 
 
 class OutputError(RuntimeError):
@@ -51,12 +52,14 @@ def output_errors(out_dir: Path) -> Iterator[None]:
     try:
         yield
     except OSError as error:
-        inside = error.filename is not None and Path(os.path.abspath(error.filename)).is_relative_to(
-            Path(os.path.abspath(out_dir))
-        )
-        if not (error.errno in _WRITE_ERRNOS or (error.errno in _PERMISSION_ERRNOS and inside)):
+        named, out = Path(os.path.abspath(error.filename or "/")), Path(os.path.abspath(out_dir))
+        # a file inside the directory, or the directory or one of its parents (while creating it)
+        about_out = error.filename is not None and (named.is_relative_to(out) or out.is_relative_to(named))
+        if not (error.errno in _WRITE_ERRNOS or (error.errno in _PATH_ERRNOS and about_out)):
             raise
         where = f" ({error.filename})" if error.filename else ""
+        if error.errno in (errno.EEXIST, errno.ENOTDIR):
+            raise OutputError(f"The output directory {out_dir} cannot be created: {error.strerror}{where}.") from error
         raise OutputError(
             f"Cannot write to the output directory {out_dir}: {error.strerror or error}{where}. Finished cells are "
             f"kept in {RESULTS}; make room (or make it writable) and rerun the same command to resume."
