@@ -9,7 +9,8 @@ Outputs (in the output directory):
 - ``table1.csv``, ``table1.md``, ``wer_vs_eps.png``: the study's Table I and its plot.
 - ``failures.csv``: cells that failed, with their error; a rerun retries them.
 - ``adversarial/*.npz``: adversarial examples of the cells that transfer rows reuse.
-- ``run.json`` (config, versions, seeds, device, wall time) and ``run.log``.
+- ``run.json`` (config, versions, seeds, device, skipped bad utterances, wall time) and ``run.log``.
+- ``.lock``: the pid of the run that holds the directory (see :class:`~art_asr_ext.benchmark.store.OutputLock`).
 
 | Paper link: https://arxiv.org/abs/2103.17122
 """

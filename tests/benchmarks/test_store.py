@@ -91,3 +91,15 @@ def test_adversarial_examples_round_trip(tmp_path):
 def test_slugs_are_file_names_and_distinct():
     assert slug("(1) A | pgd | 0.1").startswith("1_A_pgd_0.1-")
     assert slug("(1) A | pgd | 0.1") != slug("(1) A , pgd , 0.1")
+
+
+def test_a_starting_run_removes_temporary_files_a_killed_run_left(tmp_path):
+    (tmp_path / "adversarial").mkdir()
+    left = [tmp_path / ".table1.csv.k3j2.tmp", tmp_path / "adversarial" / ".cell.npz.x9.tmp"]
+    for path in left:
+        path.write_bytes(b"half a file")
+    (tmp_path / "keep.tmp").write_bytes(b"not ours")
+    ResultStore(tmp_path, create=False)  # the dry run changes nothing
+    assert all(path.exists() for path in left)
+    ResultStore(tmp_path)
+    assert not any(path.exists() for path in left) and (tmp_path / "keep.tmp").exists()
