@@ -305,11 +305,11 @@ def _write_outputs(
     out = store.out_dir
     atomic_write_text(out / "utterances.csv", utterances_csv(rows, row_order))
     atomic_write_text(out / "table1.csv", table_csv(layout, rows))
-    skipped = f", {len(skipped_utterances)} more skipped as bad data (listed below)" if skipped_utterances else ""
-    caption = (
-        f"Table I: {config.name}, {config.data.max_utterances or 'all'} utterances of {config.data.librispeech.name}"
-        f"{skipped}, seed {config.seed}."
-    )
+    used = f"{config.data.max_utterances or 'all'} utterances of {config.data.librispeech.name}"
+    if skipped_utterances:  # the count actually in the table, then the bad ones left out
+        used = f"{len({row['utterance_id'] for row in rows}) or 'no'} utterances of {config.data.librispeech.name}"
+        used += f" ({len(skipped_utterances)} more skipped as bad data, listed below)"
+    caption = f"Table I: {config.name}, {used}, seed {config.seed}."
     table = table_markdown(layout, rows, failed, caption, skipped=[str(bad) for bad in skipped_utterances])
     atomic_write_text(out / "table1.md", table)
     buffer = io.StringIO()
