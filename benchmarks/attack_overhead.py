@@ -111,11 +111,12 @@ def main() -> None:
         )
         return attack.generate(x, y)
 
-    # The estimator froze the weights; the bare model is timed both frozen and as a training step would run it.
+    # The estimator freezes the weights while it builds an attack's graph; the bare model is timed both frozen and as
+    # a training step would run it.
+    model.requires_grad_(False)
     bare_frozen = timed(bare_step, args.repeats)
     model.requires_grad_(True)
     bare_training = timed(bare_step, args.repeats)
-    model.requires_grad_(False)
     pgd_batched = timed(
         lambda: pgd(len(waveforms)), args.repeats, lambda: estimator.loss_gradient(x, y, len(waveforms))
     )

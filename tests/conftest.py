@@ -29,6 +29,17 @@ def real_clips(librispeech_utterances):
     return [u.waveform[: 3 * 16000 - 4000 * i] for i, u in enumerate(librispeech_utterances)]
 
 
+#: The devices an estimator or defence test runs on: the GPU only where CUDA is present (benchmarks/gpu_check.sh runs
+#: the `gpu` cases on a GPU machine).
+DEVICE_TYPES = ["cpu", pytest.param("gpu", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+@pytest.fixture(params=DEVICE_TYPES)
+def device_type(request):
+    """`cpu`, and `gpu` where CUDA is present: a test taking this fixture runs once per device."""
+    return request.param
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

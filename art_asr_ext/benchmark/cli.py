@@ -22,6 +22,21 @@ from typing import List, Optional
 from art_asr_ext.benchmark.presets import preset_path, presets
 
 
+def _count(minimum: int):
+    """An argparse type: an integer >= `minimum` (a bad one is a usage error naming the value, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer. Found: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}. Found: {value}")
+        return value
+
+    return parse
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """
     :param argv: Command-line arguments (default: `sys.argv[1:]`).
@@ -36,8 +51,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--out", help="output directory (reuse it to resume); optional with --dry-run")
     parser.add_argument("--max-utterances", type=int, default=None, help="override data.max_utterances")
     parser.add_argument("--dry-run", action="store_true", help="print the grid and its estimated cost, run nothing")
-    parser.add_argument("--max-cells", type=int, default=None, help="compute at most N cells, then stop")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--max-cells", type=_count(0), default=None, help="compute at most N cells, then stop")
+    parser.add_argument("--threads", type=_count(1), default=None, help="torch intra-op threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--no-plot", action="store_true", help="do not draw wer_vs_eps.png")
     args = parser.parse_args(argv)
@@ -49,7 +64,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     """
     :param argv: Command-line arguments (default: `sys.argv[1:]`).
-    :return: Exit status: 0 when every cell finished, 1 when some failed, 2 for a bad config.
+    :return: Exit status: 0 when every cell finished, 1 when some failed, 2 for a bad config, bad data (every bad
+             utterance named), or an output directory that another run holds or that cannot be written.
     """
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -57,7 +73,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     # The runner imports ART, torch and the estimators: only once the arguments are known to be good.
     from art_asr_ext.benchmark.config import ConfigError, load_config
     from art_asr_ext.benchmark.dry_run import dry_run_report
+    from art_asr_ext.benchmark.evaluation_data import BadDataError
     from art_asr_ext.benchmark.runner import run_benchmark
+    from art_asr_ext.benchmark.store import OutputError
 
     try:
         config_file = preset_path(args.preset) if args.preset else args.config
@@ -77,7 +95,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             threads=args.threads,
             plot=not args.no_plot,
         )
-    except (ConfigError, FileNotFoundError) as error:
+    except (ConfigError, BadDataError, OutputError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print((Path(args.out) / "table1.md").read_text(encoding="utf-8"), end="")

@@ -23,6 +23,7 @@ DEVICES = ("cpu", "gpu")
 TARGET_MATCHES = ("words", "chars")
 VOCODER_MODES = ("black-box", "white-box")
 ATTACKS = ("fgsm", "pgd", "imperceptible")
+BAD_UTTERANCE_ACTIONS = ("error", "skip")
 #: Marker that a path in a preset must be filled in by the user.
 PLACEHOLDER = "FILL_ME"
 
@@ -96,11 +97,17 @@ def _number(value: Any, path: str, minimum: Optional[float] = None, positive: bo
     return float(value)
 
 
-def _integer(value: Any, path: str, minimum: Optional[int] = None) -> int:
+#: Largest seed a config may give (32 bits, as numpy's legacy seeding takes; torch's generators take 64).
+MAX_SEED = 2**32 - 1
+
+
+def _integer(value: Any, path: str, minimum: Optional[int] = None, maximum: Optional[int] = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         _fail(path, "must be an integer", value)
     if minimum is not None and value < minimum:
         _fail(path, f"must be >= {minimum}", value)
+    if maximum is not None and value > maximum:
+        _fail(path, f"must be <= {maximum}", value)
     return int(value)
 
 
@@ -146,6 +153,9 @@ class DataConfig:
     #: Smoke tests only: keep the first seconds of each utterance and the same fraction of its reference words.
     crop_seconds: Optional[float] = None
     sample_rate: int = 16000
+    #: What to do with utterances that fail the data checks: `error` (report them all and stop) or `skip` (leave
+    #: them out of the table, listed in run.json and table1.md).
+    on_bad_utterance: str = "error"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -303,7 +313,12 @@ def _data(value: Any, base_dir: Path, max_utterances: Optional[int]) -> DataConf
     crop = data.get("crop_seconds")
     if crop is not None:
         crop = _number(crop, "data.crop_seconds", positive=True)
-    return DataConfig(_path(data["librispeech"], "data.librispeech", base_dir), limit, crop)
+    return DataConfig(
+        _path(data["librispeech"], "data.librispeech", base_dir),
+        limit,
+        crop,
+        on_bad_utterance=_string(data.get("on_bad_utterance", "error"), "data.on_bad_utterance", BAD_UTTERANCE_ACTIONS),
+    )
 
 
 def _targets(value: Any, base_dir: Path) -> TargetConfig:
@@ -364,7 +379,9 @@ def _defence(value: Any, path: str, base_dir: Path) -> DefenceConfig:
         random_init = None
         if vocoder.get("random_init") is not None:
             init = _mapping(vocoder["random_init"], _join(path, "random_init"), optional=("seed",))
-            random_init = {"seed": _integer(init.get("seed", 0), _join(path, "random_init.seed"), minimum=0)}
+            random_init = {
+                "seed": _integer(init.get("seed", 0), _join(path, "random_init.seed"), minimum=0, maximum=MAX_SEED)
+            }
         return DefenceConfig(
             type="vocoder",
             mode=_string(vocoder.get("mode", "black-box"), _join(path, "mode"), VOCODER_MODES),
@@ -422,7 +439,7 @@ def _estimator(value: Any, path: str, base_dir: Path) -> EstimatorConfig:
             ),
             "rnn_type": _string(init.get("rnn_type", "lstm"), _join(path, "random_init.rnn_type"), ("lstm", "gru")),
             "bidirectional": _boolean(init.get("bidirectional", True), _join(path, "random_init.bidirectional")),
-            "seed": _integer(init.get("seed", 0), _join(path, "random_init.seed"), minimum=0),
+            "seed": _integer(init.get("seed", 0), _join(path, "random_init.seed"), minimum=0, maximum=MAX_SEED),
         }
     for key in ("model_dir", "asr_train_config", "asr_model_file"):
         if key in given:
@@ -687,7 +704,7 @@ def parse_config(
     if not (attacks.fgsm_eps or attacks.pgd_eps or any(s.imperceptible is not None for s in systems)) and transfer:
         _fail("transfer", "needs at least one attack to transfer")
     return BenchmarkConfig(
-        seed=_integer(top.get("seed", 0), "seed", minimum=0),
+        seed=_integer(top.get("seed", 0), "seed", minimum=0, maximum=MAX_SEED),
         device=_string(top.get("device", "cpu"), "device", DEVICES),
         batch_size=batch_size,
         data=_data(top["data"], base_dir, max_utterances),
@@ -696,7 +713,11 @@ def parse_config(
         systems=systems,
         transfer=transfer,
         save_adversarial=_boolean(top.get("save_adversarial", False), "save_adversarial"),
-        name=str(top.get("name") or (path.stem if path is not None else "benchmark")),
+        name=(
+            _string(top["name"], "name")
+            if top.get("name") is not None
+            else (path.stem if path is not None else "benchmark")
+        ),
         path=path,
         raw=raw,
     )
@@ -717,6 +738,8 @@ def load_config(path: os.PathLike, max_utterances: Optional[int] = None) -> Benc
         raise FileNotFoundError(f"Config file not found: {os.fspath(path)!r}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{os.fspath(path)} is not a UTF-8 text file (a YAML config): {error}") from error
     except yaml.YAMLError as error:
         raise ConfigError(f"{os.fspath(path)} is not valid YAML: {error}") from error
     return parse_config(raw, path.resolve().parent, path=path.resolve(), max_utterances=max_utterances)

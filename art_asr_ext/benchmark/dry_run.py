@@ -5,12 +5,12 @@ The dry run: the grid of cells, what is already done in an output directory, and
 """
 
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from art_asr_ext.benchmark.attacks import Cell, build_grid
 from art_asr_ext.benchmark.config import BenchmarkConfig, SystemConfig, missing_files
-from art_asr_ext.benchmark.evaluation_data import load_utterances, sample_targets
-from art_asr_ext.benchmark.runner import cell_fingerprint
+from art_asr_ext.benchmark.evaluation_data import load_evaluation_data, sample_targets
+from art_asr_ext.benchmark.runner import fingerprint_change, fingerprint_digest, fingerprint_parts
 from art_asr_ext.benchmark.store import ResultStore
 
 
@@ -42,60 +42,54 @@ def _eot(system: SystemConfig) -> int:
 def audio_seconds(config: BenchmarkConfig) -> Optional[float]:
     """
     :param config: The benchmark.
-    :return: Seconds of audio the run attacks (read from the files' headers), or None if the data is missing.
+    :return: Seconds of audio the run attacks (its good utterances, cropped as the run crops them), or None if the
+             data is missing.
+    :raises BadDataError: As the run would, for bad utterances the config does not skip.
     """
-    import soundfile
-
-    root = config.data.librispeech
-    if not root.is_dir():
+    if not config.data.librispeech.is_dir():
         return None
-    ids = []
-    for transcript in sorted(root.glob("*/*/*.trans.txt")):
-        for line in transcript.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                ids.append((line.split(" ", 1)[0], transcript.parent))
-    ids = sorted(ids)[: config.data.max_utterances]
-    total = 0.0
-    for uid, folder in ids:
-        info = soundfile.info(str(folder / f"{uid}.flac"))
-        seconds = info.frames / info.samplerate
-        total += min(seconds, config.data.crop_seconds) if config.data.crop_seconds else seconds
-    return total
+    utterances, _ = load_evaluation_data(config.data)
+    return sum(len(u.waveform) / u.sample_rate for u in utterances)
 
 
 def dry_run_report(config: BenchmarkConfig, out_dir: Optional[Path] = None) -> str:
     """
     :param config: The benchmark.
-    :param out_dir: The output directory (cells already finished there are marked); None: every cell is pending.
+    :param out_dir: The output directory (cells already finished there are marked, and a pending cell whose result
+                    is stale says why); None: every cell is pending. Nothing in it is changed.
     :return: The grid, each cell's status and cost, and the total cost in passes x audio seconds.
+    :raises BadDataError: As the run would, for bad utterances the config does not skip.
     """
     grid = build_grid(config)
     latest = {} if out_dir is None else ResultStore(out_dir, create=False).latest()
-    fingerprints: Optional[Dict[str, str]] = None
-    if latest and not missing_files(config):
-        utterances = load_utterances(config.data)
-        targets = sample_targets(utterances, config.targets, config.seed)
-        fingerprints = {cell.key: cell_fingerprint(config, cell, utterances, targets) for cell in grid}
-    seconds = audio_seconds(config)
+    data = load_evaluation_data(config.data) if config.data.librispeech.is_dir() else None
+    parts: Optional[Dict[str, Dict[str, Any]]] = None
+    if latest and data is not None and not missing_files(config):
+        targets = sample_targets(data[0], config.targets, config.seed)
+        parts = fingerprint_parts(config, grid, data[0], targets)
+    seconds = None if data is None else sum(len(u.waveform) / u.sample_rate for u in data[0])
+    skipped = f"; {len(data[1])} skipped as bad data" if data is not None and data[1] else ""
     lines = [
         f"Benchmark {config.name!r}: {len(config.systems)} systems, {len(config.transfer)} transfer rows, "
         f"{len(grid)} cells, seed {config.seed}, device {config.device}",
         f"Data: {config.data.librispeech} (first {config.data.max_utterances or 'all'} utterances"
-        + (f", {seconds:.1f} s of audio)" if seconds is not None else ", not found here)"),
+        + (f", {seconds:.1f} s of audio{skipped})" if seconds is not None else ", not found here)"),
         "",
         f"{'cell':70s} {'status':8s} {'fwd+bwd':>8s} {'fwd':>4s}",
     ]
     total_backward = total_forward = 0
     for cell in grid:
         record = latest.get(cell.key, {})
-        if fingerprints is not None and record.get("fingerprint") != fingerprints[cell.key]:
+        why = ""
+        if parts is not None and record and record.get("fingerprint") != fingerprint_digest(parts[cell.key]):
+            why = f"  ({fingerprint_change(record.get('fingerprint_parts'), parts[cell.key])})"
             record = {}
         status = {"ok": "done", "failed": "failed"}.get(record.get("status"), "pending")
         passes = cell_passes(cell, _eot(config.system(cell.source)))
         if status != "done":
             total_backward += passes["forward_backward"]
             total_forward += passes["forward"]
-        lines.append(f"{cell.key:70s} {status:8s} {passes['forward_backward']:8d} {passes['forward']:4d}")
+        lines.append(f"{cell.key:70s} {status:8s} {passes['forward_backward']:8d} {passes['forward']:4d}{why}")
     lines.append("")
     lines.append(
         f"Still to run, per utterance: {total_backward} forward+backward and {total_forward} forward passes"

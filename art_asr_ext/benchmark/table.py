@@ -13,9 +13,11 @@ import dataclasses
 import io
 import logging
 import math
+from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from art_asr_ext.metrics import corpus_wer
+from art_asr_ext.utils.io import atomic_write
 from art_asr_ext.benchmark.attacks import ATTACK_ORDER
 from art_asr_ext.benchmark.cells import UTTERANCE_COLUMNS
 
@@ -115,13 +117,18 @@ def table_csv(layout: TableLayout, rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 def table_markdown(
-    layout: TableLayout, rows: Iterable[Mapping[str, Any]], failed: Mapping[str, str], caption: str
+    layout: TableLayout,
+    rows: Iterable[Mapping[str, Any]],
+    failed: Mapping[str, str],
+    caption: str,
+    skipped: Sequence[str] = (),
 ) -> str:
     """
     :param layout: Rows and columns.
     :param rows: Utterance rows of every finished cell.
     :param failed: Error message of each failed cell key (listed under the table).
     :param caption: A line above the table.
+    :param skipped: The utterances left out as bad data, each with its file and reason (listed under the table).
     :return: table1.md (cells without a result show an em dash).
     """
     lines = [caption, "", "| " + " | ".join(layout.columns) + " |", "|" + "---|" * len(layout.columns)]
@@ -132,6 +139,9 @@ def table_markdown(
     if failed:
         lines += ["", "Failed cells (see failures.csv):", ""]
         lines += [f"- `{key}`: {message.splitlines()[0] if message else ''}" for key, message in sorted(failed.items())]
+    if skipped:
+        lines += ["", f"Skipped utterances (bad data, `data.on_bad_utterance: skip`): {len(skipped)}", ""]
+        lines += [f"- {line}" for line in skipped]
     return "\n".join(lines) + "\n"
 
 
@@ -215,6 +225,9 @@ def plot_wer_vs_eps(layout: TableLayout, rows: Iterable[Mapping[str, Any]], path
     handles, labels = axes[0][0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=2, fontsize="small")
     figure.tight_layout(rect=(0, 0.08 + 0.03 * ((len(labels) + 1) // 2), 1, 1))
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    # Atomic, like every output: a full disk must not leave a truncated PNG behind.
+    try:
+        atomic_write(Path(path), lambda file: figure.savefig(file, format="png", dpi=120), binary=True)
+    finally:
+        plt.close(figure)
     return True

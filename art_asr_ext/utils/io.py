@@ -45,9 +45,11 @@ def atomic_write(path: Path, write: Callable[[IO], None], binary: bool = False) 
             os.fsync(file.fileno())
         os.chmod(temporary, _default_mode())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(temporary):
             os.unlink(temporary)
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = os.fspath(path)  # a failed write names no file; say which one (e.g. on a full disk)
         raise
     fsync_directory(path.parent)
 

@@ -63,3 +63,20 @@ def test_second_stage_keeps_working_once_the_target_is_reached(trained_deepspeec
     assert adversarial.shape == clip.shape and np.all(np.isfinite(adversarial))
     assert 0 < np.max(np.abs(adversarial - clip)) <= settings["eps"] + 1e-6
     assert estimator.predict(adversarial)[0] == "OPEN THE DOOR"
+
+
+def test_outputs_stay_within_clip_values_on_a_clip_peaking_at_0_999(setup):
+    estimator, clips = setup
+    loud = [np.asarray(clip * (0.999 / np.max(np.abs(clip))), dtype=np.float32) for clip in clips]
+    settings = dict(SETTINGS, learning_rate_1=0.01, max_iter_2=1)
+    # ART's own attack bounds the perturbation, not x + delta: its output leaves [-1, 1] (the case fixed here).
+    arts = ImperceptibleASRPyTorch(estimator, batch_size=1, **settings).generate(loud[0][None, :], TARGETS[:1])
+    assert np.max(np.abs(arts)) > 1.0
+    for batch in (to_object_array(loud), to_object_array([loud[0], loud[0]]), loud[0][None, :]):
+        adversarial = RaggedImperceptibleASRPyTorch(estimator, batch_size=2, **settings).generate(
+            batch, TARGETS[: len(batch)]
+        )
+        for clean, example in zip(batch, adversarial):
+            assert example.dtype == np.float32 and example.shape == clean.shape
+            assert np.max(np.abs(example)) <= 1.0 and np.max(np.abs(example - clean)) > 0
+        assert len(estimator.predict(adversarial)) == len(batch)  # the recognizer accepts them

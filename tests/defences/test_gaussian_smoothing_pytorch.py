@@ -216,3 +216,18 @@ def test_a_defence_without_device_type_follows_its_estimator_and_a_pinned_one_is
     # The same seed on the same device gives the same noise, whichever way the device was chosen.
     x = torch.zeros(1000)
     assert torch.equal(follower.forward(x)[0], pinned.forward(x)[0])
+
+
+def test_noise_and_gradient_on_each_device(device_type):
+    defence = GaussianSmoothingPyTorch(sigma=0.05, seed=0, device_type=device_type)
+    x = torch.zeros(20000, device=defence.device, requires_grad=True)
+    output = defence.forward(x)[0]
+    assert output.device == defence.device and output.shape == x.shape and output.dtype == x.dtype
+    assert abs(float(output.detach().std()) - 0.05) < 0.005
+    incoming = torch.randn(20000, device=defence.device)
+    output.backward(incoming)
+    assert torch.equal(x.grad, incoming)
+    again = GaussianSmoothingPyTorch(sigma=0.05, seed=0, device_type=device_type).forward(x.detach())[0]
+    assert torch.equal(output.detach(), again)  # the same seed on the same device: the same noise
+    noisy, _ = defence(object_array(np.zeros(100, np.float32)))
+    assert noisy[0].dtype == np.float32 and np.all(np.isfinite(noisy[0]))

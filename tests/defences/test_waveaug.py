@@ -3,6 +3,7 @@ import pytest
 
 from art_asr_ext.defences.preprocessor import WaveGANVocoderPyTorch
 from art_asr_ext.defences.preprocessor.waveaug import resynthesise_dataset, vocoder_fingerprint
+from art_asr_ext.utils.audio import waveform_digest
 
 
 def test_resynthesises_once_in_batches_then_reads_the_cache(tmp_path, make_tiny_hifigan, make_speech, monkeypatch):
@@ -21,12 +22,25 @@ def test_resynthesises_once_in_batches_then_reads_the_cache(tmp_path, make_tiny_
         solo = defence(np.stack([waveforms[index]]))[0][0]
         np.testing.assert_allclose(vocoded[index], solo, atol=1e-6)
     folder = tmp_path / vocoder_fingerprint(defence)
-    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{i}.npy" for i in ids)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"{i}.{waveform_digest(w)}.npy" for i, w in zip(ids, waveforms)
+    )
 
     calls.clear()
     again = resynthesise_dataset(waveforms, ids, defence, tmp_path, batch_size=2)
     assert calls == []
     assert all(np.array_equal(a, b) for a, b in zip(vocoded, again))
+
+
+def test_a_different_recording_under_the_same_id_is_vocoded_afresh(tmp_path, make_tiny_hifigan, make_speech):
+    defence = WaveGANVocoderPyTorch(vocoder=make_tiny_hifigan(), device_type="cpu")
+    first = resynthesise_dataset([make_speech(300, seed=0)], ["utt-a"], defence, tmp_path)[0]
+    swapped = make_speech(300, seed=1)  # same id, same length, other samples
+    second = resynthesise_dataset([swapped], ["utt-a"], defence, tmp_path)[0]
+    np.testing.assert_allclose(second, defence(np.stack([swapped]))[0][0], atol=1e-6)
+    assert not np.allclose(first, second)
+    again = resynthesise_dataset([make_speech(300, seed=0)], ["utt-a"], defence, tmp_path)[0]
+    assert np.array_equal(again, first)  # each recording keeps its own cache entry
 
 
 def test_cache_key_follows_the_vocoder(make_tiny_hifigan, make_tiny_pwg):

@@ -293,3 +293,16 @@ def test_art_estimator_chain_predict_and_loss_gradient(make_tiny_hifigan, make_s
         np.testing.assert_allclose(gradient, at_vocoded, rtol=1e-5, atol=1e-7)
     else:
         assert not np.allclose(gradient, at_vocoded, rtol=1e-2, atol=1e-4)
+
+
+def test_resynthesis_and_gradients_on_each_device(make_tiny_hifigan, make_speech, device_type):
+    x = make_speech(500)
+    reference = vocoder_defence(make_tiny_hifigan(), mode="white-box")(object_array(x))[0][0]
+    for mode in ("black-box", "white-box"):
+        defence = WaveGANVocoderPyTorch(vocoder=make_tiny_hifigan(), mode=mode, device_type=device_type)
+        np.testing.assert_allclose(defence(object_array(x))[0][0], reference, atol=1e-4 * np.abs(reference).max())
+        waveform = torch.from_numpy(x).to(defence.device).requires_grad_(True)
+        incoming = torch.ones(500, device=defence.device)
+        defence.forward(waveform)[0].backward(incoming)
+        assert waveform.grad.device == defence.device and torch.all(torch.isfinite(waveform.grad))
+        assert torch.equal(waveform.grad, incoming) == (mode == "black-box")

@@ -125,3 +125,20 @@ def test_white_box_vocoder_runs_once_per_gradient(model, clips):
     vocoder._vocoder.generator.register_forward_hook(lambda *args: calls.append(1))
     PyTorchDeepSpeech2(model=model, preprocessing_defences=[smoothing, vocoder]).loss_gradient(clips, TARGETS)
     assert len(calls) == len(clips)
+
+
+def test_pgd_through_a_defended_estimator_on_each_device(model, clips, device_type):
+    # Defences built without a device follow the estimator's.
+    chain = [
+        GaussianSmoothingPyTorch(sigma=0.01, seed=3),
+        WaveGANVocoderPyTorch(vocoder=tiny_hifigan_vocoder(), mode="white-box", seed=0),
+    ]
+    estimator = PyTorchDeepSpeech2(model=model, preprocessing_defences=chain, device_type=device_type)
+    assert all(defence.device == estimator.device for defence in chain)
+    attack = ProjectedGradientDescent(
+        estimator, norm=np.inf, eps=0.01, eps_step=0.002, max_iter=2, targeted=True, batch_size=2, verbose=False
+    )
+    adversarial = attack.generate(clips, TARGETS)
+    for clean, example in zip(clips, adversarial):
+        assert np.all(np.isfinite(example)) and 0 < np.max(np.abs(example - clean)) <= 0.01 + 1e-6
+    assert len(estimator.predict(adversarial)) == 2

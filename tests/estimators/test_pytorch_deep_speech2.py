@@ -13,8 +13,9 @@ TARGETS = np.array(["OPEN THE DOOR", "HELLO", "YES"])
 
 
 @pytest.fixture
-def tiny_estimator():
-    return PyTorchDeepSpeech2(model=DeepSpeech2(hidden_size=32, hidden_layers=2))
+def tiny_estimator(device_type):
+    """On each device (the GPU one runs the RNN through cuDNN, which differentiates only in training mode)."""
+    return PyTorchDeepSpeech2(model=DeepSpeech2(hidden_size=32, hidden_layers=2), device_type=device_type)
 
 
 @pytest.fixture
@@ -73,9 +74,54 @@ def test_padding_never_changes_loss_or_gradient(clips):
         )
 
 
-def test_weights_stay_frozen_and_get_no_gradient(tiny_estimator, clips):
+def test_attacks_give_the_weights_no_gradient_and_leave_the_module_as_handed_over(tiny_estimator, clips):
     tiny_estimator.loss_gradient(clips, TARGETS)
-    assert all(p.grad is None and not p.requires_grad for p in tiny_estimator.model.parameters())
+    padded = torch.zeros(2, 9000).copy_(torch.from_numpy(np.stack([c[:9000] for c in clips[:2]])))
+    padded.requires_grad_(True)
+    loss, _ = tiny_estimator.compute_loss_and_decoded_output(padded, TARGETS[:2], real_lengths=[9000, 9000])
+    loss.backward()  # as ART's imperceptible attack does, outside the estimator
+    assert padded.grad is not None and float(padded.grad.abs().sum()) > 0
+    assert all(p.grad is None and p.requires_grad for p in tiny_estimator.model.parameters())
+
+
+def test_a_second_estimator_on_the_same_module_can_fit(real_clips):
+    model = DeepSpeech2(hidden_size=16, hidden_layers=1)
+    first = PyTorchDeepSpeech2(model=model)
+    first.loss_gradient(to_object_array([real_clips[0][:8000]]), TARGETS[:1])
+    second = PyTorchDeepSpeech2(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    before = [p.detach().clone() for p in model.parameters()]
+    second.fit(to_object_array([c[:8000] for c in real_clips]), TARGETS, batch_size=3, nb_epochs=1)
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()) if a.numel() > 1)
+
+
+def test_set_params_refuses_a_new_checkpoint_and_keeps_the_current_one(tmp_path, tiny_estimator):
+    path = tmp_path / "model.ckpt"
+    save_deepspeech_checkpoint(DeepSpeech2(hidden_size=16, hidden_layers=1), path)
+    estimator = PyTorchDeepSpeech2(checkpoint=path)
+    estimator.set_params(checkpoint=str(path), clip_values=(-0.5, 0.5))  # the current checkpoint: fine
+    assert tuple(estimator.clip_values) == (-0.5, 0.5)
+    with pytest.raises(ValueError, match=r"checkpoint cannot be changed by set_params.*Build a new PyTorchDeepSpeech2"):
+        estimator.set_params(checkpoint=tmp_path / "other.ckpt")
+    with pytest.raises(ValueError, match="device_type cannot be changed"):
+        estimator.set_params(device_type="gpu")
+    with pytest.raises(ValueError, match="model cannot be changed"):
+        estimator.set_params(model=tiny_estimator.model)
+    assert str(estimator.checkpoint) == str(path) and estimator.model is not tiny_estimator.model
+
+
+def test_silence_gives_finite_features_an_empty_transcript_and_a_finite_gradient(tiny_estimator, real_clips):
+    silence = np.zeros(8000, dtype=np.float32)
+    batch = to_object_array([silence, real_clips[0][:8000]])
+    device = tiny_estimator.device
+    features, _ = tiny_estimator.model.spectrogram(
+        torch.from_numpy(silence)[None].to(device), torch.tensor([8000], device=device)
+    )
+    assert torch.all(features == 0)
+    assert tiny_estimator.predict(batch)[0] == tiny_estimator.predict(batch[:1])[0]
+    gradients = tiny_estimator.loss_gradient(batch, TARGETS[:2])
+    assert all(np.all(np.isfinite(g)) for g in gradients) and np.all(
+        np.isfinite(tiny_estimator.compute_loss(batch, TARGETS[:2]))
+    )
 
 
 @pytest.mark.parametrize("attack, eps", [("fgsm", 1e-3), ("pgd", 1e-2)])
@@ -209,7 +255,7 @@ def test_fit_trains_and_applies_fit_defences(real_clips):
     estimator.fit(clips, TARGETS, batch_size=3, nb_epochs=15)
     assert augmentation.calls == 15 * 3
     assert np.mean(estimator.compute_loss(clips, TARGETS)) < 0.8 * np.mean(before)
-    assert not any(p.requires_grad for p in model.parameters())
+    assert all(p.requires_grad for p in model.parameters())  # as handed over
 
 
 def test_checkpoint_constructor(tmp_path, clips):

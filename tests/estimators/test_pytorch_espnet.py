@@ -116,6 +116,32 @@ def test_gradient_matches_finite_differences(double_estimator, clips):
         assert abs(numeric - gradient @ direction) <= 1e-3 * max(abs(gradient @ direction), np.abs(gradient).max())
 
 
+def _rnn_config():
+    config = tiny_config()
+    config["encoder"] = "rnn"
+    config["encoder_conf"] = {"rnn_type": "lstm", "num_layers": 1, "hidden_size": 32, "output_size": 32}
+    return config
+
+
+@pytest.mark.parametrize("encoder", ["transformer", "rnn"])
+def test_loss_gradient_on_each_device_matches_the_cpu_one(clips, encoder, device_type):
+    # On CUDA, an RNN encoder in evaluation mode cannot be differentiated by cuDNN; the estimator runs it without.
+    config = tiny_config() if encoder == "transformer" else _rnn_config()
+    torch.manual_seed(0)
+    model = build_espnet_asr(config).eval()
+    reference = PyTorchESPnet(model=copy.deepcopy(model), asr_config=config, decoding="greedy")
+    estimator = PyTorchESPnet(model=model, asr_config=config, decoding="greedy", device_type=device_type)
+    assert any(isinstance(m, torch.nn.RNNBase) for m in model.modules()) == (encoder == "rnn")
+    x = to_object_array([c[:16000] for c in clips[:2]])
+    y = np.array(["AFTER EARLY", "GOD AS"])
+    gradients, expected = estimator.loss_gradient(x, y), reference.loss_gradient(x, y)
+    for gradient, wanted in zip(gradients, expected):
+        assert np.all(np.isfinite(gradient)) and np.abs(gradient).max() > 0
+        np.testing.assert_allclose(gradient, wanted, atol=1e-3 * np.abs(wanted).max())
+    assert list(estimator.predict(x)) == list(reference.predict(x))
+    assert all(p.grad is None for p in model.parameters())
+
+
 def test_padding_changes_neither_loss_nor_gradient(estimator, clips):
     x = to_object_array(clips)
     y = np.array(["AFTER", "GOD AS A", "YET THESE"])

@@ -278,6 +278,18 @@ def test_batch_padding_does_not_change_loss_or_gradient(estimator, clips):
 
 
 @needs_data
+def test_predict_and_loss_gradient_on_each_device_match_the_cpu_ones(tiny_en, estimator, clips, device_type):
+    audio, _ = clips
+    here = PyTorchWhisper(model=copy.deepcopy(tiny_en), max_new_tokens=40, device_type=device_type)
+    x = to_object_array([audio[0][:32000], audio[2][:24000]])
+    y = np.array(["AFTER EARLY NIGHTFALL", "YET THESE THOUGHTS"])
+    assert list(here.predict(x)) == list(estimator.predict(x))
+    for gradient, wanted in zip(here.loss_gradient(x, y), estimator.loss_gradient(x, y)):
+        assert np.all(np.isfinite(gradient)) and np.abs(gradient).max() > 0
+        np.testing.assert_allclose(gradient, wanted, atol=1e-2 * np.abs(wanted).max())
+
+
+@needs_data
 @pytest.mark.parametrize("encode_real_length, coordinates", [(False, 1), (True, 4)])
 def test_loss_gradient_finite_differences_in_double(tiny_en, clips, encode_real_length, coordinates):
     """Directional derivative along a random direction (all coordinates at once), plus single coordinates."""

@@ -48,7 +48,9 @@ class RaggedImperceptibleASRPyTorch(ImperceptibleASRPyTorch):
     ART 1.20.1 stacks the batch with ``np.array([...])``, which numpy >= 1.24 refuses for ragged rows; this override of
     :meth:`generate` only builds object arrays instead and otherwise runs ART's own algorithm unchanged. It also lets
     the second stage compare its losses with the best ones ART stores as numpy arrays, which torch >= 2.6 refuses
-    (ART then crashes once an utterance reaches its target twice).
+    (ART then crashes once an utterance reaches its target twice). Finally, it clips the adversarial examples to the
+    estimator's `clip_values`: ART bounds the perturbation by `eps` but never x + delta, so on a clip peaking near
+    full scale its output leaves [-1, 1] and the recognizer refuses it.
 
     | Paper link: https://arxiv.org/abs/1903.10346
     """
@@ -62,11 +64,11 @@ class RaggedImperceptibleASRPyTorch(ImperceptibleASRPyTorch):
         if y is None:
             raise ValueError("The imperceptible attack is targeted: give the target transcripts y.")
         if len(x) == 0 or (isinstance(x, np.ndarray) and x.dtype != object):
-            return super().generate(x, y, **kwargs)
+            return self._clip(super().generate(x, y, **kwargs))
         lengths = {len(x_i) for x_i in x}
         if len(lengths) == 1:
             stacked = np.stack([np.asarray(x_i) for x_i in x])
-            return to_object_array(list(super().generate(stacked, y, **kwargs)))
+            return to_object_array(list(self._clip(super().generate(stacked, y, **kwargs))))
         # The same steps as ImperceptibleASRPyTorch.generate, with object arrays.
         adversarial = to_object_array([np.asarray(x_i).astype(np.float64) for x_i in x])
         self.estimator.to_training_mode()
@@ -82,7 +84,14 @@ class RaggedImperceptibleASRPyTorch(ImperceptibleASRPyTorch):
             for i in range(stop - start):
                 adversarial[start + i] = batch[i, : len(adversarial[start + i])]
         self.estimator.set_batchnorm(train=True)
-        return to_object_array([adversarial[i].astype(np.asarray(x[i]).dtype) for i in range(len(x))])
+        return to_object_array([self._clip(adversarial[i]).astype(np.asarray(x[i]).dtype) for i in range(len(x))])
+
+    def _clip(self, adversarial: np.ndarray) -> np.ndarray:
+        """The adversarial examples (a numeric array) within the estimator's `clip_values`, if it has them."""
+        if self.estimator.clip_values is None or len(adversarial) == 0:
+            return adversarial
+        low, high = self.estimator.clip_values
+        return np.clip(adversarial, low, high).astype(adversarial.dtype, copy=False)
 
     def _forward_2nd_stage(self, *args, **kwargs) -> torch.Tensor:
         return super()._forward_2nd_stage(*args, **kwargs).as_subclass(_NumpyComparableLoss)

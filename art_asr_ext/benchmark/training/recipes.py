@@ -317,7 +317,7 @@ class Recipe:
         # A fine-tuned model keeps the architecture it was saved with; model_config then records that one.
         if self.system == "deepspeech2":
             if self.init is not None:
-                # The estimator that loads the checkpoint freezes its weights; training unfreezes them all.
+                # Training fine-tunes every weight, whatever the checkpoint had frozen.
                 model = PyTorchDeepSpeech2(checkpoint=self.init / DEEPSPEECH_CHECKPOINT).model.requires_grad_(True)
                 self.model_config = {
                     "rnn_type": model.rnn_type,
@@ -425,7 +425,7 @@ class Recipe:
         state_path = out_dir / STATE_FILE
         if stop_after_steps is not None and stop_after_steps < 0:
             raise ValueError(f"stop_after_steps must be >= 0. Found: {stop_after_steps}")
-        # Every weight trains (an estimator built earlier froze them; the one below unfreezes them inside fit).
+        # Every weight trains, whatever the model had frozen when it was loaded.
         trainable = list(self.model.requires_grad_(True).parameters())
         optimizer = torch.optim.AdamW(
             trainable, lr=schedule.learning_rate, betas=schedule.betas, weight_decay=schedule.weight_decay

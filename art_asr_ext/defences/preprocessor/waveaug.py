@@ -2,9 +2,10 @@
 WAVEAUG: re-synthesise a training set through the vocoder once, so a recogniser can be trained on vocoded speech
 (the study's ablation of the vocoder defence).
 
-Utterances are processed in length-sorted batches and each result is cached on disk as ``<cache_dir>/<key>/<id>.npy``,
-where ``key`` fingerprints the vocoder (its name, weights and statistics), the sample rate and the seed; a second
-call reads the cache instead of running the vocoder. Inside a batch, shorter utterances are zero-padded to the
+Utterances are processed in length-sorted batches and each result is cached on disk as
+``<cache_dir>/<key>/<id>.<audio>.npy``, where ``key`` fingerprints the vocoder (its name, weights and statistics), the
+sample rate and the seed, and ``audio`` is a content hash of the input waveform; a second call reads the cache instead
+of running the vocoder, and a different recording under the same id is vocoded afresh. Inside a batch, shorter utterances are zero-padded to the
 longest, so their last few frames (the generator's receptive field) differ slightly from vocoding them alone; the
 longest utterance of each batch is unaffected. Use `batch_size=1` for exact per-utterance results.
 
@@ -20,7 +21,13 @@ import numpy as np
 import torch
 
 from art_asr_ext.defences.preprocessor.wavegan_vocoder_pytorch import WaveGANVocoderPyTorch
-from art_asr_ext.utils.audio import length_sorted_batches, pad_waveforms, split_numpy_batch, to_object_array
+from art_asr_ext.utils.audio import (
+    length_sorted_batches,
+    pad_waveforms,
+    split_numpy_batch,
+    to_object_array,
+    waveform_digest,
+)
 from art_asr_ext.utils.io import atomic_save_npy
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
@@ -81,9 +88,9 @@ def resynthesise_dataset(
     folder = Path(cache_dir) / vocoder_fingerprint(defence)
     folder.mkdir(parents=True, exist_ok=True)
     results: List[Optional[np.ndarray]] = [None] * len(items)
+    paths = [folder / f"{utterance_id}.{waveform_digest(item)}.npy" for utterance_id, item in zip(ids, items)]
     todo = []
-    for index, utterance_id in enumerate(ids):
-        path = folder / f"{utterance_id}.npy"
+    for index, path in enumerate(paths):
         if path.is_file():
             cached = np.load(path, allow_pickle=False)
             if cached.shape == items[index].shape:
@@ -100,7 +107,7 @@ def resynthesise_dataset(
             vocoded = defence.resynthesise(padded.to(defence.device)).cpu().numpy()
         for row, index in enumerate(indices):
             output = np.ascontiguousarray(vocoded[row, : int(lengths[row])], dtype=np.float32)
-            atomic_save_npy(folder / f"{ids[index]}.npy", output)
+            atomic_save_npy(paths[index], output)
             results[index] = output
         if verbose:
             print(f"WAVEAUG batch {number + 1}/{len(batches)}: {len(indices)} utterances -> {folder}")

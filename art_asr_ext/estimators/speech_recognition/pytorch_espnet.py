@@ -5,6 +5,7 @@ Conformer, ... with joint CTC), loaded from the ESPnet model zoo or built in mem
 | Paper link: https://arxiv.org/abs/2103.17122
 """
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -48,6 +49,10 @@ class PyTorchESPnet(PyTorchSpeechRecognizer):
     ``"ctc"`` (best CTC path) are faster still. ``compute_loss_and_decoded_output``, which ImperceptibleASRPyTorch
     calls every iteration, decodes with ``iteration_decoding`` (greedy by default) from the encoder pass the loss
     already made.
+
+    **RNN encoders on a GPU.** cuDNN differentiates an RNN only in training mode, and the model runs in evaluation
+    mode (ESPnet's dropout must stay off), so for an input gradient on CUDA a model with RNN layers runs without
+    cuDNN (PyTorch's own CUDA kernels: the same values in evaluation mode, more slowly).
 
     | Paper link: https://arxiv.org/abs/2103.17122
     """
@@ -265,6 +270,20 @@ class PyTorchESPnet(PyTorchSpeechRecognizer):
                 for i, length in enumerate(encoder_lengths)
             ]
         return [self._codec.decode(ids) for ids in token_ids]
+
+    @contextlib.contextmanager
+    def _input_gradient_only(self):
+        uses_rnn = any(isinstance(module, torch.nn.RNNBase) for module in self._model.modules())
+        if self._device.type != "cuda" or not uses_rnn:
+            with super()._input_gradient_only():
+                yield
+            return
+        cudnn = torch.backends.cudnn
+        without_cudnn = cudnn.flags(
+            enabled=False, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic, allow_tf32=cudnn.allow_tf32
+        )
+        with super()._input_gradient_only(), without_cudnn:
+            yield
 
     def _utterance_losses(self, waveforms: torch.Tensor, lengths: torch.Tensor, targets: List[str]) -> torch.Tensor:
         encoder_out, encoder_lengths = self._encode(waveforms, lengths)

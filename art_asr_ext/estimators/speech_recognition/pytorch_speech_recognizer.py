@@ -11,7 +11,9 @@ target alphabet.
 """
 
 import abc
+import contextlib
 import logging
+import os
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -28,6 +30,13 @@ from art_asr_ext.utils.audio import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def _same_value(new: Any, current: Any) -> bool:
+    """Whether a constructor-only parameter is given its current value again (paths compare as paths)."""
+    if isinstance(new, (str, os.PathLike)) and isinstance(current, (str, os.PathLike)):
+        return os.path.abspath(os.fspath(new)) == os.path.abspath(os.fspath(current))
+    return new == current
 
 
 class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixin, PyTorchEstimator, abc.ABC):
@@ -78,11 +87,46 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
         self._optimizer = optimizer
         self._model.to(self._device)
         self._model.eval()
-        # Attacks only need gradients w.r.t. the input; frozen weights spare backward the weights' gradients, which
-        # cost as much as the input gradient in the fused RNN and convolution kernels. `fit` unfreezes them.
-        self._trainable = [p for p in self._model.parameters() if p.requires_grad]
-        self._model.requires_grad_(False)
         self._check_params()
+
+    #: Parameters only the constructor can honour (they choose the weights or where they live): `set_params`
+    #: refuses to change them rather than record a value nothing acts on.
+    constructor_only_params = ("model", "checkpoint", "device_type")
+
+    def set_params(self, **kwargs) -> None:
+        """
+        Set estimator parameters (see ART's `BaseEstimator.set_params`).
+
+        :raises ValueError: For a new value of a parameter in `constructor_only_params` (build a new estimator).
+        """
+        for key in self.constructor_only_params:
+            if key not in kwargs or key not in self.estimator_params:
+                continue
+            current = self._model if key == "model" else getattr(self, key, None)
+            same = kwargs[key] is current if key == "model" else _same_value(kwargs[key], current)
+            if not same:
+                raise ValueError(
+                    f"{key} cannot be changed by set_params: the constructor loads the model from it. Build a new "
+                    f"{type(self).__name__}({key}=...) instead. Found: {kwargs[key]!r} (current: {current!r})"
+                )
+        super().set_params(**kwargs)
+
+    @contextlib.contextmanager
+    def _input_gradient_only(self):
+        """
+        Freeze the weights while a graph for an input gradient is built: attacks only need the gradient w.r.t. the
+        input, and frozen weights spare backward the weights' gradients, which cost as much as the input gradient in
+        the fused RNN and convolution kernels. The flags are restored afterwards, so the module handed over is never
+        changed (another estimator built on it can still `fit` it).
+        """
+        flags = [(parameter, parameter.requires_grad) for parameter in self._model.parameters()]
+        for parameter, _ in flags:
+            parameter.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for parameter, flag in flags:
+                parameter.requires_grad_(flag)
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -292,9 +336,10 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
             batch_targets = [targets[i] for i in index]
             total = torch.zeros_like(padded)
             for _ in range(draws):
-                defended, defended_lengths = self._defended_batch(padded, lengths, fit=False)
-                loss = self._utterance_losses(defended, defended_lengths, batch_targets).sum()
-                (gradient,) = torch.autograd.grad(loss, padded)
+                with self._input_gradient_only():
+                    defended, defended_lengths = self._defended_batch(padded, lengths, fit=False)
+                    loss = self._utterance_losses(defended, defended_lengths, batch_targets).sum()
+                    (gradient,) = torch.autograd.grad(loss, padded)
                 total += gradient
             total = (total / draws).cpu().numpy()
             for row, i in enumerate(index):
@@ -340,10 +385,14 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
         for index in length_sorted_batches(lengths.tolist(), len(targets), self.max_padding):
             rows = torch.as_tensor(index, device=self._device)
             batch_lengths = lengths[rows]
-            batch, batch_lengths = self._defended_batch(
-                padded[rows, : int(batch_lengths.max())], batch_lengths, fit=False
-            )
-            losses, batch_transcripts = self._losses_and_transcripts(batch, batch_lengths, [targets[i] for i in index])
+            # The caller differentiates the loss w.r.t. its input only (ART's imperceptible attack).
+            with self._input_gradient_only():
+                batch, batch_lengths = self._defended_batch(
+                    padded[rows, : int(batch_lengths.max())], batch_lengths, fit=False
+                )
+                losses, batch_transcripts = self._losses_and_transcripts(
+                    batch, batch_lengths, [targets[i] for i in index]
+                )
             loss = loss + losses.sum()
             for i, text in zip(index, batch_transcripts):
                 transcripts[i] = text
@@ -374,9 +423,8 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
             raise ValueError(f"max_grad_norm must be positive. Found: {max_grad_norm}")
         batches = length_sorted_batches([len(w) for w in waveforms], batch_size, self.max_padding)
         self._model.train()
-        # Train what was trainable when the model was handed over (a part the caller froze stays frozen).
-        for parameter in self._trainable:
-            parameter.requires_grad_(True)
+        # Train what is trainable in the module (a part the caller froze stays frozen).
+        trainable = [parameter for parameter in self._model.parameters() if parameter.requires_grad]
         try:
             for _ in range(nb_epochs):
                 for batch_index in rng.permutation(len(batches)):
@@ -387,12 +435,11 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
                     loss = self._training_losses(padded, lengths, [targets[i] for i in index]).mean()
                     loss.backward()
                     if max_grad_norm is not None:
-                        torch.nn.utils.clip_grad_norm_(self._trainable, max_grad_norm)
+                        torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
                     self._optimizer.step()
                     if step_callback is not None:
                         step_callback(float(loss.detach()))
         finally:
-            self._model.requires_grad_(False)
             self._model.eval()
 
     def to_training_mode(self) -> None:

