@@ -12,7 +12,7 @@ import numpy as np
 
 from art_asr_ext.data import Utterance
 from art_asr_ext.utils.audio import length_sorted_batches, to_object_array
-from art_asr_ext.metrics import perturbation_size, word_errors
+from art_asr_ext.metrics import perceptual_scores, perturbation_size, word_errors
 from art_asr_ext.benchmark.attacks import Cell, make_attack
 
 #: Columns of utterances.csv, in order.
@@ -33,8 +33,13 @@ UTTERANCE_COLUMNS = (
     "tgt_words",
     "linf",
     "snr_db",
+    "pesq",
+    "stoi",
+    "perceptual_note",
     "seconds",
 )
+#: The perceptual columns, measured on x_adv against x (empty on clean cells and where a metric cannot score).
+PERCEPTUAL_COLUMNS = ("pesq", "stoi", "perceptual_note")
 
 
 @dataclasses.dataclass
@@ -46,8 +51,33 @@ class CellOutput:
     seconds: float
 
 
+def perceptual_columns(cell: Cell, utterance: Utterance, adversarial: np.ndarray) -> Dict[str, Any]:
+    """
+    :param cell: The cell.
+    :param utterance: The clean utterance.
+    :param adversarial: Its adversarial waveform.
+    :return: Wide-band PESQ and STOI of `adversarial` against the clean waveform (None on clean cells), and a note
+             naming each metric that could not score the utterance, and why.
+    """
+    if cell.attack == "clean":
+        return {"pesq": None, "stoi": None, "perceptual_note": ""}
+    scores = perceptual_scores(utterance.waveform, adversarial, utterance.sample_rate)
+    reasons = (("pesq", scores.pesq_reason), ("stoi", scores.stoi_reason))
+    return {
+        "pesq": scores.pesq,
+        "stoi": scores.stoi,
+        "perceptual_note": "; ".join(f"{name}: {reason}" for name, reason in reasons if reason),
+    }
+
+
 def utterance_row(
-    cell: Cell, utterance: Utterance, target: str, adversarial: np.ndarray, hypothesis: str, seconds: float
+    cell: Cell,
+    utterance: Utterance,
+    target: str,
+    adversarial: np.ndarray,
+    hypothesis: str,
+    seconds: float,
+    perceptual: Optional[Mapping[str, Any]] = None,
 ) -> Dict[str, Any]:
     """
     :param cell: The cell.
@@ -56,11 +86,15 @@ def utterance_row(
     :param adversarial: The waveform the system transcribed.
     :param hypothesis: The transcript.
     :param seconds: Wall-clock seconds spent on this utterance (its batch's time over the batch size).
+    :param perceptual: Its :func:`perceptual_columns`, when already known (a transfer cell's source measured them on
+                       the same waveform); computed otherwise.
     :return: One row of utterances.csv.
     """
     ground_truth = word_errors(utterance.transcript, hypothesis)
     toward_target = word_errors(target, hypothesis)
     linf, snr = perturbation_size(utterance.waveform, adversarial)
+    if perceptual is None or any(column not in perceptual for column in PERCEPTUAL_COLUMNS):
+        perceptual = perceptual_columns(cell, utterance, adversarial)
     return {
         "row": cell.row,
         "system": cell.system,
@@ -78,6 +112,7 @@ def utterance_row(
         "tgt_words": toward_target.reference_words,
         "linf": linf,
         "snr_db": snr,
+        **{column: perceptual[column] for column in PERCEPTUAL_COLUMNS},
         "seconds": seconds,
     }
 
@@ -90,6 +125,7 @@ def run_cell(
     batch_size: int,
     source_adversarial: Optional[Mapping[str, np.ndarray]] = None,
     on_batch: Optional[Callable[[int], None]] = None,
+    source_rows: Optional[Sequence[Mapping[str, Any]]] = None,
 ) -> CellOutput:
     """
     Run a cell over all utterances. Batches group utterances of similar length (longest first) with the estimator's
@@ -102,6 +138,8 @@ def run_cell(
     :param batch_size: Most utterances per batch.
     :param source_adversarial: For a transfer cell, the source cell's adversarial waveform of each utterance id.
     :param on_batch: Called with the number of utterances of each finished batch (progress bars).
+    :param source_rows: For a transfer cell, the source cell's utterance rows: their perceptual measures are those of
+                        the same waveforms, so they are copied instead of measured again.
     :return: The rows and adversarial examples.
     :raises ValueError: If a transfer cell lacks the adversarial example of an utterance.
     """
@@ -140,8 +178,17 @@ def run_cell(
             seconds[i] = elapsed / len(index)
         if on_batch is not None:
             on_batch(len(index))
+    known = {row["utterance_id"]: row for row in source_rows or ()}
     rows = [
-        utterance_row(cell, u, targets[u.utterance_id], adversarial[i], hypotheses[i], float(seconds[i]))
+        utterance_row(
+            cell,
+            u,
+            targets[u.utterance_id],
+            adversarial[i],
+            hypotheses[i],
+            float(seconds[i]),
+            known.get(u.utterance_id),
+        )
         for i, u in enumerate(utterances)
     ]
     return CellOutput(

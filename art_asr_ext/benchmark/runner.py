@@ -7,6 +7,8 @@ Outputs (in the output directory):
 - ``utterances.csv``: one row per table row x attack x max-norm x utterance (see :data:`UTTERANCE_COLUMNS`); the
   ``seconds`` column is wall-clock time and the only field that differs between two runs of the same config.
 - ``table1.csv``, ``table1.md``, ``wer_vs_eps.png``: the study's Table I and its plot.
+- ``perceptual.csv``: per attacked cell, mean and 10th/90th percentiles of SNR, wide-band PESQ and STOI (also per
+  utterance in ``utterances.csv``); ``table1.md`` adds the median SNR of each cell.
 - ``transfer_matrix.csv``, ``transfer_matrix.png``: with transfer rows, every source x target pair and attack, the
   white-box cells on the diagonal (see :mod:`art_asr_ext.benchmark.transfer_matrix`).
 - ``failures.csv``: cells that failed, with their error; a rerun retries them.
@@ -45,7 +47,14 @@ from art_asr_ext.utils.audio import waveform_digest
 from art_asr_ext.utils.environment import device_description, versions
 from art_asr_ext.utils.io import atomic_write_text
 from art_asr_ext.benchmark.systems import build_system, check_alphabet, reseed_defences
-from art_asr_ext.benchmark.table import TableLayout, plot_wer_vs_eps, table_csv, table_markdown, utterances_csv
+from art_asr_ext.benchmark.table import (
+    TableLayout,
+    perceptual_csv,
+    plot_wer_vs_eps,
+    table_csv,
+    table_markdown,
+    utterances_csv,
+)
 from art_asr_ext.benchmark.transfer_matrix import matrix_csv, matrix_rows, plot_transfer_matrix
 
 logger = logging.getLogger("art_asr_ext.benchmark")
@@ -330,6 +339,7 @@ def _write_outputs(
     out = store.out_dir
     atomic_write_text(out / "utterances.csv", utterances_csv(rows, row_order))
     atomic_write_text(out / "table1.csv", table_csv(layout, rows))
+    atomic_write_text(out / "perceptual.csv", perceptual_csv(rows, row_order))
     used = f"{config.data.max_utterances or 'all'} utterances of {config.data.librispeech.name}"
     if skipped_utterances:  # the count actually in the table, then the bad ones left out
         used = f"{len({row['utterance_id'] for row in rows}) or 'no'} utterances of {config.data.librispeech.name}"
@@ -526,7 +536,14 @@ def _run_locked(
                     total=len(utterances), desc="  utterances", leave=False, disable=not progress, dynamic_ncols=True
                 ) as inner:
                     output = run_cell(
-                        cell, estimator, utterances, targets, batch_size, source_adversarial, on_batch=inner.update
+                        cell,
+                        estimator,
+                        utterances,
+                        targets,
+                        batch_size,
+                        source_adversarial,
+                        on_batch=inner.update,
+                        source_rows=source["rows"] if cell.is_transfer else None,
                     )
                 record.update(status="ok", rows=output.rows, seconds=output.seconds)
                 summary.computed.append(cell.key)

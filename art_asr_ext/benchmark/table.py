@@ -13,8 +13,11 @@ import dataclasses
 import io
 import logging
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
 
 from art_asr_ext.metrics import corpus_wer
 from art_asr_ext.utils.io import atomic_write
@@ -136,6 +139,15 @@ def table_markdown(
         cells = [row_label] + ["\u2014" if value is None else f"{value:.1f}" for value in line]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "WER in percent, corpus-level (total word errors / total reference words; can exceed 100)."]
+    rows = list(rows)
+    if any(row["attack"] != "clean" for row in rows):
+        lines += [
+            "",
+            "Median SNR in dB of each attacked cell's perturbations, 10 log10(|x|^2 / |x_adv - x|^2) (perceptual.csv "
+            "gives the mean and 10th/90th percentiles of SNR, wide-band PESQ and STOI):",
+            "",
+            median_snr_markdown(layout, rows).rstrip("\n"),
+        ]
     if failed:
         lines += ["", "Failed cells (see failures.csv):", ""]
         lines += [f"- `{key}`: {message.splitlines()[0] if message else ''}" for key, message in sorted(failed.items())]
@@ -146,6 +158,8 @@ def table_markdown(
 
 
 def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -184,8 +198,89 @@ def utterances_csv(rows: Iterable[Mapping[str, Any]], row_order: Sequence[str]) 
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(UTTERANCE_COLUMNS)
     for row in sort_rows(rows, row_order):
-        writer.writerow([_csv_value(row[column]) for column in UTTERANCE_COLUMNS])
+        writer.writerow([_csv_value(row.get(column)) for column in UTTERANCE_COLUMNS])
     return buffer.getvalue()
+
+
+#: Columns of perceptual.csv: per attacked cell, the mean and 10th/90th percentiles of each measure.
+PERCEPTUAL_SUMMARY_COLUMNS = (
+    ("row", "system", "source", "attack", "eps", "utterances")
+    + tuple(f"{measure}_{stat}" for measure in ("snr_db", "pesq", "stoi") for stat in ("mean", "p10", "p90"))
+    + ("pesq_scored", "stoi_scored", "unscored")
+)
+
+
+def _summary(values: Sequence[float]) -> List[Optional[float]]:
+    if not values:
+        return [None, None, None]
+    array = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):  # an infinite SNR (a zero perturbation) keeps its infinite mean
+        return [float(np.mean(array)), float(np.percentile(array, 10)), float(np.percentile(array, 90))]
+
+
+def perceptual_csv(rows: Iterable[Mapping[str, Any]], row_order: Sequence[str]) -> str:
+    """
+    :param rows: Utterance rows of every finished cell.
+    :param row_order: Table row labels in order.
+    :return: perceptual.csv: per attacked cell, the mean and 10th/90th percentiles of SNR (dB), wide-band PESQ and
+             STOI over its utterances, how many utterances each metric scored, and why the others were not scored.
+    """
+    cells: Dict[Tuple[str, str, float], List[Mapping[str, Any]]] = {}
+    for row in sort_rows(rows, row_order):
+        if row["attack"] != "clean":
+            cells.setdefault((row["row"], row["attack"], float(row["eps"])), []).append(row)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(PERCEPTUAL_SUMMARY_COLUMNS)
+    for group in cells.values():
+        first = group[0]
+        measures = {
+            name: [float(row[name]) for row in group if row.get(name) is not None]
+            for name in ("snr_db", "pesq", "stoi")
+        }
+        reasons = Counter(
+            note.strip() for row in group for note in str(row.get("perceptual_note") or "").split(";") if note.strip()
+        )
+        line: List[Any] = [first["row"], first["system"], first["source"], first["attack"], first["eps"], len(group)]
+        for name in ("snr_db", "pesq", "stoi"):
+            line += _summary(measures[name])
+        line += [len(measures["pesq"]), len(measures["stoi"])]
+        line.append("; ".join(f"{reason} ({count})" for reason, count in sorted(reasons.items())))
+        writer.writerow([_csv_value(value) for value in line])
+    return buffer.getvalue()
+
+
+def median_snr_markdown(layout: TableLayout, rows: Iterable[Mapping[str, Any]]) -> str:
+    """
+    :param layout: Rows and columns of Table I.
+    :param rows: Utterance rows of every finished cell.
+    :return: A Markdown table beside Table I: the median SNR (dB) of each attacked cell, an em dash where none ran.
+    """
+    groups = _group(rows)
+    columns = [f"FGSM {format_eps(eps)}" for eps in layout.fgsm_eps] + [
+        f"PGD {format_eps(eps)}" for eps in layout.pgd_eps
+    ]
+    keys = [("fgsm", float(eps)) for eps in layout.fgsm_eps] + [("pgd", float(eps)) for eps in layout.pgd_eps]
+    if layout.imperceptible:
+        columns.append("Imperceptible")
+    lines = ["| System | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    for row_label, _ in layout.rows:
+        cells = [groups.get((row_label, attack, eps), []) for attack, eps in keys]
+        if layout.imperceptible:
+            cells.append(
+                [
+                    r
+                    for (label, attack, _), group in groups.items()
+                    if label == row_label and attack == "imperceptible"
+                    for r in group
+                ]
+            )
+        values = []
+        for group in cells:
+            snr = [float(row["snr_db"]) for row in group]
+            values.append("\u2014" if not snr else f"{float(np.median(snr)):.1f}")
+        lines.append("| " + " | ".join([row_label] + values) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def plot_wer_vs_eps(layout: TableLayout, rows: Iterable[Mapping[str, Any]], path) -> bool:

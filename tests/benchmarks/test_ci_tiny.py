@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections import Counter
 
+import pytest
 import yaml
 
 from art_asr_ext.benchmark.cells import UTTERANCE_COLUMNS
@@ -59,6 +60,23 @@ def test_ci_tiny_end_to_end(tmp_path):
     for row in transfer:
         assert row["system"] == "(1) DeepSpeech 2" and row["source"] == "(8) DeepSpeech 2, other seed"
         assert row["linf"] == source[(row["attack"], row["eps"], row["utterance_id"])]["linf"]
+
+    # Perceptual measures: per utterance of every attacked cell, and summarised per cell in perceptual.csv.
+    attacked = [row for row in rows if row["attack"] != "clean"]
+    assert all(1.0 <= float(row["pesq"]) <= 4.65 and 0.0 <= float(row["stoi"]) <= 1.0 for row in attacked)
+    assert all(row["pesq"] == row["stoi"] == row["perceptual_note"] == "" for row in rows if row["attack"] == "clean")
+    summary = read_csv(tmp_path / "perceptual.csv")
+    assert len(summary) == len(attacked) // 2
+    for cell in summary:
+        of_cell = [
+            r for r in attacked if (r["row"], r["attack"], r["eps"]) == (cell["row"], cell["attack"], cell["eps"])
+        ]
+        snr = [float(r["snr_db"]) for r in of_cell]
+        assert float(cell["snr_db_mean"]) == pytest.approx(sum(snr) / len(snr))
+        assert float(cell["snr_db_p10"]) <= float(cell["snr_db_mean"]) <= float(cell["snr_db_p90"])
+        assert 1.0 <= float(cell["pesq_mean"]) <= 4.65 and 0.0 <= float(cell["stoi_mean"]) <= 1.0
+        assert cell["pesq_scored"] == cell["stoi_scored"] == "2" and cell["unscored"] == ""
+    assert "Median SNR in dB" in (tmp_path / "table1.md").read_text()
 
     assert read_csv(tmp_path / "failures.csv") == []
     assert (tmp_path / "wer_vs_eps.png").stat().st_size > 1000

@@ -1,10 +1,21 @@
+import csv
+import io
 import random
 
 import pytest
 
 from art_asr_ext.metrics import word_errors
 from art_asr_ext.benchmark.cells import UTTERANCE_COLUMNS
-from art_asr_ext.benchmark.table import TableLayout, format_eps, table_csv, table_markdown, table_values, utterances_csv
+from art_asr_ext.benchmark.table import (
+    TableLayout,
+    format_eps,
+    median_snr_markdown,
+    perceptual_csv,
+    table_csv,
+    table_markdown,
+    table_values,
+    utterances_csv,
+)
 
 LAYOUT = TableLayout(
     rows=(("(1) DS2", "(1) DS2"), ("(8) TF", "(8) TF"), ("Transfer attack: (1) + attack from (8)", "(1) DS2")),
@@ -13,7 +24,7 @@ LAYOUT = TableLayout(
 )
 
 
-def row(table_row, attack, eps, uid, reference, hypothesis, target="OPEN THE DOOR", system=None):
+def row(table_row, attack, eps, uid, reference, hypothesis, target="OPEN THE DOOR", system=None, snr=30.0, pesq=3.0):
     gt, tgt = word_errors(reference, hypothesis), word_errors(target, hypothesis)
     values = dict(
         row=table_row,
@@ -31,7 +42,10 @@ def row(table_row, attack, eps, uid, reference, hypothesis, target="OPEN THE DOO
         tgt_errors=tgt.errors,
         tgt_words=tgt.reference_words,
         linf=eps,
-        snr_db=float("inf") if eps == 0 else 30.0,
+        snr_db=float("inf") if eps == 0 else snr,
+        pesq=None if eps == 0 else pesq,
+        stoi=None if eps == 0 else 0.9,
+        perceptual_note="" if eps == 0 or pesq is not None else "pesq: no speech found (silence)",
         seconds=0.5,
     )
     assert set(values) == set(UTTERANCE_COLUMNS)
@@ -102,4 +116,25 @@ def test_utterances_csv_is_sorted_whatever_the_input_order():
     assert [line.split(",")[3] for line in lines[1:9]] == ["clean"] * 2 + ["fgsm"] * 2 + ["pgd"] * 2 + [
         "imperceptible"
     ] * 2
-    assert lines[1].split(",")[-2:] == ["inf", "0.5"]  # snr of a clean row, seconds
+    assert lines[1].split(",")[-5:] == ["inf", "", "", "", "0.5"]  # snr, pesq, stoi and note of a clean row, seconds
+
+
+def test_perceptual_summary_per_cell_and_median_snr_table():
+    rows = [
+        row("(1) DS2", "clean", 0.0, "u1", "A B", "A B"),
+        row("(1) DS2", "pgd", 0.1, "u1", "A B", "A", snr=20.0, pesq=2.0),
+        row("(1) DS2", "pgd", 0.1, "u2", "A B", "A", snr=30.0, pesq=None),
+        row("(1) DS2", "pgd", 0.1, "u3", "A B", "A", snr=40.0, pesq=4.0),
+    ]
+    summary = list(csv.DictReader(io.StringIO(perceptual_csv(rows, ["(1) DS2"]))))
+    assert len(summary) == 1  # clean cells have no perturbation to measure
+    cell = summary[0]
+    assert (cell["attack"], cell["eps"], cell["utterances"]) == ("pgd", "0.1", "3")
+    # numpy's linear percentiles of [20, 30, 40]: 22 and 38; PESQ over the two utterances it scored.
+    assert [float(cell[f"snr_db_{stat}"]) for stat in ("mean", "p10", "p90")] == pytest.approx([30.0, 22.0, 38.0])
+    assert [float(cell[f"pesq_{stat}"]) for stat in ("mean", "p10", "p90")] == pytest.approx([3.0, 2.2, 3.8])
+    assert (cell["pesq_scored"], cell["stoi_scored"]) == ("2", "3")
+    assert cell["unscored"] == "pesq: no speech found (silence) (1)"
+    layout = TableLayout(rows=(("(1) DS2", "(1) DS2"),), fgsm_eps=(0.1,), pgd_eps=(0.1,), imperceptible=False)
+    assert median_snr_markdown(layout, rows).splitlines()[2] == "| (1) DS2 | \u2014 | 30.0 |"
+    assert "| (1) DS2 | \u2014 | 30.0 |" in table_markdown(layout, rows, {}, "Caption")
