@@ -2,7 +2,7 @@
 The grid of cells, and ART's attacks built for a cell.
 
 A cell is one (table row, attack, max-norm) over all utterances: `clean`, `fgsm` and `pgd` at each max-norm,
-`imperceptible`, and for a transfer row the source system's adversarial examples of one of its cells evaluated on
+`pgd_snr` at each SNR budget (its `eps` holds the budget in dB), `imperceptible`, and for a transfer row the source system's adversarial examples of one of its cells evaluated on
 the target system.
 
 | Paper link: https://arxiv.org/abs/2103.17122
@@ -14,12 +14,12 @@ from typing import Any, Dict, List, Mapping
 import numpy as np
 from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
 
-from art_asr_ext.attacks.evasion import RaggedImperceptibleASRPyTorch
+from art_asr_ext.attacks.evasion import RaggedImperceptibleASRPyTorch, SNRProjectedGradientDescent
 
 from art_asr_ext.benchmark.config import BenchmarkConfig, SystemConfig
 
 #: Order of the attacks in the table and in utterances.csv.
-ATTACK_ORDER = ("clean", "fgsm", "pgd", "imperceptible")
+ATTACK_ORDER = ("clean", "fgsm", "pgd", "pgd_snr", "imperceptible")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Cell:
     #: Label of the system the attack was computed on (`system` except for transfer rows).
     source: str
     attack: str
-    #: Max-norm (0 for clean; the imperceptible attack's `eps`).
+    #: Max-norm (0 for clean; the imperceptible attack's `eps`; the SNR budget in dB for `pgd_snr`).
     eps: float
     targeted: bool
     #: Attack settings (PGD iterations and step, imperceptible settings); part of the cell's fingerprint.
@@ -67,6 +67,8 @@ def system_cells(config: BenchmarkConfig, system: SystemConfig) -> List[Cell]:
     cells += [Cell(label, label, label, "fgsm", eps, attacks.fgsm_targeted) for eps in system.fgsm_eps]
     pgd = {"max_iter": attacks.pgd_max_iter, "step_ratio": attacks.pgd_step_ratio}
     cells += [Cell(label, label, label, "pgd", eps, attacks.pgd_targeted, pgd) for eps in system.pgd_eps]
+    pgd_snr = {"max_iter": attacks.pgd_snr_max_iter, "step_ratio": attacks.pgd_snr_step_ratio}
+    cells += [Cell(label, label, label, "pgd_snr", snr, attacks.pgd_snr_targeted, pgd_snr) for snr in system.pgd_snr_db]
     if system.imperceptible is not None:
         settings = dict(sorted(system.imperceptible.items()))
         eps = float(settings.get("eps", 0.05))  # ART's default
@@ -134,6 +136,15 @@ def make_attack(cell: Cell, estimator, batch_size: int, max_length: int):
             num_random_init=0,
             batch_size=batch_size,
             verbose=False,
+        )
+    if cell.attack == "pgd_snr":
+        return SNRProjectedGradientDescent(
+            estimator,
+            snr_db=cell.eps,
+            step_ratio=float(cell.params["step_ratio"]),
+            max_iter=int(cell.params["max_iter"]),
+            targeted=cell.targeted,
+            batch_size=batch_size,
         )
     if cell.attack == "imperceptible":
         return RaggedImperceptibleASRPyTorch(

@@ -22,7 +22,7 @@ BLACK_BOX_TYPES = ("pocketsphinx",)
 DEVICES = ("cpu", "gpu")
 TARGET_MATCHES = ("words", "chars")
 VOCODER_MODES = ("black-box", "white-box")
-ATTACKS = ("fgsm", "pgd", "imperceptible")
+ATTACKS = ("fgsm", "pgd", "pgd_snr", "imperceptible")
 BAD_UTTERANCE_ACTIONS = ("error", "skip")
 #: Marker that a path in a preset must be filled in by the user.
 PLACEHOLDER = "FILL_ME"
@@ -223,6 +223,8 @@ class SystemConfig:
     fgsm_eps: Tuple[float, ...]
     #: The max-norms of `attacks.pgd.eps` this system is attacked at.
     pgd_eps: Tuple[float, ...]
+    #: The SNR budgets (dB) of `attacks.pgd_snr.snr_db` this system is attacked at.
+    pgd_snr_db: Tuple[float, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,6 +237,11 @@ class AttackConfig:
     pgd_max_iter: int = 7
     pgd_step_ratio: float = 0.2
     pgd_targeted: bool = True
+    #: PGD under the L2 norm with a budget per utterance stated as an SNR in dB (Olivier & Raj's 35 and 40 dB).
+    pgd_snr_snr_db: Tuple[float, ...] = ()
+    pgd_snr_max_iter: int = 50
+    pgd_snr_step_ratio: float = 0.1
+    pgd_snr_targeted: bool = False
     imperceptible: Optional[Mapping[str, Any]] = None
 
 
@@ -330,11 +337,30 @@ def _targets(value: Any, base_dir: Path) -> TargetConfig:
     )
 
 
+#: The key of each attack's grid (required), the list its cells are made of.
+_GRID_KEYS = {"fgsm": "eps", "pgd": "eps", "pgd_snr": "snr_db"}
+
+
 def _attack_keys(attack: str) -> Tuple[str, ...]:
-    """An attack's keys: AttackConfig's fields named `<attack>_<key>`, less `eps` (required)."""
+    """An attack's keys: AttackConfig's fields named `<attack>_<key>`, less its grid key (required)."""
     prefix = f"{attack}_"
-    keys = [f.name[len(prefix) :] for f in dataclasses.fields(AttackConfig) if f.name.startswith(prefix)]
-    return tuple(key for key in keys if key != "eps")
+    longer = [f"{other}_" for other in ATTACKS if other != attack and other.startswith(prefix)]  # pgd_snr_ of pgd_
+    keys = [
+        f.name[len(prefix) :]
+        for f in dataclasses.fields(AttackConfig)
+        if f.name.startswith(prefix) and not any(f.name.startswith(other) for other in longer)
+    ]
+    return tuple(key for key in keys if key != _GRID_KEYS[attack])
+
+
+def _snr_list(value: Any, path: str) -> Tuple[float, ...]:
+    values = tuple(_number(v, _join(path, i)) for i, v in enumerate(_list(value, path)))
+    for i, snr in enumerate(values):
+        if not math.isfinite(snr) or not -60.0 <= snr <= 120.0:
+            _fail(_join(path, i), "must be an SNR in dB between -60 and 120", snr)
+    if len(set(values)) != len(values):
+        _fail(path, "must not repeat an SNR", list(value))
+    return values
 
 
 def _attacks(value: Any) -> AttackConfig:
@@ -350,6 +376,13 @@ def _attacks(value: Any) -> AttackConfig:
         kwargs["pgd_max_iter"] = _integer(pgd.get("max_iter", 7), "attacks.pgd.max_iter", minimum=1)
         kwargs["pgd_step_ratio"] = _number(pgd.get("step_ratio", 0.2), "attacks.pgd.step_ratio", positive=True)
         kwargs["pgd_targeted"] = _boolean(pgd.get("targeted", True), "attacks.pgd.targeted")
+    if "pgd_snr" in attacks:
+        path = "attacks.pgd_snr"
+        pgd_snr = _mapping(attacks["pgd_snr"], path, required=("snr_db",), optional=_attack_keys("pgd_snr"))
+        kwargs["pgd_snr_snr_db"] = _snr_list(pgd_snr["snr_db"], f"{path}.snr_db")
+        kwargs["pgd_snr_max_iter"] = _integer(pgd_snr.get("max_iter", 50), f"{path}.max_iter", minimum=1)
+        kwargs["pgd_snr_step_ratio"] = _number(pgd_snr.get("step_ratio", 0.1), f"{path}.step_ratio", positive=True)
+        kwargs["pgd_snr_targeted"] = _boolean(pgd_snr.get("targeted", False), f"{path}.targeted")
     if "imperceptible" in attacks:
         kwargs["imperceptible"] = _imperceptible(attacks["imperceptible"], "attacks.imperceptible")
     return AttackConfig(**kwargs)
@@ -488,25 +521,31 @@ def _training(value: Any, path: str) -> Dict[str, Any]:
     return parsed
 
 
-def _system_eps(value: Any, path: str, attacks: AttackConfig) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
-    """A system's share of the FGSM and PGD grid: `{pgd: {eps: [...]}, fgsm: false}`; an attack left out runs all."""
-    spec = _mapping(value, path, optional=("fgsm", "pgd"))
+def _system_eps(value: Any, path: str, attacks: AttackConfig) -> Dict[str, Tuple[float, ...]]:
+    """
+    A system's share of the FGSM, PGD and SNR-budget PGD grids, e.g. `{pgd: {eps: [...]}, fgsm: false,
+    pgd_snr: {snr_db: [35]}}`; an attack left out runs all of its grid.
+    """
+    spec = _mapping(value, path, optional=("fgsm", "pgd", "pgd_snr"))
     chosen: Dict[str, Tuple[float, ...]] = {}
-    for name, grid in (("fgsm", attacks.fgsm_eps), ("pgd", attacks.pgd_eps)):
+    grids = (("fgsm", attacks.fgsm_eps), ("pgd", attacks.pgd_eps), ("pgd_snr", attacks.pgd_snr_snr_db))
+    for name, grid in grids:
         key = _join(path, name)
         item = spec.get(name, True)
+        grid_key = _GRID_KEYS[name]
         if item is True:
             chosen[name] = grid
         elif item is False:
             chosen[name] = ()
         else:
-            eps_path = _join(key, "eps")
-            eps = _eps_list(_mapping(item, key, required=("eps",))["eps"], eps_path)
-            for index, max_norm in enumerate(eps):
-                if max_norm not in grid:
-                    _fail(_join(eps_path, index), f"must be one of attacks.{name}.eps {list(grid)}", max_norm)
-            chosen[name] = tuple(max_norm for max_norm in grid if max_norm in eps)  # in the table's column order
-    return chosen["fgsm"], chosen["pgd"]
+            values_path = _join(key, grid_key)
+            values = _mapping(item, key, required=(grid_key,))[grid_key]
+            values = _snr_list(values, values_path) if name == "pgd_snr" else _eps_list(values, values_path)
+            for index, value in enumerate(values):
+                if value not in grid:
+                    _fail(_join(values_path, index), f"must be one of attacks.{name}.{grid_key} {list(grid)}", value)
+            chosen[name] = tuple(value for value in grid if value in values)  # in the table's column order
+    return chosen
 
 
 def _system(value: Any, path: str, base_dir: Path, attacks: AttackConfig, batch_size: int) -> SystemConfig:
@@ -529,7 +568,7 @@ def _system(value: Any, path: str, base_dir: Path, attacks: AttackConfig, batch_
         imperceptible = None if attacks.imperceptible is None else dict(attacks.imperceptible)
     else:
         imperceptible = {**(attacks.imperceptible or {}), **_imperceptible(own, _join(path, "imperceptible"))}
-    fgsm_eps, pgd_eps = _system_eps(spec.get("attacks") or {}, _join(path, "attacks"), attacks)
+    grids = _system_eps(spec.get("attacks") or {}, _join(path, "attacks"), attacks)
     estimator = _estimator(spec["estimator"], _join(path, "estimator"), base_dir)
     if estimator.black_box:
         # A recognizer without gradients gets its clean column only; it is attacked by transfer rows.
@@ -544,7 +583,7 @@ def _system(value: Any, path: str, base_dir: Path, attacks: AttackConfig, batch_
                     f"systems",
                     spec[key],
                 )
-        imperceptible, fgsm_eps, pgd_eps = None, (), ()
+        imperceptible, grids = None, {name: () for name in grids}
     return SystemConfig(
         label=label,
         estimator=estimator,
@@ -552,8 +591,9 @@ def _system(value: Any, path: str, base_dir: Path, attacks: AttackConfig, batch_
         imperceptible=imperceptible,
         batch_size=_integer(spec.get("batch_size", batch_size), _join(path, "batch_size"), minimum=1),
         training=_training(spec.get("training") or {}, _join(path, "training")),
-        fgsm_eps=fgsm_eps,
-        pgd_eps=pgd_eps,
+        fgsm_eps=grids["fgsm"],
+        pgd_eps=grids["pgd"],
+        pgd_snr_db=grids["pgd_snr"],
     )
 
 
@@ -701,7 +741,8 @@ def parse_config(
             _fail(f"systems[{i}].label", f"repeats the label of systems[{seen[system.label]}]", system.label)
         seen[system.label] = i
     transfer = _transfer_rows(top.get("transfer"), systems)
-    if not (attacks.fgsm_eps or attacks.pgd_eps or any(s.imperceptible is not None for s in systems)) and transfer:
+    attacked = attacks.fgsm_eps or attacks.pgd_eps or attacks.pgd_snr_snr_db
+    if not (attacked or any(s.imperceptible is not None for s in systems)) and transfer:
         _fail("transfer", "needs at least one attack to transfer")
     return BenchmarkConfig(
         seed=_integer(top.get("seed", 0), "seed", minimum=0, maximum=MAX_SEED),

@@ -26,7 +26,7 @@ def cell_passes(cell: Cell, eot_samples: int = 1) -> Dict[str, int]:
         return {"forward_backward": 0, "forward": 1}
     if cell.attack == "fgsm":
         steps = 1
-    elif cell.attack == "pgd":
+    elif cell.attack in ("pgd", "pgd_snr"):
         steps = int(cell.params["max_iter"])
     else:
         # ART's default iterations when the config leaves them out.

@@ -278,6 +278,7 @@ def table_layout(config: BenchmarkConfig) -> TableLayout:
         rows=tuple(rows),
         fgsm_eps=config.attacks.fgsm_eps,
         pgd_eps=config.attacks.pgd_eps,
+        pgd_snr_db=config.attacks.pgd_snr_snr_db,
         imperceptible=any(system.imperceptible is not None for system in config.systems),
     )
 

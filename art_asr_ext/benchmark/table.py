@@ -2,8 +2,9 @@
 The study's Table I from per-utterance rows: corpus-level WER in percent per table row and column, as CSV,
 Markdown and a plot of WER against the max-norm.
 
-Columns: `Clean`, `FGSM <eps>` and `PGD <eps>` (ground-truth WER), `Imperceptible GT` (ground-truth WER) and
-`Imperceptible TGT` (WER against the target phrase). A transfer row's `Clean` is the target system's clean WER.
+Columns: `Clean`, `FGSM <eps>`, `PGD <eps>` and `PGD SNR <snr> dB` (ground-truth WER), `Imperceptible GT`
+(ground-truth WER) and `Imperceptible TGT` (WER against the target phrase). A transfer row's `Clean` is the target
+system's clean WER.
 
 | Paper link: https://arxiv.org/abs/2103.17122
 """
@@ -36,13 +37,20 @@ class TableLayout:
     fgsm_eps: Tuple[float, ...]
     pgd_eps: Tuple[float, ...]
     imperceptible: bool = True
+    #: SNR budgets (dB) of the `pgd_snr` columns.
+    pgd_snr_db: Tuple[float, ...] = ()
+
+    def attack_columns(self) -> List[Tuple[str, str, float]]:
+        """`(header, attack, eps)` of the FGSM, PGD and SNR-budget PGD columns, in table order."""
+        columns = [(f"FGSM {format_eps(eps)}", "fgsm", float(eps)) for eps in self.fgsm_eps]
+        columns += [(f"PGD {format_eps(eps)}", "pgd", float(eps)) for eps in self.pgd_eps]
+        columns += [(f"PGD SNR {format_eps(snr)} dB", "pgd_snr", float(snr)) for snr in self.pgd_snr_db]
+        return columns
 
     @property
     def columns(self) -> List[str]:
         """Header of table1.csv."""
-        columns = ["System", "Clean"]
-        columns += [f"FGSM {format_eps(eps)}" for eps in self.fgsm_eps]
-        columns += [f"PGD {format_eps(eps)}" for eps in self.pgd_eps]
+        columns = ["System", "Clean"] + [header for header, _, _ in self.attack_columns()]
         if self.imperceptible:
             columns += ["Imperceptible GT", "Imperceptible TGT"]
         return columns
@@ -92,8 +100,7 @@ def table_values(layout: TableLayout, rows: Iterable[Mapping[str, Any]]) -> List
     values = []
     for row_label, clean_system in layout.rows:
         line = [wer_percent(groups.get((clean_system, "clean", 0.0), []))]
-        line += [wer_percent(groups.get((row_label, "fgsm", float(eps)), [])) for eps in layout.fgsm_eps]
-        line += [wer_percent(groups.get((row_label, "pgd", float(eps)), [])) for eps in layout.pgd_eps]
+        line += [wer_percent(groups.get((row_label, attack, eps), [])) for _, attack, eps in layout.attack_columns()]
         if layout.imperceptible:
             imperceptible = imperceptible_rows.get(row_label, [])
             line += [wer_percent(imperceptible), wer_percent(imperceptible, target=True)]
@@ -257,10 +264,8 @@ def median_snr_markdown(layout: TableLayout, rows: Iterable[Mapping[str, Any]]) 
     :return: A Markdown table beside Table I: the median SNR (dB) of each attacked cell, an em dash where none ran.
     """
     groups = _group(rows)
-    columns = [f"FGSM {format_eps(eps)}" for eps in layout.fgsm_eps] + [
-        f"PGD {format_eps(eps)}" for eps in layout.pgd_eps
-    ]
-    keys = [("fgsm", float(eps)) for eps in layout.fgsm_eps] + [("pgd", float(eps)) for eps in layout.pgd_eps]
+    columns = [header for header, _, _ in layout.attack_columns()]
+    keys = [(attack, eps) for _, attack, eps in layout.attack_columns()]
     if layout.imperceptible:
         columns.append("Imperceptible")
     lines = ["| System | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]

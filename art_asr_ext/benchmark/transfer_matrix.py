@@ -69,6 +69,7 @@ def matrix_rows(config: BenchmarkConfig, rows: Iterable[Mapping[str, Any]]) -> L
         system = config.system(source)
         cells = [("fgsm", eps, config.attacks.fgsm_targeted) for eps in system.fgsm_eps]
         cells += [("pgd", eps, config.attacks.pgd_targeted) for eps in system.pgd_eps]
+        cells += [("pgd_snr", snr, config.attacks.pgd_snr_targeted) for snr in system.pgd_snr_db]
         if system.imperceptible is not None:
             cells.append(("imperceptible", float(system.imperceptible.get("eps", 0.05)), True))
         for target in targets:
@@ -128,12 +129,14 @@ def _panels(entries: Sequence[Mapping[str, Any]]) -> List[Tuple[str, str, float,
     seen: Dict[Tuple[str, float], None] = {}
     for entry in entries:
         seen.setdefault((entry["attack"], float(entry["eps"])), None)
-    order = {"fgsm": 0, "pgd": 1, "imperceptible": 2}
+    order = {"fgsm": 0, "pgd": 1, "pgd_snr": 2, "imperceptible": 3}
     panels = []
     for attack, eps in sorted(seen, key=lambda item: (order[item[0]], item[1])):
         if attack == "imperceptible":
             panels.append(("Imperceptible, ground-truth WER", attack, eps, "gt_wer"))
             panels.append(("Imperceptible, target WER", attack, eps, "tgt_wer"))
+        elif attack == "pgd_snr":
+            panels.append((f"PGD at SNR {format_eps(eps)} dB, ground-truth WER", attack, eps, "gt_wer"))
         else:
             panels.append((f"{attack.upper()} {format_eps(eps)}, ground-truth WER", attack, eps, "gt_wer"))
     return panels

@@ -26,12 +26,19 @@ def test_ci_tiny_end_to_end(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     raw = yaml.safe_load(CONFIG.read_text())
-    fgsm, pgd = raw["attacks"]["fgsm"]["eps"], raw["attacks"]["pgd"]["eps"]
+    fgsm, pgd, budgets = (
+        raw["attacks"]["fgsm"]["eps"],
+        raw["attacks"]["pgd"]["eps"],
+        raw["attacks"]["pgd_snr"]["snr_db"],
+    )
     labels = [system["label"] for system in raw["systems"]] + ["Transfer attack: (1) + attack from (8)"]
 
     table = read_csv(tmp_path / "table1.csv")
     header = (tmp_path / "table1.csv").read_text().splitlines()[0]
-    assert header == "System,Clean,FGSM 0.001,FGSM 0.01,PGD 0.001,PGD 0.01,Imperceptible GT,Imperceptible TGT"
+    assert header == (
+        "System,Clean,FGSM 0.001,FGSM 0.01,PGD 0.001,PGD 0.01,PGD SNR 30 dB,PGD SNR 40 dB,Imperceptible GT,"
+        "Imperceptible TGT"
+    )
     assert [row["System"] for row in table] == labels
     for row in table:
         values = [float(row[column]) for column in header.split(",")[1:]]  # every cell filled
@@ -41,7 +48,7 @@ def test_ci_tiny_end_to_end(tmp_path):
 
     rows = read_csv(tmp_path / "utterances.csv")
     assert tuple(rows[0]) == UTTERANCE_COLUMNS
-    cells_per_system = 1 + len(fgsm) + len(pgd) + 1
+    cells_per_system = 1 + len(fgsm) + len(pgd) + len(budgets) + 1
     assert len(rows) == 2 * (len(raw["systems"]) * cells_per_system + cells_per_system - 1)
     assert max(Counter((r["row"], r["attack"], r["eps"], r["utterance_id"]) for r in rows).values()) == 1
     for row in rows:
@@ -52,6 +59,8 @@ def test_ci_tiny_end_to_end(tmp_path):
         assert float(row["seconds"]) >= 0
         if row["attack"] == "clean":
             assert linf == 0 and snr == math.inf
+        elif row["attack"] == "pgd_snr":  # eps is the budget in dB: every output meets it
+            assert linf > 0 and eps - 0.01 <= snr <= eps + 3.0
         else:
             assert 0 < linf <= eps * (1 + 1e-5) and math.isfinite(snr) and snr > 0
         assert row["targeted"] == ("true" if row["attack"] in ("pgd", "imperceptible") else "false")

@@ -44,7 +44,41 @@ def test_a_valid_config_parses_with_paths_and_defaults():
     assert second.estimator.checkpoint == Path("/base/ds2.ckpt")
     assert [d.type for d in second.defences] == ["rs", "vocoder"] and second.defences[1].mode == "white-box"
     assert config.transfer[0].label == "Transfer attack: (1) + attack from (2)"
-    assert config.transfer[0].attacks == ("fgsm", "pgd", "imperceptible")
+    assert config.transfer[0].attacks == ("fgsm", "pgd", "pgd_snr", "imperceptible")
+
+
+def test_pgd_snr_grid_and_a_systems_share_of_it():
+    raw = copy.deepcopy(BASE)
+    raw["attacks"]["pgd_snr"] = {"snr_db": [40, "35"], "max_iter": 20}
+    raw["systems"][1]["attacks"] = {"pgd_snr": {"snr_db": [35]}}
+    config = parse(raw)
+    assert config.attacks.pgd_snr_snr_db == (40.0, 35.0) and config.attacks.pgd_snr_max_iter == 20
+    assert config.attacks.pgd_snr_step_ratio == 0.1 and not config.attacks.pgd_snr_targeted
+    assert [s.pgd_snr_db for s in config.systems] == [(40.0, 35.0), (35.0,)]
+    cells = [cell for cell in build_grid(config) if cell.attack == "pgd_snr"]
+    assert [(cell.row, cell.eps, dict(cell.params)) for cell in cells][0] == (
+        "(1) DS2",
+        40.0,
+        {"max_iter": 20, "step_ratio": 0.1},
+    )
+    assert len(cells) == 2 + 1 + 1  # (1): both budgets, (2): one, the transfer row from (2): one
+
+
+@pytest.mark.parametrize(
+    "pgd_snr, message",
+    [
+        ({"snr_db": [35], "eps": [0.1]}, r"attacks\.pgd_snr.*eps"),
+        ({"snr_db": [35, 35]}, r"attacks\.pgd_snr\.snr_db.*repeat"),
+        ({"snr_db": [".inf"]}, r"attacks\.pgd_snr\.snr_db\[0\]"),
+        ({"snr_db": [500]}, r"attacks\.pgd_snr\.snr_db\[0\].*between -60 and 120"),
+        ({"max_iter": 5}, r"attacks\.pgd_snr.*snr_db"),
+    ],
+)
+def test_bad_pgd_snr_settings_name_their_key(pgd_snr, message):
+    raw = copy.deepcopy(BASE)
+    raw["attacks"]["pgd_snr"] = pgd_snr
+    with pytest.raises(ConfigError, match=message):
+        parse(raw)
 
 
 def test_max_utterances_override():
