@@ -9,6 +9,8 @@ Outputs (in the output directory):
 - ``table1.csv``, ``table1.md``, ``wer_vs_eps.png``: the study's Table I and its plot.
 - ``perceptual.csv``: per attacked cell, mean and 10th/90th percentiles of SNR, wide-band PESQ and STOI (also per
   utterance in ``utterances.csv``); ``table1.md`` adds the median SNR of each cell.
+- ``checks.json``: the evaluation's sanity checks (see :mod:`art_asr_ext.benchmark.checks`), also listed in
+  ``table1.md``.
 - ``transfer_matrix.csv``, ``transfer_matrix.png``: with transfer rows, every source x target pair and attack, the
   white-box cells on the diagonal (see :mod:`art_asr_ext.benchmark.transfer_matrix`).
 - ``failures.csv``: cells that failed, with their error; a rerun retries them.
@@ -40,6 +42,7 @@ import torch
 from art_asr_ext.data import BadUtterance, Utterance
 from art_asr_ext.benchmark.attacks import Cell, build_grid, transfer_sources
 from art_asr_ext.benchmark.cells import run_cell
+from art_asr_ext.benchmark.checks import checks_json, checks_markdown, evaluation_checks
 from art_asr_ext.benchmark.config import BenchmarkConfig, ConfigError, SystemConfig, missing_files
 from art_asr_ext.benchmark.evaluation_data import load_evaluation_data, sample_targets
 from art_asr_ext.benchmark.store import OutputLock, ResultStore, output_errors
@@ -347,7 +350,9 @@ def _write_outputs(
         used += f" ({len(skipped_utterances)} more skipped as bad data, listed below)"
     caption = f"Table I: {config.name}, {used}, seed {config.seed}."
     table = table_markdown(layout, rows, failed, caption, skipped=[str(bad) for bad in skipped_utterances])
-    atomic_write_text(out / "table1.md", table)
+    checks = evaluation_checks(config, rows)
+    atomic_write_text(out / "checks.json", json.dumps(checks_json(checks), indent=2) + "\n")
+    atomic_write_text(out / "table1.md", table + "\n" + checks_markdown(checks))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["key", "error"])

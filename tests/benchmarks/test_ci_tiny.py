@@ -86,6 +86,10 @@ def test_ci_tiny_end_to_end(tmp_path):
         assert 1.0 <= float(cell["pesq_mean"]) <= 4.65 and 0.0 <= float(cell["stoi_mean"]) <= 1.0
         assert cell["pesq_scored"] == cell["stoi_scored"] == "2" and cell["unscored"] == ""
     assert "Median SNR in dB" in (tmp_path / "table1.md").read_text()
+    checks = json.loads((tmp_path / "checks.json").read_text())["checks"]
+    assert [check["check"] for check in checks] == list("abcdef")
+    assert all(check["status"] in ("passed", "failed", "not applicable") for check in checks)
+    assert "Evaluation checks" in (tmp_path / "table1.md").read_text()
 
     assert read_csv(tmp_path / "failures.csv") == []
     assert (tmp_path / "wer_vs_eps.png").stat().st_size > 1000
