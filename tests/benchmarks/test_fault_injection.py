@@ -17,14 +17,13 @@ from collections import Counter
 
 import numpy as np
 import pytest
-import yaml
 
+from art_asr_ext.benchmark.attacks import build_grid
+from art_asr_ext.benchmark.config import load_config
 from art_asr_ext.benchmark.presets import preset_path
 from tests.benchmarks.helpers import DATA, REPO, read_csv
 
-RAW = yaml.safe_load(preset_path("ci_tiny").read_text())
-CELLS_PER_SYSTEM = 1 + len(RAW["attacks"]["fgsm"]["eps"]) + len(RAW["attacks"]["pgd"]["eps"]) + 1
-CELLS = len(RAW["systems"]) * CELLS_PER_SYSTEM + CELLS_PER_SYSTEM - 1  # and one transfer row without `clean`
+CELLS = len(build_grid(load_config(preset_path("ci_tiny"))))
 
 
 def _command(out):
