@@ -72,6 +72,9 @@ class PocketSphinxRecognizer(SpeechRecognizerMixin, BaseEstimator):
         :param language_model: N-gram language model, ARPA or binary (default: the wheel's US English model).
         :param sample_rate: Sample rate of the acoustic model and of the input waveforms.
         :param decoder_options: Further PocketSphinx configuration, e.g. `{"maxhmmpf": 3000}` for a faster search.
+                                PocketSphinx checks their names, not their values: with 5.1.1, a very narrow beam
+                                (`{"beam": 1e-5, "wbeam": 1e-3}`) kills the process with a floating-point exception
+                                in its C search, which Python cannot catch.
         :param clip_values: `(min, max)` of the waveform samples.
         :param preprocessing_defences: Not supported (the package's defences are torch preprocessors for
                                        differentiable recognizers); must be None.
