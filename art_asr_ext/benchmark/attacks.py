@@ -1,7 +1,8 @@
 """
 The grid of cells, and ART's attacks built for a cell.
 
-A cell is one (table row, attack, max-norm) over all utterances: `clean`, `fgsm` and `pgd` at each max-norm,
+A cell is one (table row, attack, max-norm) over all utterances: `clean`, the random-`noise` baseline, `fgsm` and
+`pgd` at each max-norm,
 `pgd_snr` at each SNR budget (its `eps` holds the budget in dB), `imperceptible`, and for a transfer row the source system's adversarial examples of one of its cells evaluated on
 the target system.
 
@@ -14,12 +15,12 @@ from typing import Any, Dict, List, Mapping
 import numpy as np
 from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
 
-from art_asr_ext.attacks.evasion import RaggedImperceptibleASRPyTorch, SNRProjectedGradientDescent
+from art_asr_ext.attacks.evasion import RaggedImperceptibleASRPyTorch, SNRProjectedGradientDescent, UniformNoiseBaseline
 
 from art_asr_ext.benchmark.config import BenchmarkConfig, SystemConfig
 
 #: Order of the attacks in the table and in utterances.csv.
-ATTACK_ORDER = ("clean", "fgsm", "pgd", "pgd_snr", "imperceptible")
+ATTACK_ORDER = ("clean", "noise", "fgsm", "pgd", "pgd_snr", "imperceptible")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +65,7 @@ def system_cells(config: BenchmarkConfig, system: SystemConfig) -> List[Cell]:
     attacks = config.attacks
     label = system.label
     cells = [Cell(label, label, label, "clean", 0.0, False)]
+    cells += [Cell(label, label, label, "noise", eps, False) for eps in system.noise_eps]
     cells += [Cell(label, label, label, "fgsm", eps, attacks.fgsm_targeted) for eps in system.fgsm_eps]
     pgd = {"max_iter": attacks.pgd_max_iter, "step_ratio": attacks.pgd_step_ratio}
     cells += [Cell(label, label, label, "pgd", eps, attacks.pgd_targeted, pgd) for eps in system.pgd_eps]
@@ -115,6 +117,9 @@ def make_attack(cell: Cell, estimator, batch_size: int, max_length: int):
     :param max_length: Longest utterance in samples (the imperceptible attack allocates its perturbation for it).
     :return: The attack.
     """
+    if cell.attack == "noise":
+        # Seeded from numpy's global state, which the runner resets to the cell's seed: the same noise every run.
+        return UniformNoiseBaseline(estimator, eps=cell.eps, seed=int(np.random.randint(2**31 - 1)))
     if cell.attack == "fgsm":
         return FastGradientMethod(
             estimator,

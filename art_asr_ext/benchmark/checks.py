@@ -205,12 +205,28 @@ def check_transfer_weaker(config: BenchmarkConfig, wers) -> CheckResult:
 
 
 def check_noise_baseline(config: BenchmarkConfig, wers) -> CheckResult:
-    """(e) Random noise at the same L-infinity is weaker than PGD: needs random-noise baseline cells."""
-    return CheckResult(
+    """(e) Random noise at the same L-infinity is weaker than PGD."""
+    violations, compared = [], 0
+    for (row, attack, eps), (noise, _) in sorted(wers.items()):
+        if attack != "noise" or (row, "pgd", eps) not in wers:
+            continue
+        pgd = wers[(row, "pgd", eps)][0]
+        if noise is None or pgd is None:
+            continue
+        compared += 1
+        if pgd < noise - TOLERANCE:
+            violations.append(
+                (
+                    f"{row}: PGD {format_eps(eps)} {pgd:.1f} % < uniform noise {format_eps(eps)} {noise:.1f} %",
+                    [_key(row, "noise", eps), _key(row, "pgd", eps)],
+                )
+            )
+    return _result(
         "e",
         "a random-noise baseline (uniform noise at the same L-infinity) is weaker than PGD",
-        NOT_APPLICABLE,
-        ["the runner has no random-noise baseline attack yet"],
+        compared,
+        violations,
+        "no row has the noise baseline (`attacks.noise`) and PGD at the same max-norm",
     )
 
 

@@ -22,7 +22,7 @@ BLACK_BOX_TYPES = ("pocketsphinx",)
 DEVICES = ("cpu", "gpu")
 TARGET_MATCHES = ("words", "chars")
 VOCODER_MODES = ("black-box", "white-box")
-ATTACKS = ("fgsm", "pgd", "pgd_snr", "imperceptible")
+ATTACKS = ("noise", "fgsm", "pgd", "pgd_snr", "imperceptible")
 BAD_UTTERANCE_ACTIONS = ("error", "skip")
 #: Marker that a path in a preset must be filled in by the user.
 PLACEHOLDER = "FILL_ME"
@@ -225,12 +225,16 @@ class SystemConfig:
     pgd_eps: Tuple[float, ...]
     #: The SNR budgets (dB) of `attacks.pgd_snr.snr_db` this system is attacked at.
     pgd_snr_db: Tuple[float, ...] = ()
+    #: The max-norms of `attacks.noise.eps` of its random-noise baseline.
+    noise_eps: Tuple[float, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
 class AttackConfig:
     """The attack grid: FGSM and PGD over max-norms, and the imperceptible attack's default settings."""
 
+    #: The random-noise baseline: uniform noise at each of these max-norms (no gradient).
+    noise_eps: Tuple[float, ...] = ()
     fgsm_eps: Tuple[float, ...] = ()
     fgsm_targeted: bool = False
     pgd_eps: Tuple[float, ...] = ()
@@ -338,7 +342,7 @@ def _targets(value: Any, base_dir: Path) -> TargetConfig:
 
 
 #: The key of each attack's grid (required), the list its cells are made of.
-_GRID_KEYS = {"fgsm": "eps", "pgd": "eps", "pgd_snr": "snr_db"}
+_GRID_KEYS = {"noise": "eps", "fgsm": "eps", "pgd": "eps", "pgd_snr": "snr_db"}
 
 
 def _attack_keys(attack: str) -> Tuple[str, ...]:
@@ -366,6 +370,9 @@ def _snr_list(value: Any, path: str) -> Tuple[float, ...]:
 def _attacks(value: Any) -> AttackConfig:
     attacks = _mapping(value, "attacks", optional=ATTACKS)
     kwargs: Dict[str, Any] = {}
+    if "noise" in attacks:
+        noise = _mapping(attacks["noise"], "attacks.noise", required=("eps",), optional=_attack_keys("noise"))
+        kwargs["noise_eps"] = _eps_list(noise["eps"], "attacks.noise.eps")
     if "fgsm" in attacks:
         fgsm = _mapping(attacks["fgsm"], "attacks.fgsm", required=("eps",), optional=_attack_keys("fgsm"))
         kwargs["fgsm_eps"] = _eps_list(fgsm["eps"], "attacks.fgsm.eps")
@@ -526,9 +533,14 @@ def _system_eps(value: Any, path: str, attacks: AttackConfig) -> Dict[str, Tuple
     A system's share of the FGSM, PGD and SNR-budget PGD grids, e.g. `{pgd: {eps: [...]}, fgsm: false,
     pgd_snr: {snr_db: [35]}}`; an attack left out runs all of its grid.
     """
-    spec = _mapping(value, path, optional=("fgsm", "pgd", "pgd_snr"))
+    spec = _mapping(value, path, optional=tuple(_GRID_KEYS))
     chosen: Dict[str, Tuple[float, ...]] = {}
-    grids = (("fgsm", attacks.fgsm_eps), ("pgd", attacks.pgd_eps), ("pgd_snr", attacks.pgd_snr_snr_db))
+    grids = (
+        ("noise", attacks.noise_eps),
+        ("fgsm", attacks.fgsm_eps),
+        ("pgd", attacks.pgd_eps),
+        ("pgd_snr", attacks.pgd_snr_snr_db),
+    )
     for name, grid in grids:
         key = _join(path, name)
         item = spec.get(name, True)
@@ -594,6 +606,7 @@ def _system(value: Any, path: str, base_dir: Path, attacks: AttackConfig, batch_
         fgsm_eps=grids["fgsm"],
         pgd_eps=grids["pgd"],
         pgd_snr_db=grids["pgd_snr"],
+        noise_eps=grids["noise"],
     )
 
 
@@ -741,7 +754,7 @@ def parse_config(
             _fail(f"systems[{i}].label", f"repeats the label of systems[{seen[system.label]}]", system.label)
         seen[system.label] = i
     transfer = _transfer_rows(top.get("transfer"), systems)
-    attacked = attacks.fgsm_eps or attacks.pgd_eps or attacks.pgd_snr_snr_db
+    attacked = attacks.noise_eps or attacks.fgsm_eps or attacks.pgd_eps or attacks.pgd_snr_snr_db
     if not (attacked or any(s.imperceptible is not None for s in systems)) and transfer:
         _fail("transfer", "needs at least one attack to transfer")
     return BenchmarkConfig(

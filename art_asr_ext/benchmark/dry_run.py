@@ -22,7 +22,7 @@ def cell_passes(cell: Cell, eot_samples: int = 1) -> Dict[str, int]:
     :param eot_samples: Gradient draws per step (the largest `eot_samples` of the defences).
     :return: `{"forward_backward": n, "forward": m}`.
     """
-    if cell.is_transfer or cell.attack == "clean":
+    if cell.is_transfer or cell.attack in ("clean", "noise"):
         return {"forward_backward": 0, "forward": 1}
     if cell.attack == "fgsm":
         steps = 1

@@ -282,6 +282,7 @@ def table_layout(config: BenchmarkConfig) -> TableLayout:
         fgsm_eps=config.attacks.fgsm_eps,
         pgd_eps=config.attacks.pgd_eps,
         pgd_snr_db=config.attacks.pgd_snr_snr_db,
+        noise_eps=config.attacks.noise_eps,
         imperceptible=any(system.imperceptible is not None for system in config.systems),
     )
 

@@ -39,10 +39,13 @@ class TableLayout:
     imperceptible: bool = True
     #: SNR budgets (dB) of the `pgd_snr` columns.
     pgd_snr_db: Tuple[float, ...] = ()
+    #: Max-norms of the random-noise baseline's columns.
+    noise_eps: Tuple[float, ...] = ()
 
     def attack_columns(self) -> List[Tuple[str, str, float]]:
-        """`(header, attack, eps)` of the FGSM, PGD and SNR-budget PGD columns, in table order."""
-        columns = [(f"FGSM {format_eps(eps)}", "fgsm", float(eps)) for eps in self.fgsm_eps]
+        """`(header, attack, eps)` of the noise-baseline, FGSM, PGD and SNR-budget PGD columns, in table order."""
+        columns = [(f"Noise {format_eps(eps)}", "noise", float(eps)) for eps in self.noise_eps]
+        columns += [(f"FGSM {format_eps(eps)}", "fgsm", float(eps)) for eps in self.fgsm_eps]
         columns += [(f"PGD {format_eps(eps)}", "pgd", float(eps)) for eps in self.pgd_eps]
         columns += [(f"PGD SNR {format_eps(snr)} dB", "pgd_snr", float(snr)) for snr in self.pgd_snr_db]
         return columns
@@ -304,7 +307,8 @@ def plot_wer_vs_eps(layout: TableLayout, rows: Iterable[Mapping[str, Any]], path
         logger.warning("matplotlib is not installed (pip install 'art-asr-ext[benchmark]'): no wer_vs_eps.png")
         return False
     values = table_values(layout, rows)
-    panels = [("FGSM", layout.fgsm_eps, 1), ("PGD", layout.pgd_eps, 1 + len(layout.fgsm_eps))]
+    offset = 1 + len(layout.noise_eps)  # past the Clean and noise-baseline columns
+    panels = [("FGSM", layout.fgsm_eps, offset), ("PGD", layout.pgd_eps, offset + len(layout.fgsm_eps))]
     panels = [panel for panel in panels if panel[1]]
     if not panels or all(all(v is None for v in line[1:]) for line in values):
         return False

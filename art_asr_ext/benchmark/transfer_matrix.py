@@ -67,7 +67,8 @@ def matrix_rows(config: BenchmarkConfig, rows: Iterable[Mapping[str, Any]]) -> L
     entries: List[Dict[str, Any]] = []
     for source in sources:
         system = config.system(source)
-        cells = [("fgsm", eps, config.attacks.fgsm_targeted) for eps in system.fgsm_eps]
+        cells = [("noise", eps, False) for eps in system.noise_eps]
+        cells += [("fgsm", eps, config.attacks.fgsm_targeted) for eps in system.fgsm_eps]
         cells += [("pgd", eps, config.attacks.pgd_targeted) for eps in system.pgd_eps]
         cells += [("pgd_snr", snr, config.attacks.pgd_snr_targeted) for snr in system.pgd_snr_db]
         if system.imperceptible is not None:
@@ -129,12 +130,14 @@ def _panels(entries: Sequence[Mapping[str, Any]]) -> List[Tuple[str, str, float,
     seen: Dict[Tuple[str, float], None] = {}
     for entry in entries:
         seen.setdefault((entry["attack"], float(entry["eps"])), None)
-    order = {"fgsm": 0, "pgd": 1, "pgd_snr": 2, "imperceptible": 3}
+    order = {"noise": 0, "fgsm": 1, "pgd": 2, "pgd_snr": 3, "imperceptible": 4}
     panels = []
     for attack, eps in sorted(seen, key=lambda item: (order[item[0]], item[1])):
         if attack == "imperceptible":
             panels.append(("Imperceptible, ground-truth WER", attack, eps, "gt_wer"))
             panels.append(("Imperceptible, target WER", attack, eps, "tgt_wer"))
+        elif attack == "noise":
+            panels.append((f"Uniform noise {format_eps(eps)}, ground-truth WER", attack, eps, "gt_wer"))
         elif attack == "pgd_snr":
             panels.append((f"PGD at SNR {format_eps(eps)} dB, ground-truth WER", attack, eps, "gt_wer"))
         else:

@@ -14,7 +14,11 @@ from art_asr_ext.benchmark.config import parse_config
 CONFIG = {
     "data": {"librispeech": "data"},
     "targets": {"pool": "pool.txt"},
-    "attacks": {"fgsm": {"eps": [0.01, 0.1]}, "pgd": {"eps": [0.01, 0.1, 1.0], "targeted": True}},
+    "attacks": {
+        "noise": {"eps": [0.01]},
+        "fgsm": {"eps": [0.01, 0.1]},
+        "pgd": {"eps": [0.01, 0.1, 1.0], "targeted": True},
+    },
     "systems": [
         {"label": "(1) A", "estimator": {"type": "deepspeech2", "checkpoint": "a.ckpt"}},
         {
@@ -38,6 +42,7 @@ TRANSFER = "Transfer attack: (1) + attack from (8)"
 #: Ground-truth WER of each (row, attack, eps) cell in a sound grid: 10 reference words per cell.
 SOUND = {
     ("(1) A", "clean", 0.0): 10,
+    ("(1) A", "noise", 0.01): 10,
     ("(1) A", "fgsm", 0.01): 30,
     ("(1) A", "fgsm", 0.1): 60,
     ("(1) A", "pgd", 0.01): 40,
@@ -92,9 +97,8 @@ def by_check(results):
 
 def test_a_sound_grid_passes_every_applicable_check(config):
     results = by_check(evaluation_checks(config, rows_of(SOUND)))
-    assert [results[c].status for c in "abcdef"] == [PASSED] * 4 + [NOT_APPLICABLE, PASSED]
-    assert results["c"].compared == 2 and results["f"].compared == 2
-    assert "no random-noise baseline" in results["e"].details[0]
+    assert [results[c].status for c in "abcdef"] == [PASSED] * 6
+    assert results["c"].compared == 2 and results["e"].compared == 1 and results["f"].compared == 2
 
 
 @pytest.mark.parametrize(
@@ -110,6 +114,8 @@ def test_a_sound_grid_passes_every_applicable_check(config):
         ),
         # Transfer that hurts the target more than the white-box attack hurts its source: a weak white-box attack.
         ("d", {(TRANSFER, attack, eps): 90 for attack, eps in [("fgsm", 0.1), ("pgd", 0.1), ("pgd", 1.0)]}, None),
+        # An attack no stronger than random noise of its max-norm: a masked gradient, or no attack at all.
+        ("e", {("(1) A", "noise", 0.01): 60}, ["(1) A | noise | 0.01", "(1) A | pgd | 0.01"]),
     ],
 )
 def test_each_check_fails_on_a_grid_that_breaks_it(config, check, change, cells):
@@ -117,7 +123,7 @@ def test_each_check_fails_on_a_grid_that_breaks_it(config, check, change, cells)
     assert results[check].status == FAILED and results[check].details
     if cells is not None:
         assert set(results[check].cells) <= set(cells) and results[check].cells
-    others = [c for c in "abcd" if c != check and results[c].status == FAILED]
+    others = [c for c in "abcde" if c != check and results[c].status == FAILED]
     assert check in ("a", "b") or not others  # (a) and (b) share cells; the others fail alone
     assert f"({check})" in checks_markdown(list(results.values()))
 

@@ -26,7 +26,8 @@ def test_ci_tiny_end_to_end(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     raw = yaml.safe_load(CONFIG.read_text())
-    fgsm, pgd, budgets = (
+    noise, fgsm, pgd, budgets = (
+        raw["attacks"]["noise"]["eps"],
         raw["attacks"]["fgsm"]["eps"],
         raw["attacks"]["pgd"]["eps"],
         raw["attacks"]["pgd_snr"]["snr_db"],
@@ -36,7 +37,7 @@ def test_ci_tiny_end_to_end(tmp_path):
     table = read_csv(tmp_path / "table1.csv")
     header = (tmp_path / "table1.csv").read_text().splitlines()[0]
     assert header == (
-        "System,Clean,FGSM 0.001,FGSM 0.01,PGD 0.001,PGD 0.01,PGD SNR 30 dB,PGD SNR 40 dB,Imperceptible GT,"
+        "System,Clean,Noise 0.01,FGSM 0.001,FGSM 0.01,PGD 0.001,PGD 0.01,PGD SNR 30 dB,PGD SNR 40 dB,Imperceptible GT,"
         "Imperceptible TGT"
     )
     assert [row["System"] for row in table] == labels
@@ -48,7 +49,7 @@ def test_ci_tiny_end_to_end(tmp_path):
 
     rows = read_csv(tmp_path / "utterances.csv")
     assert tuple(rows[0]) == UTTERANCE_COLUMNS
-    cells_per_system = 1 + len(fgsm) + len(pgd) + len(budgets) + 1
+    cells_per_system = 1 + len(noise) + len(fgsm) + len(pgd) + len(budgets) + 1
     assert len(rows) == 2 * (len(raw["systems"]) * cells_per_system + cells_per_system - 1)
     assert max(Counter((r["row"], r["attack"], r["eps"], r["utterance_id"]) for r in rows).values()) == 1
     for row in rows:

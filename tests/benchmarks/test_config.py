@@ -44,7 +44,7 @@ def test_a_valid_config_parses_with_paths_and_defaults():
     assert second.estimator.checkpoint == Path("/base/ds2.ckpt")
     assert [d.type for d in second.defences] == ["rs", "vocoder"] and second.defences[1].mode == "white-box"
     assert config.transfer[0].label == "Transfer attack: (1) + attack from (2)"
-    assert config.transfer[0].attacks == ("fgsm", "pgd", "pgd_snr", "imperceptible")
+    assert config.transfer[0].attacks == ("noise", "fgsm", "pgd", "pgd_snr", "imperceptible")
 
 
 def test_pgd_snr_grid_and_a_systems_share_of_it():

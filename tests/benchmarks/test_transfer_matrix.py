@@ -141,6 +141,8 @@ def test_transfer_all_on_ci_tiny_writes_a_complete_matrix(tmp_path, single_torch
         table_row = table[row["source"] if row["white_box"] == "true" else labels[(row["source"], row["target"])]]
         if row["attack"] == "imperceptible":
             assert (row["gt_wer"], row["tgt_wer"]) == (table_row["Imperceptible GT"], table_row["Imperceptible TGT"])
+        elif row["attack"] == "noise":
+            assert row["gt_wer"] == table_row[f"Noise {row['eps']}"]
         elif row["attack"] == "pgd_snr":
             assert row["gt_wer"] == table_row[f"PGD SNR {row['eps']} dB"]
         else:
