@@ -93,23 +93,29 @@ def check_monotone(config: BenchmarkConfig, wers) -> CheckResult:
     )
 
 
-def check_pgd_beats_fgsm(config: BenchmarkConfig, wers) -> CheckResult:
-    """(b) PGD at least as strong as FGSM at the same max-norm."""
+def _pgd_versus(wers, baseline: str, name: str) -> Tuple[List[Tuple[str, List[str]]], int]:
+    """Violations where PGD does worse than `baseline` (an attack at the same max-norm on the same row)."""
     violations, compared = [], 0
-    for (row, attack, eps), (fgsm, _) in sorted(wers.items()):
-        if attack != "fgsm" or (row, "pgd", eps) not in wers:
+    for (row, attack, eps), (other, _) in sorted(wers.items()):
+        if attack != baseline or (row, "pgd", eps) not in wers:
             continue
         pgd = wers[(row, "pgd", eps)][0]
-        if fgsm is None or pgd is None:
+        if other is None or pgd is None:
             continue
         compared += 1
-        if pgd < fgsm - TOLERANCE:
+        if pgd < other - TOLERANCE:
             violations.append(
                 (
-                    f"{row}: PGD {format_eps(eps)} {pgd:.1f} % < FGSM {format_eps(eps)} {fgsm:.1f} %",
-                    [_key(row, "fgsm", eps), _key(row, "pgd", eps)],
+                    f"{row}: PGD {format_eps(eps)} {pgd:.1f} % < {name} {format_eps(eps)} {other:.1f} %",
+                    [_key(row, baseline, eps), _key(row, "pgd", eps)],
                 )
             )
+    return violations, compared
+
+
+def check_pgd_beats_fgsm(config: BenchmarkConfig, wers) -> CheckResult:
+    """(b) PGD at least as strong as FGSM at the same max-norm."""
+    violations, compared = _pgd_versus(wers, "fgsm", "FGSM")
     description = "PGD is at least as strong as FGSM at equal max-norm (ground-truth WER)"
     if config.attacks.pgd_targeted != config.attacks.fgsm_targeted:
         # The study's protocol: targeted PGD steers toward a phrase of similar length, so it may err less on the
@@ -206,21 +212,7 @@ def check_transfer_weaker(config: BenchmarkConfig, wers) -> CheckResult:
 
 def check_noise_baseline(config: BenchmarkConfig, wers) -> CheckResult:
     """(e) Random noise at the same L-infinity is weaker than PGD."""
-    violations, compared = [], 0
-    for (row, attack, eps), (noise, _) in sorted(wers.items()):
-        if attack != "noise" or (row, "pgd", eps) not in wers:
-            continue
-        pgd = wers[(row, "pgd", eps)][0]
-        if noise is None or pgd is None:
-            continue
-        compared += 1
-        if pgd < noise - TOLERANCE:
-            violations.append(
-                (
-                    f"{row}: PGD {format_eps(eps)} {pgd:.1f} % < uniform noise {format_eps(eps)} {noise:.1f} %",
-                    [_key(row, "noise", eps), _key(row, "pgd", eps)],
-                )
-            )
+    violations, compared = _pgd_versus(wers, "noise", "uniform noise")
     return _result(
         "e",
         "a random-noise baseline (uniform noise at the same L-infinity) is weaker than PGD",
