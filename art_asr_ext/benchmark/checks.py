@@ -14,6 +14,7 @@ import dataclasses
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from art_asr_ext.benchmark.config import BenchmarkConfig, SystemConfig
+from art_asr_ext.benchmark.strength import cell_strength, strength_wers
 from art_asr_ext.benchmark.table import format_eps, wer_percent
 
 #: Slack of every comparison: one word error per 100 reference words, so that a one-word tie on a small corpus is no
@@ -40,19 +41,41 @@ class CheckResult:
 
 
 def _cell_wers(rows: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str, float], Tuple[Optional[float], float]]:
-    """(row, attack, eps) -> (ground-truth WER, target WER) in percent."""
+    """(row, attack, eps) -> (ground-truth WER, target WER) in percent, of the Table I cells."""
     groups: Dict[Tuple[str, str, float], List[Mapping[str, Any]]] = {}
     for row in rows:
+        if row.get("strength"):
+            continue
         groups.setdefault((row["row"], row["attack"], float(row["eps"])), []).append(row)
     return {key: (wer_percent(group), wer_percent(group, target=True)) for key, group in groups.items()}
 
 
-def _key(row: str, attack: str, eps: float) -> str:
-    return f"{row} | {attack} | {eps!r}"
+def _key(row: str, attack: str, eps: float, strength: str = "") -> str:
+    return f"{row} | {attack} | {eps!r}" + (f" | {strength}" if strength else "")
 
 
-def _label(attack: str, eps: float) -> str:
-    return f"PGD SNR {format_eps(eps)} dB" if attack == "pgd_snr" else f"{attack.upper()} {format_eps(eps)}"
+def _label(attack: str, eps: float, strength: str = "") -> str:
+    label = f"PGD SNR {format_eps(eps)} dB" if attack == "pgd_snr" else f"{attack.upper()} {format_eps(eps)}"
+    return f"{label} ({strength})" if strength else label
+
+
+def _along_strength(config: BenchmarkConfig, strengths, name: str):
+    """
+    Per (row, attack, eps) with strength cells varying `name` (`max_iter` or `eot_samples`): its cells from the
+    weakest to the strongest, as (strength value, strength label, WER), the Table I cell under an empty label.
+    """
+    systems = {s.label: s.label for s in config.systems}
+    systems.update({t.label: t.target for t in config.transfer})
+    other = "eot_samples" if name == "max_iter" else "max_iter"
+    by_cell: Dict[Tuple[str, str, float], List[Tuple[int, str, Optional[float]]]] = {}
+    for (row, attack, eps, strength), value in strengths.items():
+        if strength and not strength.startswith(f"{name}="):
+            continue
+        settings = cell_strength(config, systems.get(row, row), attack, strength)
+        table = cell_strength(config, systems.get(row, row), attack, "")
+        if settings[other] == table[other]:
+            by_cell.setdefault((row, attack, eps), []).append((settings[name], strength, value))
+    return {key: sorted(cells) for key, cells in by_cell.items() if len(cells) > 1}
 
 
 def _result(check: str, description: str, compared: int, violations: List[Tuple[str, List[str]]], missing: str):
@@ -63,9 +86,11 @@ def _result(check: str, description: str, compared: int, violations: List[Tuple[
     return CheckResult(check, description, status, [line for line, _ in violations], cells, compared)
 
 
-def check_monotone(config: BenchmarkConfig, wers) -> CheckResult:
-    """(a) A stronger budget of the same attack never lowers ground-truth WER by more than the tolerance."""
+def check_monotone(config: BenchmarkConfig, wers, strengths=None) -> CheckResult:
+    """(a) A stronger budget, or more iterations, of the same attack never lowers ground-truth WER by more than the
+    tolerance."""
     violations, compared = [], 0
+    strengths = strengths or {}
     rows = [system.label for system in config.systems] + [row.label for row in config.transfer]
     for row in rows:
         for attack in ("fgsm", "pgd", "pgd_snr"):
@@ -84,12 +109,27 @@ def check_monotone(config: BenchmarkConfig, wers) -> CheckResult:
                             [_key(row, attack, weaker), _key(row, attack, stronger)],
                         )
                     )
+    # More iterations of the same attack and budget (the attack-strength axis).
+    for (row, attack, eps), cells in sorted(_along_strength(config, strengths, "max_iter").items()):
+        for (_, weak, before), (_, strong, after) in zip(cells, cells[1:]):
+            if before is None or after is None:
+                continue
+            compared += 1
+            if after < before - TOLERANCE:
+                violations.append(
+                    (
+                        f"{row}: {_label(attack, eps, weak or 'Table I')} {before:.1f} % > "
+                        f"{_label(attack, eps, strong)} {after:.1f} %",
+                        [_key(row, attack, eps, weak), _key(row, attack, eps, strong)],
+                    )
+                )
     return _result(
         "a",
-        "a stronger budget of the same attack never lowers ground-truth WER (by more than 1 word per 100)",
+        "a stronger budget or more iterations of the same attack never lowers ground-truth WER (by more than 1 word "
+        "per 100)",
         compared,
         violations,
-        "no attack was run at two budgets on one row",
+        "no attack was run at two budgets or iteration counts on one row",
     )
 
 
@@ -143,9 +183,23 @@ def _strength(system: SystemConfig) -> Tuple[int, int]:
     )
 
 
-def check_adaptive_beats_bpda(config: BenchmarkConfig, wers) -> CheckResult:
-    """(c) On the same defended system, a white-box or EOT attacker is at least as strong as BPDA or EOT 1."""
+def check_adaptive_beats_bpda(config: BenchmarkConfig, wers, strengths=None) -> CheckResult:
+    """(c) On the same defended system, a white-box or EOT attacker is at least as strong as BPDA or EOT 1: across
+    systems that differ only in the attacker's view, and across a system's cells with more EOT draws."""
     violations, compared = [], 0
+    for (row, attack, eps), cells in sorted(_along_strength(config, strengths or {}, "eot_samples").items()):
+        for (_, weak, before), (_, strong, after) in zip(cells, cells[1:]):
+            if before is None or after is None:
+                continue
+            compared += 1
+            if after < before - TOLERANCE:
+                violations.append(
+                    (
+                        f"{row}: {_label(attack, eps, strong)} {after:.1f} % < "
+                        f"{_label(attack, eps, weak or 'Table I')} {before:.1f} %",
+                        [_key(row, attack, eps, weak), _key(row, attack, eps, strong)],
+                    )
+                )
     defended = [system for system in config.systems if system.defences]
     for weak in defended:
         for strong in defended:
@@ -173,7 +227,7 @@ def check_adaptive_beats_bpda(config: BenchmarkConfig, wers) -> CheckResult:
         "a white-box or EOT attack on a defended system is at least as strong as BPDA or EOT 1 on it",
         compared,
         violations,
-        "no defended system is attacked both white-box (or with EOT) and with BPDA (or EOT 1)",
+        "no defended system is attacked both white-box (or with more EOT draws) and with BPDA (or fewer draws)",
     )
 
 
@@ -257,14 +311,15 @@ def evaluation_checks(config: BenchmarkConfig, rows: Iterable[Mapping[str, Any]]
     :return: Checks (a) to (f), in order.
     """
     rows = list(rows)
-    wers = _cell_wers(rows)
+    wers, strengths = _cell_wers(rows), strength_wers(rows)
+    table_rows = [row for row in rows if not row.get("strength")]
     return [
-        check_monotone(config, wers),
+        check_monotone(config, wers, strengths),
         check_pgd_beats_fgsm(config, wers),
-        check_adaptive_beats_bpda(config, wers),
+        check_adaptive_beats_bpda(config, wers, strengths),
         check_transfer_weaker(config, wers),
         check_noise_baseline(config, wers),
-        check_unbounded_pgd(config, wers, rows),
+        check_unbounded_pgd(config, wers, table_rows),
     ]
 
 

@@ -227,6 +227,9 @@ class SystemConfig:
     pgd_snr_db: Tuple[float, ...] = ()
     #: The max-norms of `attacks.noise.eps` of its random-noise baseline.
     noise_eps: Tuple[float, ...] = ()
+    #: Attack-strength variants of its defences' EOT draws (lists of `eot_samples`): per variant, defence index ->
+    #: draws. Each adds a copy of the system's FGSM, PGD and SNR-budget PGD cells (strength.csv).
+    eot_variants: Tuple[Mapping[int, int], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,9 +241,14 @@ class AttackConfig:
     fgsm_eps: Tuple[float, ...] = ()
     fgsm_targeted: bool = False
     pgd_eps: Tuple[float, ...] = ()
+    #: Iterations of the Table I PGD cells (the first of `attacks.pgd.max_iter` when it is a list).
     pgd_max_iter: int = 7
     pgd_step_ratio: float = 0.2
     pgd_targeted: bool = True
+    #: Random restarts of every PGD cell, keeping each utterance's worst case (0: one run from the clean input).
+    pgd_num_random_init: int = 0
+    #: The other values of a list `attacks.pgd.max_iter`: extra PGD cells on the attack-strength axis (strength.csv).
+    strength_pgd_max_iter: Tuple[int, ...] = ()
     #: PGD under the L2 norm with a budget per utterance stated as an SNR in dB (Olivier & Raj's 35 and 40 dB).
     pgd_snr_snr_db: Tuple[float, ...] = ()
     pgd_snr_max_iter: int = 50
@@ -367,6 +375,48 @@ def _snr_list(value: Any, path: str) -> Tuple[float, ...]:
     return values
 
 
+#: Most random restarts a PGD cell may take (each is a full PGD run and a transcription).
+MAX_RESTARTS = 100
+
+
+def _strength_list(value: Any, path: str, name: str) -> Tuple[int, ...]:
+    """An integer >= 1 or a list of distinct ones: the first fills Table I, the others the attack-strength axis."""
+    if not isinstance(value, list):
+        return (_integer(value, path, minimum=1),)
+    values = tuple(_integer(v, _join(path, i), minimum=1) for i, v in enumerate(_list(value, path)))
+    if len(set(values)) != len(values):
+        _fail(path, f"must not repeat a number of {name}", list(value))
+    return values
+
+
+def _iterations(value: Any, path: str) -> Tuple[int, ...]:
+    return _strength_list(value, path, "iterations")
+
+
+def _eot_list(value: Any, path: str) -> Tuple[int, ...]:
+    return _strength_list(value, path, "EOT draws")
+
+
+def _eot_variants(defences: Sequence[Any], path: str) -> Tuple[Mapping[int, int], ...]:
+    """
+    The attack-strength variants of a defence chain whose `eot_samples` are lists: variant j gives defence i its
+    list's value j + 1 (the first value is the Table I cells'). Every list of the chain must be as long.
+    """
+    extras = {
+        index: _eot_list(defence["eot_samples"], _join(_join(path, index), "eot_samples"))[1:]
+        for index, defence in enumerate(defences)
+        if isinstance(defence, Mapping) and isinstance(defence.get("eot_samples"), list)
+    }
+    extras = {index: values for index, values in extras.items() if values}
+    if len({len(values) for values in extras.values()}) > 1:
+        lengths = {_join(_join(path, index), "eot_samples"): len(values) + 1 for index, values in extras.items()}
+        _fail(
+            path, "every eot_samples list of one defence chain must be as long (one value per strength step)", lengths
+        )
+    steps = max((len(values) for values in extras.values()), default=0)
+    return tuple({index: values[step] for index, values in sorted(extras.items())} for step in range(steps))
+
+
 def _attacks(value: Any) -> AttackConfig:
     attacks = _mapping(value, "attacks", optional=ATTACKS)
     kwargs: Dict[str, Any] = {}
@@ -380,7 +430,11 @@ def _attacks(value: Any) -> AttackConfig:
     if "pgd" in attacks:
         pgd = _mapping(attacks["pgd"], "attacks.pgd", required=("eps",), optional=_attack_keys("pgd"))
         kwargs["pgd_eps"] = _eps_list(pgd["eps"], "attacks.pgd.eps")
-        kwargs["pgd_max_iter"] = _integer(pgd.get("max_iter", 7), "attacks.pgd.max_iter", minimum=1)
+        max_iter = _iterations(pgd.get("max_iter", 7), "attacks.pgd.max_iter")
+        kwargs["pgd_max_iter"], kwargs["strength_pgd_max_iter"] = max_iter[0], max_iter[1:]
+        kwargs["pgd_num_random_init"] = _integer(
+            pgd.get("num_random_init", 0), "attacks.pgd.num_random_init", minimum=0, maximum=MAX_RESTARTS
+        )
         kwargs["pgd_step_ratio"] = _number(pgd.get("step_ratio", 0.2), "attacks.pgd.step_ratio", positive=True)
         kwargs["pgd_targeted"] = _boolean(pgd.get("targeted", True), "attacks.pgd.targeted")
     if "pgd_snr" in attacks:
@@ -410,7 +464,7 @@ def _defence(value: Any, path: str, base_dir: Path) -> DefenceConfig:
         return DefenceConfig(
             type="rs",
             sigma=_number(rs["sigma"], _join(path, "sigma"), minimum=0.0),
-            eot_samples=_integer(rs.get("eot_samples", 1), _join(path, "eot_samples"), minimum=1),
+            eot_samples=_eot_list(rs.get("eot_samples", 1), _join(path, "eot_samples"))[0],
         )
     if kind == "vocoder":
         vocoder = _mapping(value, path, required=("type",), optional=_VOCODER_KEYS)
@@ -427,7 +481,7 @@ def _defence(value: Any, path: str, base_dir: Path) -> DefenceConfig:
             mode=_string(vocoder.get("mode", "black-box"), _join(path, "mode"), VOCODER_MODES),
             vocoder=None if vocoder.get("path") is None else _path(vocoder["path"], _join(path, "path"), base_dir),
             random_init=random_init,
-            eot_samples=_integer(vocoder.get("eot_samples", 1), _join(path, "eot_samples"), minimum=1),
+            eot_samples=_eot_list(vocoder.get("eot_samples", 1), _join(path, "eot_samples"))[0],
         )
     _fail(_join(path, "type"), "must be 'rs' or 'vocoder'", kind)
 
@@ -607,6 +661,7 @@ def _system(value: Any, path: str, base_dir: Path, attacks: AttackConfig, batch_
         pgd_eps=grids["pgd"],
         pgd_snr_db=grids["pgd_snr"],
         noise_eps=grids["noise"],
+        eot_variants=_eot_variants(spec.get("defences") or [], _join(path, "defences")),
     )
 
 

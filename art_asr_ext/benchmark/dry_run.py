@@ -19,15 +19,21 @@ def cell_passes(cell: Cell, eot_samples: int = 1) -> Dict[str, int]:
     Model passes a cell costs per utterance.
 
     :param cell: The cell.
-    :param eot_samples: Gradient draws per step (the largest `eot_samples` of the defences).
+    :param eot_samples: Gradient draws per step (the largest `eot_samples` of the defences); a cell on the
+                        attack-strength axis brings its own.
     :return: `{"forward_backward": n, "forward": m}`.
     """
     if cell.is_transfer or cell.attack in ("clean", "noise"):
         return {"forward_backward": 0, "forward": 1}
+    if cell.params.get("eot_samples"):
+        eot_samples = max(int(draws) for draws in cell.params["eot_samples"].values())
     if cell.attack == "fgsm":
         steps = 1
     elif cell.attack in ("pgd", "pgd_snr"):
         steps = int(cell.params["max_iter"])
+        restarts = int(cell.params.get("num_random_init", 0))
+        if restarts:  # each restart is a full PGD run and a transcription to pick the worst case
+            return {"forward_backward": steps * eot_samples * restarts, "forward": restarts + 1}
     else:
         # ART's default iterations when the config leaves them out.
         steps = int(cell.params.get("max_iter_1", 10)) + int(cell.params.get("max_iter_2", 4000))

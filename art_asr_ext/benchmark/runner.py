@@ -9,6 +9,8 @@ Outputs (in the output directory):
 - ``table1.csv``, ``table1.md``, ``wer_vs_eps.png``: the study's Table I and its plot.
 - ``perceptual.csv``: per attacked cell, mean and 10th/90th percentiles of SNR, wide-band PESQ and STOI (also per
   utterance in ``utterances.csv``); ``table1.md`` adds the median SNR of each cell.
+- ``strength.csv``, ``strength.png``: with a list of PGD ``max_iter`` or of a defence's ``eot_samples``, WER against
+  the attack's strength (see :mod:`art_asr_ext.benchmark.strength`).
 - ``checks.json``: the evaluation's sanity checks (see :mod:`art_asr_ext.benchmark.checks`), also listed in
   ``table1.md``.
 - ``transfer_matrix.csv``, ``transfer_matrix.png``: with transfer rows, every source x target pair and attack, the
@@ -46,10 +48,11 @@ from art_asr_ext.benchmark.checks import checks_json, checks_markdown, evaluatio
 from art_asr_ext.benchmark.config import BenchmarkConfig, ConfigError, SystemConfig, missing_files
 from art_asr_ext.benchmark.evaluation_data import load_evaluation_data, sample_targets
 from art_asr_ext.benchmark.store import OutputLock, ResultStore, output_errors
+from art_asr_ext.benchmark.strength import plot_strength, strength_csv
 from art_asr_ext.utils.audio import waveform_digest
 from art_asr_ext.utils.environment import device_description, versions
 from art_asr_ext.utils.io import atomic_write_text
-from art_asr_ext.benchmark.systems import build_system, check_alphabet, reseed_defences
+from art_asr_ext.benchmark.systems import build_system, check_alphabet, reseed_defences, set_eot_samples
 from art_asr_ext.benchmark.table import (
     TableLayout,
     perceptual_csv,
@@ -343,6 +346,12 @@ def _write_outputs(
     row_order = [label for label, _ in layout.rows]
     out = store.out_dir
     atomic_write_text(out / "utterances.csv", utterances_csv(rows, row_order))
+    if any(row.get("strength") for row in rows):
+        atomic_write_text(out / "strength.csv", strength_csv(config, rows))
+        if plot:
+            plot_strength(config, rows, out / "strength.png")
+    checks = evaluation_checks(config, rows)
+    rows = [row for row in rows if not row.get("strength")]  # Table I and its companions: the Table I cells
     atomic_write_text(out / "table1.csv", table_csv(layout, rows))
     atomic_write_text(out / "perceptual.csv", perceptual_csv(rows, row_order))
     used = f"{config.data.max_utterances or 'all'} utterances of {config.data.librispeech.name}"
@@ -351,7 +360,6 @@ def _write_outputs(
         used += f" ({len(skipped_utterances)} more skipped as bad data, listed below)"
     caption = f"Table I: {config.name}, {used}, seed {config.seed}."
     table = table_markdown(layout, rows, failed, caption, skipped=[str(bad) for bad in skipped_utterances])
-    checks = evaluation_checks(config, rows)
     atomic_write_text(out / "checks.json", json.dumps(checks_json(checks), indent=2) + "\n")
     atomic_write_text(out / "table1.md", table + "\n" + checks_markdown(checks))
     buffer = io.StringIO()
@@ -521,6 +529,7 @@ def _run_locked(
                 "source": cell.source,
                 "attack": cell.attack,
                 "eps": cell.eps,
+                "strength": cell.strength,
             }
             output = None
             try:
@@ -538,6 +547,7 @@ def _run_locked(
                 torch.manual_seed(seed)
                 np.random.seed(seed)
                 reseed_defences(estimator, seed)
+                set_eot_samples(estimator, config.system(cell.system), cell)
                 batch_size = config.system(cell.source).batch_size
                 with _progress_bar(
                     total=len(utterances), desc="  utterances", leave=False, disable=not progress, dynamic_ncols=True

@@ -170,3 +170,18 @@ def reseed_defences(estimator, seed: int) -> None:
     for index, defence in enumerate(estimator.preprocessing_operations):
         if "seed" in getattr(defence, "params", ()):
             defence.set_params(seed=seed + index)
+
+
+def set_eot_samples(estimator, system: SystemConfig, cell) -> None:
+    """
+    Give each defence of the estimator the EOT draws of the cell: the config's `eot_samples`, or the cell's own on
+    the attack-strength axis (its `params["eot_samples"]`, defence index -> draws).
+
+    :param estimator: The system's recognizer, its defences in config order.
+    :param system: The system's config.
+    :param cell: The cell about to run.
+    """
+    overrides = cell.params.get("eot_samples", {})
+    defences = [op for op in estimator.preprocessing_operations if "eot_samples" in getattr(op, "params", ())]
+    for index, (defence, config) in enumerate(zip(defences, system.defences)):
+        defence.set_params(eot_samples=int(overrides.get(str(index), config.eot_samples)))

@@ -183,7 +183,7 @@ def sort_rows(rows: Iterable[Mapping[str, Any]], row_order: Sequence[str]) -> Li
     """
     :param rows: Utterance rows.
     :param row_order: Table row labels in order.
-    :return: Rows sorted by table row, attack, max-norm and utterance id.
+    :return: Rows sorted by table row, attack, max-norm, attack strength and utterance id.
     """
     position = {label: i for i, label in enumerate(row_order)}
     return sorted(
@@ -193,6 +193,7 @@ def sort_rows(rows: Iterable[Mapping[str, Any]], row_order: Sequence[str]) -> Li
             r["row"],
             ATTACK_ORDER.index(r["attack"]),
             float(r["eps"]),
+            str(r.get("strength") or ""),
             r["utterance_id"],
         ),
     )

@@ -33,6 +33,7 @@ def row(table_row, attack, eps, uid, reference, hypothesis, target="OPEN THE DOO
         attack=attack,
         eps=eps,
         targeted=attack in ("pgd", "imperceptible"),
+        strength="",
         utterance_id=uid,
         reference=reference,
         target=target,
