@@ -12,6 +12,7 @@ run keeps the media of the cells computed before it. Each cell's record in ``res
 """
 
 import hashlib
+import io
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -54,14 +55,12 @@ def write_audio(out_dir: Path, waveform: np.ndarray, sample_rate: int, codec: st
     name = _media_name("audio", f"{sample_rate}:{codec}:".encode("ascii") + samples.tobytes(), suffix)
     path = Path(out_dir) / name
     if not path.is_file():
+        # Encoded in memory, then written by Python: a full disk raises OSError here (the run's clear error), not
+        # inside libsndfile's write callback.
+        encoded = io.BytesIO()
+        soundfile.write(encoded, samples, sample_rate, format=audio_format, subtype=subtype, compression_level=level)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(
-            path,
-            lambda file: soundfile.write(
-                file, samples, sample_rate, format=audio_format, subtype=subtype, compression_level=level
-            ),
-            binary=True,
-        )
+        atomic_write(path, lambda file: file.write(encoded.getvalue()), binary=True)
     return name
 
 
@@ -100,8 +99,9 @@ def write_spectrogram(out_dir: Path, perturbation: np.ndarray) -> Optional[str]:
     path = Path(out_dir) / name
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        image = Image.fromarray(pixels).quantize(colors=32)
-        atomic_write(path, lambda file: image.save(file, format="PNG", optimize=True), binary=True)
+        encoded = io.BytesIO()
+        Image.fromarray(pixels).quantize(colors=32).save(encoded, format="PNG", optimize=True)
+        atomic_write(path, lambda file: file.write(encoded.getvalue()), binary=True)
     return name
 
 
