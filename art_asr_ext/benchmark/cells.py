@@ -6,7 +6,7 @@ Run one cell: attack every utterance in length-sorted batches, transcribe, and s
 
 import dataclasses
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -50,6 +50,8 @@ class CellOutput:
     rows: List[Dict[str, Any]]
     adversarial: Dict[str, np.ndarray]
     seconds: float
+    #: What the recognizer received after its defences, for the utterances asked for (none without defences).
+    defended: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 def perceptual_columns(cell: Cell, utterance: Utterance, adversarial: np.ndarray) -> Dict[str, Any]:
@@ -128,6 +130,7 @@ def run_cell(
     source_adversarial: Optional[Mapping[str, np.ndarray]] = None,
     on_batch: Optional[Callable[[int], None]] = None,
     source_rows: Optional[Sequence[Mapping[str, Any]]] = None,
+    keep_defended: int = 0,
 ) -> CellOutput:
     """
     Run a cell over all utterances. Batches group utterances of similar length (longest first) with the estimator's
@@ -142,6 +145,9 @@ def run_cell(
     :param on_batch: Called with the number of utterances of each finished batch (progress bars).
     :param source_rows: For a transfer cell, the source cell's utterance rows: their perceptual measures are those of
                         the same waveforms, so they are copied instead of measured again.
+    :param keep_defended: Keep what the recognizer received after its defences for the first this many utterances
+                          (the report's defended input; recorded during `predict`, see
+                          `PyTorchSpeechRecognizer.recording_defended_inputs`).
     :return: The rows and adversarial examples.
     :raises ValueError: If a transfer cell lacks the adversarial example of an utterance.
     """
@@ -163,6 +169,7 @@ def run_cell(
     adversarial: List[Optional[np.ndarray]] = [None] * len(utterances)
     hypotheses: List[str] = [""] * len(utterances)
     seconds = np.zeros(len(utterances))
+    defended: Dict[str, np.ndarray] = {}
     start_cell = time.perf_counter()
     for index in length_sorted_batches([len(w) for w in waveforms], batch_size, max_padding):
         start = time.perf_counter()
@@ -172,7 +179,17 @@ def run_cell(
             x_adv = to_object_array([waveforms[i] for i in index])
             if attack is not None:
                 x_adv = attack.generate(x_adv, np.array([labels[i] for i in index]))
-        transcripts = estimator.predict(x_adv, batch_size=len(index))
+        wanted = [i for i in index if i < keep_defended]
+        if wanted and hasattr(estimator, "recording_defended_inputs"):
+            with estimator.recording_defended_inputs() as received:
+                transcripts = estimator.predict(x_adv, batch_size=len(index))
+            for row, i in enumerate(index):
+                if i in wanted:
+                    found = _received(received, x_adv[row])
+                    if found is not None:
+                        defended[utterances[i].utterance_id] = found
+        else:
+            transcripts = estimator.predict(x_adv, batch_size=len(index))
         elapsed = time.perf_counter() - start
         for row, i in enumerate(index):
             adversarial[i] = np.asarray(x_adv[row], dtype=np.float32)
@@ -197,4 +214,13 @@ def run_cell(
         rows=rows,
         adversarial={u.utterance_id: adversarial[i] for i, u in enumerate(utterances)},
         seconds=time.perf_counter() - start_cell,
+        defended=defended,
     )
+
+
+def _received(pairs: Sequence[Tuple[np.ndarray, np.ndarray]], given: np.ndarray) -> Optional[np.ndarray]:
+    """The defended input recorded for the waveform `given` (matched by its samples), or None."""
+    for before, after in pairs:
+        if len(before) == len(given) and np.array_equal(before, np.asarray(given, dtype=before.dtype)):
+            return np.asarray(after, dtype=np.float32)
+    return None

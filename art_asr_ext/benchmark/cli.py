@@ -7,6 +7,7 @@ Usage::
     art-asr-benchmark --preset quick --out runs/quick                  # a preset shipped with the package
     art-asr-benchmark --config my_table.yaml --out runs/mine           # your own config
     art-asr-benchmark --preset paper_table1 --out runs/paper --dry-run
+    art-asr-benchmark report --out runs/quick                            # report.html of a run, again
 
 Rerunning the same command resumes: finished cells are skipped, failed cells retried. See ``benchmarks/README.md``.
 
@@ -54,19 +55,56 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--max-cells", type=_count(0), default=None, help="compute at most N cells, then stop")
     parser.add_argument("--threads", type=_count(1), default=None, help="torch intra-op threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--no-plot", action="store_true", help="do not draw wer_vs_eps.png")
+    parser.add_argument("--no-plot", action="store_true", help="do not draw wer_vs_eps.png and table1_heatmap.png")
     args = parser.parse_args(argv)
     if args.out is None and not args.dry_run:
         parser.error("--out is required (except with --dry-run)")
     return args
 
 
+def parse_report_args(argv: List[str]) -> argparse.Namespace:
+    """
+    :param argv: The arguments after `report`.
+    :return: The parsed arguments of the `report` command.
+    """
+    parser = argparse.ArgumentParser(
+        prog="art-asr-benchmark report",
+        description="Write report.html (and the figures) of a run from its output directory; nothing is computed.",
+    )
+    parser.add_argument("--out", required=True, help="the output directory of a run")
+    parser.add_argument("--no-plot", action="store_true", help="do not redraw wer_vs_eps.png and table1_heatmap.png")
+    return parser.parse_args(argv)
+
+
+def report_main(argv: List[str]) -> int:
+    """
+    :param argv: The arguments after `report`.
+    :return: Exit status: 0, or 2 when the directory holds no run, another run holds it, or its config is invalid.
+    """
+    args = parse_report_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from art_asr_ext.benchmark.config import ConfigError
+    from art_asr_ext.benchmark.runner import report_finished_run
+    from art_asr_ext.benchmark.store import OutputError
+
+    try:
+        written = report_finished_run(Path(args.out), plot=not args.no_plot)
+    except (ConfigError, OutputError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"Report in {Path(args.out) / 'report.html'} ({written['files']} files, {written['bytes'] / 1e6:.1f} MB)")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """
-    :param argv: Command-line arguments (default: `sys.argv[1:]`).
+    :param argv: Command-line arguments (default: `sys.argv[1:]`); `report --out DIR` writes the report of a run.
     :return: Exit status: 0 when every cell finished, 1 when some failed, 2 for a bad config, bad data (every bad
              utterance named), or an output directory that another run holds or that cannot be written.
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["report"]:
+        return report_main(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("art").setLevel(logging.WARNING)  # ART logs every batch at INFO

@@ -24,6 +24,8 @@ TARGET_MATCHES = ("words", "chars")
 VOCODER_MODES = ("black-box", "white-box")
 ATTACKS = ("noise", "fgsm", "pgd", "pgd_snr", "imperceptible")
 BAD_UTTERANCE_ACTIONS = ("error", "skip")
+#: Codecs of the report's audio: Opus (small, lossy) or FLAC (lossless, about twice the size).
+REPORT_AUDIO_FORMATS = ("opus", "flac")
 #: Marker that a path in a preset must be filled in by the user.
 PLACEHOLDER = "FILL_ME"
 
@@ -268,6 +270,16 @@ class TransferConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ReportConfig:
+    """What report.html shows of each cell (see :mod:`art_asr_ext.benchmark.report`)."""
+
+    #: The first this many utterances of each cell get players, transcripts and a spectrogram (0: none).
+    utterances: int = 3
+    #: Codec of their audio files: `opus` or `flac`.
+    audio: str = "opus"
+
+
+@dataclasses.dataclass(frozen=True)
 class BenchmarkConfig:
     """A validated benchmark configuration."""
 
@@ -283,6 +295,7 @@ class BenchmarkConfig:
     name: str
     path: Optional[Path]
     raw: Mapping[str, Any]
+    report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
 
     def system(self, label: str) -> SystemConfig:
         """
@@ -778,6 +791,14 @@ def _transfer_rows(value: Any, systems: Sequence[SystemConfig]) -> Tuple[Transfe
     return tuple(rows)
 
 
+def _report(value: Any) -> ReportConfig:
+    report = _mapping(value, "report", optional=_keys(ReportConfig))
+    return ReportConfig(
+        utterances=_integer(report.get("utterances", 3), "report.utterances", minimum=0),
+        audio=_string(report.get("audio", "opus"), "report.audio", REPORT_AUDIO_FORMATS),
+    )
+
+
 def parse_config(
     raw: Any, base_dir: Path, path: Optional[Path] = None, max_utterances: Optional[int] = None
 ) -> BenchmarkConfig:
@@ -795,7 +816,7 @@ def parse_config(
         raw,
         "",
         required=("data", "targets", "systems", "attacks"),
-        optional=("name", "seed", "device", "batch_size", "transfer", "save_adversarial"),
+        optional=("name", "seed", "device", "batch_size", "transfer", "save_adversarial", "report"),
     )
     batch_size = _integer(top.get("batch_size", 16), "batch_size", minimum=1)
     attacks = _attacks(top["attacks"])
@@ -829,6 +850,7 @@ def parse_config(
         ),
         path=path,
         raw=raw,
+        report=_report({} if top.get("report") is None else top["report"]),
     )
 
 

@@ -6,7 +6,10 @@ Outputs (in the output directory):
 - ``results.jsonl``: one record per finished or failed cell (the source of truth; appended and fsync'ed per cell).
 - ``utterances.csv``: one row per table row x attack x max-norm x utterance (see :data:`UTTERANCE_COLUMNS`); the
   ``seconds`` column is wall-clock time and the only field that differs between two runs of the same config.
-- ``table1.csv``, ``table1.md``, ``wer_vs_eps.png``: the study's Table I and its plot.
+- ``table1.csv``, ``table1.md``: the study's Table I; ``table1_heatmap.png``: the same as a heatmap;
+  ``wer_vs_eps.png``: WER against the max-norm, one panel per model family (FGSM solid, PGD dashed).
+- ``report.html`` and ``report/``: the results to read and hear, opened from disk (see
+  :mod:`art_asr_ext.benchmark.report`); its audio and spectrograms are written per cell as it finishes.
 - ``perceptual.csv``: per attacked cell, mean and 10th/90th percentiles of SNR, wide-band PESQ and STOI (also per
   utterance in ``utterances.csv``); ``table1.md`` adds the median SNR of each cell.
 - ``strength.csv``, ``strength.png``: with a list of PGD ``max_iter`` or of a defence's ``eot_samples``, WER against
@@ -47,7 +50,9 @@ from art_asr_ext.benchmark.cells import run_cell
 from art_asr_ext.benchmark.checks import checks_json, checks_markdown, evaluation_checks
 from art_asr_ext.benchmark.config import BenchmarkConfig, ConfigError, SystemConfig, missing_files
 from art_asr_ext.benchmark.evaluation_data import load_evaluation_data, sample_targets
-from art_asr_ext.benchmark.store import OutputLock, ResultStore, output_errors
+from art_asr_ext.benchmark.report import REPORT, write_report
+from art_asr_ext.benchmark.report_media import save_cell_media
+from art_asr_ext.benchmark.store import OutputError, OutputLock, ResultStore, output_errors
 from art_asr_ext.benchmark.strength import plot_strength, strength_csv
 from art_asr_ext.utils.audio import waveform_digest
 from art_asr_ext.utils.environment import device_description, versions
@@ -56,6 +61,7 @@ from art_asr_ext.benchmark.systems import build_system, check_alphabet, reseed_d
 from art_asr_ext.benchmark.table import (
     TableLayout,
     perceptual_csv,
+    plot_table_heatmap,
     plot_wer_vs_eps,
     table_csv,
     table_markdown,
@@ -290,6 +296,25 @@ def table_layout(config: BenchmarkConfig) -> TableLayout:
     )
 
 
+#: Panel of each estimator type in wer_vs_eps.png.
+FAMILY_NAMES = {
+    "deepspeech2": "DeepSpeech2",
+    "espnet": "ESPnet Transformer",
+    "whisper": "Whisper",
+    "pocketsphinx": "PocketSphinx",
+}
+
+
+def row_families(config: BenchmarkConfig) -> Dict[str, str]:
+    """
+    :param config: The benchmark.
+    :return: The family of each table row, its panel in wer_vs_eps.png: the model type, or transfer attacks.
+    """
+    families = {system.label: FAMILY_NAMES[system.estimator.type] for system in config.systems}
+    families.update({transfer.label: "Transfer attacks" for transfer in config.transfer})
+    return families
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------------------------------------
@@ -323,26 +348,55 @@ class _SystemCache:
         return self.estimator
 
 
+def current_records(
+    store: ResultStore, grid: Sequence[Cell], fingerprints: Optional[Mapping[str, str]]
+) -> Dict[str, Dict[str, Any]]:
+    """
+    :param store: The run's results.
+    :param grid: Its cells.
+    :param fingerprints: Each cell's fingerprint now, or None to take the latest record of each cell as it is (the
+                         report of a finished run, whose data may no longer be at hand).
+    :return: The record of each cell of the grid whose latest record still applies, in grid order.
+    """
+    latest = store.latest()
+    records = {}
+    for cell in grid:
+        record = latest.get(cell.key)
+        if record is not None and (fingerprints is None or record.get("fingerprint") == fingerprints[cell.key]):
+            records[cell.key] = record
+    return records
+
+
+def table_caption(config: BenchmarkConfig, rows: Sequence[Mapping[str, Any]], skipped: Sequence[Any] = ()) -> str:
+    """
+    :param config: The benchmark.
+    :param rows: Utterance rows of every finished cell.
+    :param skipped: The utterances left out as bad data.
+    :return: The caption of Table I.
+    """
+    used = f"{config.data.max_utterances or 'all'} utterances of {config.data.librispeech.name}"
+    if skipped:  # the count actually in the table, then the bad ones left out
+        used = f"{len({row['utterance_id'] for row in rows}) or 'no'} utterances of {config.data.librispeech.name}"
+        used += f" ({len(skipped)} more skipped as bad data, listed below)"
+    return f"Table I: {config.name}, {used}, seed {config.seed}."
+
+
 def _write_outputs(
     config: BenchmarkConfig,
     store: ResultStore,
     grid: Sequence[Cell],
-    fingerprints: Mapping[str, str],
+    fingerprints: Optional[Mapping[str, str]],
     plot: bool,
     skipped_utterances: Sequence[BadUtterance] = (),
 ) -> Dict[str, str]:
     layout = table_layout(config)
-    latest = store.latest()
     rows: List[Mapping[str, Any]] = []
     failed: Dict[str, str] = {}
-    for cell in grid:
-        record = latest.get(cell.key)
-        if record is None or record.get("fingerprint") != fingerprints[cell.key]:
-            continue
+    for key, record in current_records(store, grid, fingerprints).items():
         if record["status"] == "ok":
             rows += record["rows"]
         else:
-            failed[cell.key] = record.get("error", "")
+            failed[key] = record.get("error", "")
     row_order = [label for label, _ in layout.rows]
     out = store.out_dir
     atomic_write_text(out / "utterances.csv", utterances_csv(rows, row_order))
@@ -354,11 +408,7 @@ def _write_outputs(
     rows = [row for row in rows if not row.get("strength")]  # Table I and its companions: the Table I cells
     atomic_write_text(out / "table1.csv", table_csv(layout, rows))
     atomic_write_text(out / "perceptual.csv", perceptual_csv(rows, row_order))
-    used = f"{config.data.max_utterances or 'all'} utterances of {config.data.librispeech.name}"
-    if skipped_utterances:  # the count actually in the table, then the bad ones left out
-        used = f"{len({row['utterance_id'] for row in rows}) or 'no'} utterances of {config.data.librispeech.name}"
-        used += f" ({len(skipped_utterances)} more skipped as bad data, listed below)"
-    caption = f"Table I: {config.name}, {used}, seed {config.seed}."
+    caption = table_caption(config, rows, skipped_utterances)
     table = table_markdown(layout, rows, failed, caption, skipped=[str(bad) for bad in skipped_utterances])
     atomic_write_text(out / "checks.json", json.dumps(checks_json(checks), indent=2) + "\n")
     atomic_write_text(out / "table1.md", table + "\n" + checks_markdown(checks))
@@ -371,10 +421,19 @@ def _write_outputs(
         entries = matrix_rows(config, rows)
         atomic_write_text(out / "transfer_matrix.csv", matrix_csv(entries))
     if plot:
-        plot_wer_vs_eps(layout, rows, out / "wer_vs_eps.png")
+        _plot_table(config, rows, failed, out, caption)
         if config.transfer:
             plot_transfer_matrix(config, entries, out / "transfer_matrix.png")
     return failed
+
+
+def _plot_table(
+    config: BenchmarkConfig, rows: Sequence[Mapping[str, Any]], failed: Mapping[str, str], out: Path, caption: str
+) -> None:
+    """wer_vs_eps.png (small multiples) and table1_heatmap.png."""
+    layout = table_layout(config)
+    plot_wer_vs_eps(layout, rows, out / "wer_vs_eps.png", families=row_families(config))
+    plot_table_heatmap(layout, rows, failed, out / "table1_heatmap.png", title=caption)
 
 
 def _run_json(config: BenchmarkConfig, out_dir: Path, extra: Mapping[str, Any]) -> None:
@@ -397,6 +456,68 @@ def _run_json(config: BenchmarkConfig, out_dir: Path, extra: Mapping[str, Any]) 
         "history": history[-20:],
     }
     atomic_write_text(path, json.dumps(content, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _record_report(out_dir: Path, written: Mapping[str, Any], media_s: float, write_s: float, wall_s: float) -> None:
+    """Log what the report cost and weighs, and keep it in run.json's invocation (its last write)."""
+    path = out_dir / "run.json"
+    content = json.loads(path.read_text(encoding="utf-8"))
+    share = 100.0 * (media_s + write_s) / wall_s if wall_s > 0 else 0.0
+    content["invocation"]["report"] = {
+        "path": REPORT,
+        "files": written["files"],
+        "bytes": written["bytes"],
+        "media_s": round(media_s, 3),
+        "write_s": round(write_s, 3),
+        "share_of_wall_time_percent": round(share, 2),
+    }
+    atomic_write_text(path, json.dumps(content, indent=2, sort_keys=True, default=str) + "\n")
+    logger.info(
+        "Report %s: %d files, %.1f MB; its media took %.1f s over the run and the page %.2f s (%.1f %% of the wall "
+        "time).",
+        out_dir / REPORT,
+        written["files"],
+        written["bytes"] / 1e6,
+        media_s,
+        write_s,
+        share,
+    )
+
+
+def report_finished_run(out_dir: Path, plot: bool = True) -> Dict[str, Any]:
+    """
+    Write report.html (and, with `plot`, the figures) of a run's output directory from its results.jsonl and
+    run.json: the latest record of each cell, and the media saved when each cell ran. Nothing is computed.
+
+    :param out_dir: The output directory of a run.
+    :param plot: Redraw table1_heatmap.png and wer_vs_eps.png too.
+    :return: The report's number of files and size in bytes.
+    :raises OutputError: If `out_dir` holds no run (no results.jsonl or no run.json), or a run holds it now.
+    :raises ConfigError: If run.json's config is no longer valid.
+    """
+    out_dir = Path(out_dir)
+    for name in ("results.jsonl", "run.json"):
+        if not (out_dir / name).is_file():
+            what = "is not a directory" if not out_dir.is_dir() else f"holds no run's results (no {name})"
+            raise OutputError(f"{out_dir} {what}; give the --out directory of a run of art-asr-benchmark.")
+    try:
+        run = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
+        raw, config_path = run["config"], run.get("config_path")
+    except (ValueError, KeyError, TypeError) as error:
+        raise OutputError(f"{out_dir / 'run.json'} is not a run.json of art-asr-benchmark: {error}") from error
+    base_dir = Path(config_path).parent if config_path else out_dir
+    from art_asr_ext.benchmark.config import parse_config
+
+    config = parse_config(raw, base_dir, path=None if config_path is None else Path(config_path))
+    grid = build_grid(config)
+    with output_errors(out_dir), OutputLock(out_dir):
+        records = current_records(ResultStore(out_dir, create=False), grid, None)
+        rows = [row for record in records.values() if record.get("status") == "ok" for row in record["rows"]]
+        caption = table_caption(config, rows)
+        if plot:
+            failed = {key: record.get("error", "") for key, record in records.items() if record.get("status") != "ok"}
+            _plot_table(config, rows, failed, out_dir, caption)
+        return write_report(out_dir, f"Table I: {config.name}", caption, table_layout(config), grid, records)
 
 
 class _RunLogHandler(logging.FileHandler):
@@ -515,6 +636,7 @@ def _run_locked(
         order = {system.label: i for i, system in enumerate(config.systems)}
         pending.sort(key=lambda c: (c.is_transfer, order[c.system] if c.is_transfer else 0))
         bar = _progress_bar(total=len(pending), desc="cells", unit="cell", disable=not progress, dynamic_ncols=True)
+        media_seconds = 0.0
         for cell in pending:
             if max_cells is not None and len(summary.computed) + len(summary.failed) >= max_cells:
                 summary.pending.append(cell.key)
@@ -561,6 +683,7 @@ def _run_locked(
                         source_adversarial,
                         on_batch=inner.update,
                         source_rows=source["rows"] if cell.is_transfer else None,
+                        keep_defended=config.report.utterances,
                     )
                 record.update(status="ok", rows=output.rows, seconds=output.seconds)
                 summary.computed.append(cell.key)
@@ -570,8 +693,19 @@ def _run_locked(
                 record.update(status="failed", error=message, traceback=traceback.format_exc())
                 summary.failed[cell.key] = message
                 logger.error("Cell %s failed: %s", cell.key, message)
+            if output is not None and config.report.utterances:
+                media_start = time.perf_counter()
+                try:  # the report's audio and spectrograms, kept with the record so a resumed run still has them
+                    record["report_media"] = save_cell_media(
+                        out_dir, cell, estimator, utterances, output.adversarial, config.report, output.defended
+                    )
+                except OSError:
+                    raise
+                except Exception as error:  # a missing codec must not lose the cell's result
+                    logger.warning("No report media for %s: %s: %s", cell.key, type(error).__name__, error)
+                media_seconds += time.perf_counter() - media_start
             # Writing is outside the cell's own errors: a full or read-only disk stops the run (OutputError), it
-            # does not fail the cell. The examples go first, so a recorded transfer source always has its file.
+            # does not fail the cell. The examples and media go first, so a recorded cell always has its files.
             if output is not None and cell.key in keep:
                 store.save_adversarial(cell.key, output.adversarial)
             store.append(record)
@@ -602,8 +736,21 @@ def _run_locked(
                     "pending": len(summary.pending),
                 },
                 "wall_time_s": round(summary.wall_time, 3),
+                "report_media_s": round(media_seconds, 3),
             },
         )
+        report_start = time.perf_counter()
+        records = current_records(store, grid, fingerprints)
+        rows = [row for record in records.values() if record["status"] == "ok" for row in record["rows"]]
+        written = write_report(
+            out_dir,
+            f"Table I: {config.name}",
+            table_caption(config, rows, skipped_utterances),
+            table_layout(config),
+            grid,
+            records,
+        )
+        _record_report(out_dir, written, media_seconds, time.perf_counter() - report_start, summary.wall_time)
         logger.info(
             "Done in %.1f s: %d computed, %d skipped, %d failed, %d pending.",
             summary.wall_time,

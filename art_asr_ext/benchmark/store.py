@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 RESULTS = "results.jsonl"
 LOCK = ".lock"
+#: The folder of report.html's media, written per cell (see :mod:`art_asr_ext.benchmark.report_media`).
+REPORT_MEDIA = "report"
 
 #: Errors that mean a file system cannot take more writes (full, over quota, file too large, read-only).
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
@@ -181,6 +183,8 @@ class ResultStore:
             for directory in (self.out_dir, self.adversarial_dir):
                 for temporary in directory.glob(".*.tmp"):
                     temporary.unlink()
+            for temporary in (self.out_dir / REPORT_MEDIA).rglob(".*.tmp"):
+                temporary.unlink()
         if not self.path.is_file():
             return
         data = self.path.read_bytes()

@@ -292,47 +292,227 @@ def median_snr_markdown(layout: TableLayout, rows: Iterable[Mapping[str, Any]]) 
     return "\n".join(lines) + "\n"
 
 
-def plot_wer_vs_eps(layout: TableLayout, rows: Iterable[Mapping[str, Any]], path) -> bool:
+#: WER (%) at the dark end of the heatmap's colour scale; higher values get its colour too.
+WER_SCALE_MAX = 100.0
+#: Anchors of the heatmap's sequential colour scale (ColorBrewer YlOrRd), light for a low WER.
+_SCALE = ((255, 255, 204), (254, 217, 118), (253, 141, 60), (227, 26, 28), (128, 0, 38))
+
+
+def wer_colour(value: float) -> Tuple[str, str]:
     """
-    Plot WER against the max-norm, one line per table row, FGSM and PGD side by side (matplotlib's Agg backend).
+    :param value: WER in percent.
+    :return: CSS background and text colours of a heatmap cell with that WER.
+    """
+    position = min(max(value / WER_SCALE_MAX, 0.0), 1.0) * (len(_SCALE) - 1)
+    low = min(int(position), len(_SCALE) - 2)
+    fraction = position - low
+    rgb = [round(a + (b - a) * fraction) for a, b in zip(_SCALE[low], _SCALE[low + 1])]
+    luminance = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
+    return f"rgb({rgb[0]}, {rgb[1]}, {rgb[2]})", "#fff" if luminance < 140 else "#000"
+
+
+#: Most rows (lines of one colour) in one panel of wer_vs_eps.png: a larger family is split over several panels.
+MAX_LINES_PER_PANEL = 8
+#: Line style and marker of each attack in wer_vs_eps.png.
+ATTACK_STYLES = {"fgsm": ("-", "o"), "pgd": ("--", "s")}
+
+
+@dataclasses.dataclass(frozen=True)
+class LineSpec:
+    """One line of wer_vs_eps.png: a table row under one attack, in one panel."""
+
+    panel: str
+    row: str
+    attack: str
+    colour: str
+    linestyle: str
+
+
+def panel_rows(layout: TableLayout, families: Optional[Mapping[str, str]] = None) -> List[Tuple[str, List[str]]]:
+    """
+    :param layout: Rows and columns.
+    :param families: The family (panel name) of each row label, e.g. the model; rows without one share a panel.
+    :return: `(panel title, row labels)` in table order, at most :data:`MAX_LINES_PER_PANEL` rows a panel (a larger
+             family is split evenly: "DeepSpeech2 (1/2)").
+    """
+    groups: Dict[str, List[str]] = {}
+    for label, _ in layout.rows:
+        groups.setdefault((families or {}).get(label, "Systems"), []).append(label)
+    panels = []
+    for family, labels in groups.items():
+        count = math.ceil(len(labels) / MAX_LINES_PER_PANEL)
+        size = math.ceil(len(labels) / count)
+        for index in range(count):
+            title = family if count == 1 else f"{family} ({index + 1}/{count})"
+            panels.append((title, labels[index * size : (index + 1) * size]))
+    return panels
+
+
+def _save_figure(figure, path) -> None:
+    import matplotlib.pyplot as plt
+
+    # Atomic, like every output: a full disk must not leave a truncated PNG behind.
+    try:
+        atomic_write(Path(path), lambda file: figure.savefig(file, format="png", dpi=110), binary=True)
+    finally:
+        plt.close(figure)
+
+
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend, or None (with a warning) without matplotlib."""
+    try:
+        import matplotlib
+    except ImportError:
+        logger.warning("matplotlib is not installed (pip install 'art-asr-ext[benchmark]'): no figures")
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_wer_vs_eps(
+    layout: TableLayout, rows: Iterable[Mapping[str, Any]], path, families: Optional[Mapping[str, str]] = None
+) -> List[LineSpec]:
+    """
+    Plot WER against the max-norm as small multiples: one panel per family of rows (see :func:`panel_rows`), one
+    colour per row within a panel, FGSM solid with circles and PGD dashed with squares (matplotlib's Agg backend).
 
     :param layout: Rows and columns.
     :param rows: Utterance rows of every finished cell.
     :param path: PNG file to write.
-    :return: Whether there was anything to plot (nothing is written otherwise, nor without matplotlib, which is in
-             the `benchmark` extra).
+    :param families: The family (panel) of each row label.
+    :return: The lines drawn (empty when there was nothing to plot: nothing is written then, nor without
+             matplotlib, which is in the `benchmark` extra).
     """
-    try:
-        import matplotlib
-    except ImportError:
-        logger.warning("matplotlib is not installed (pip install 'art-asr-ext[benchmark]'): no wer_vs_eps.png")
-        return False
-    values = table_values(layout, rows)
+    values = dict(zip([label for label, _ in layout.rows], table_values(layout, rows)))
     offset = 1 + len(layout.noise_eps)  # past the Clean and noise-baseline columns
-    panels = [("FGSM", layout.fgsm_eps, offset), ("PGD", layout.pgd_eps, offset + len(layout.fgsm_eps))]
-    panels = [panel for panel in panels if panel[1]]
-    if not panels or all(all(v is None for v in line[1:]) for line in values):
-        return False
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    attacks = [("fgsm", layout.fgsm_eps, offset), ("pgd", layout.pgd_eps, offset + len(layout.fgsm_eps))]
 
-    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
-    for axis, (name, eps_list, offset) in zip(axes[0], panels):
-        for (row_label, _), line in zip(layout.rows, values):
-            points = [(eps, line[offset + i]) for i, eps in enumerate(eps_list) if line[offset + i] is not None]
-            if points:
-                axis.plot(*zip(*points), marker="o", label=row_label)
+    def points(label: str, eps_list: Sequence[float], start: int) -> List[Tuple[float, float]]:
+        line = values[label]
+        return [(eps, line[start + i]) for i, eps in enumerate(eps_list) if line[start + i] is not None]
+
+    panels = [
+        (title, [label for label in labels if any(points(label, e, o) for _, e, o in attacks)])
+        for title, labels in panel_rows(layout, families)
+    ]
+    panels = [(title, labels) for title, labels in panels if labels]
+    if not panels:
+        return []
+    plt = _pyplot()
+    if plt is None:
+        return []
+    from matplotlib.lines import Line2D
+
+    columns = min(3, len(panels))
+    lines_of_panels = (len(panels) + columns - 1) // columns
+    figure, axes = plt.subplots(
+        lines_of_panels, columns, figsize=(5.2 * columns, 4.6 * lines_of_panels), squeeze=False, sharey=True
+    )
+    colours = plt.get_cmap("tab10").colors
+    specs: List[LineSpec] = []
+    for axis, (title, labels) in zip(axes.flat, panels):
+        for index, label in enumerate(labels):
+            colour = colours[index % len(colours)]
+            for attack, eps_list, start in attacks:
+                found = points(label, eps_list, start)
+                if not found:
+                    continue
+                style, marker = ATTACK_STYLES[attack]
+                axis.plot(*zip(*found), linestyle=style, marker=marker, color=colour, label=f"{label} {attack}")
+                specs.append(LineSpec(title, label, attack, matplotlib_colour(colour), style))
         axis.set_xscale("log")
-        axis.set_xlabel("max-norm (L\u221e) of the perturbation")
-        axis.set_ylabel("WER (%)")
-        axis.set_title(name)
+        axis.set_title(title, fontsize="medium")
+        axis.set_xlabel("max-norm (L\u221e)")
         axis.grid(True, which="both", alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=2, fontsize="small")
-    figure.tight_layout(rect=(0, 0.08 + 0.03 * ((len(labels) + 1) // 2), 1, 1))
-    # Atomic, like every output: a full disk must not leave a truncated PNG behind.
-    try:
-        atomic_write(Path(path), lambda file: figure.savefig(file, format="png", dpi=120), binary=True)
-    finally:
-        plt.close(figure)
+        handles = [Line2D([], [], color=colours[i % len(colours)], lw=3) for i in range(len(labels))]
+        axis.legend(handles, labels, fontsize="x-small", loc="best")
+    for axis in axes[:, 0]:
+        axis.set_ylabel("WER (%)")
+    for axis in list(axes.flat)[len(panels) :]:
+        axis.set_visible(False)
+    styles = [
+        Line2D([], [], color="#444", linestyle=ATTACK_STYLES[a][0], marker=ATTACK_STYLES[a][1]) for a in ATTACK_STYLES
+    ]
+    figure.legend(styles, ["FGSM", "PGD"], loc="upper center", ncol=2, fontsize="small")
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (4.6 * lines_of_panels)))
+    _save_figure(figure, path)
+    return specs
+
+
+def matplotlib_colour(colour: Any) -> str:
+    """
+    :param colour: A matplotlib colour.
+    :return: It as `#rrggbb`.
+    """
+    from matplotlib.colors import to_hex
+
+    return to_hex(colour)
+
+
+def _column_key(layout: TableLayout, row: int, column: int) -> Optional[str]:
+    """The key of the cell behind a table row and (value) column: None for the imperceptible columns."""
+    label, clean_system = layout.rows[row]
+    if column == 0:
+        return f"{clean_system} | clean | 0.0"
+    attack_columns = layout.attack_columns()
+    if column - 1 < len(attack_columns):
+        _, attack, eps = attack_columns[column - 1]
+        return f"{label} | {attack} | {eps!r}"
+    return None
+
+
+def plot_table_heatmap(
+    layout: TableLayout, rows: Iterable[Mapping[str, Any]], failed: Mapping[str, str], path, title: str = ""
+) -> bool:
+    """
+    Draw Table I as a heatmap for papers and slides: WER in each cell, coloured on one scale (0 to 100 % and above),
+    hatched where a cell failed, blank where it has no result.
+
+    :param layout: Rows and columns.
+    :param rows: Utterance rows of every finished cell.
+    :param failed: Error message of each failed cell key.
+    :param path: PNG file to write.
+    :param title: A line above the table.
+    :return: Whether it was written (not without results, nor without matplotlib).
+    """
+    values = table_values(layout, rows)
+    if all(value is None for line in values for value in line):
+        return False
+    plt = _pyplot()
+    if plt is None:
+        return False
+    headers = layout.columns[1:]
+    figure_width = 2.6 + 0.95 * len(headers)
+    figure, axis = plt.subplots(figsize=(figure_width, 0.9 + 0.34 * len(values)))
+    for i, line in enumerate(values):
+        for j, value in enumerate(line):
+            if value is None:
+                hatch = (
+                    "///"
+                    if _column_key(layout, i, j) in failed
+                    or (
+                        j >= len(line) - 2
+                        and layout.imperceptible
+                        and any(key.startswith(f"{layout.rows[i][0]} | imperceptible |") for key in failed)
+                    )
+                    else None
+                )
+                axis.add_patch(plt.Rectangle((j, i), 1, 1, facecolor="#f4f4f4", edgecolor="#fff", hatch=hatch))
+                continue
+            background, colour = wer_colour(value)
+            rgb = [int(part) / 255 for part in background[4:-1].split(",")]
+            axis.add_patch(plt.Rectangle((j, i), 1, 1, facecolor=rgb, edgecolor="#fff"))
+            axis.text(j + 0.5, i + 0.5, f"{value:.1f}", ha="center", va="center", fontsize=8, color=colour)
+    axis.set_xlim(0, len(headers))
+    axis.set_ylim(len(values), 0)
+    axis.set_xticks([j + 0.5 for j in range(len(headers))], headers, rotation=35, ha="right", fontsize=8)
+    axis.set_yticks([i + 0.5 for i in range(len(values))], [label for label, _ in layout.rows], fontsize=8)
+    axis.tick_params(length=0)
+    for spine in axis.spines.values():
+        spine.set_visible(False)
+    axis.set_title(f"{title}\nWER (%), colour scale 0 to {WER_SCALE_MAX:.0f}+", fontsize=9)
+    figure.tight_layout()
+    _save_figure(figure, path)
     return True

@@ -7,7 +7,7 @@ dB) and how audible it is (wide-band PESQ and STOI, from the `perceptual` extra,
 
 from art_asr_ext.metrics.perceptual import PerceptualScores, perceptual_scores, pesq_wideband, stoi_score
 from art_asr_ext.metrics.snr import linf_norm, perturbation_size, snr_db
-from art_asr_ext.metrics.wer import WordErrors, corpus_wer, utterance_word_errors, word_errors
+from art_asr_ext.metrics.wer import WordErrors, corpus_wer, utterance_word_errors, word_alignment, word_errors
 
 __all__ = [
     "PerceptualScores",
@@ -20,5 +20,6 @@ __all__ = [
     "snr_db",
     "stoi_score",
     "utterance_word_errors",
+    "word_alignment",
     "word_errors",
 ]

@@ -9,7 +9,7 @@ attack that makes the model emit a long phrase over a short utterance gives a WE
 """
 
 import dataclasses
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import jiwer
 import numpy as np
@@ -50,6 +50,31 @@ def word_errors(reference: str, hypothesis: str) -> WordErrors:
             raise ValueError(f"{name} must be a string. Found: {type(text).__name__} {text!r}")
     output = jiwer.process_words(str(reference), str(hypothesis))
     return WordErrors(output.substitutions, output.deletions, output.insertions, output.hits)
+
+
+def word_alignment(reference: str, hypothesis: str) -> List[Tuple[str, List[str], List[str]]]:
+    """
+    The word-level alignment behind :func:`word_errors`, for showing where a hypothesis differs.
+
+    :param reference: Reference transcript (may be empty).
+    :param hypothesis: Recognised transcript (may be empty).
+    :return: `(operation, reference words, hypothesis words)` spans in order; operation is `equal`, `substitute`,
+             `delete` (reference words missing from the hypothesis) or `insert` (hypothesis words not in the
+             reference).
+    """
+    reference_words, hypothesis_words = str(reference).split(), str(hypothesis).split()
+    if not reference_words or not hypothesis_words:  # nothing to align: all deleted, or all inserted
+        spans = [("delete", reference_words, [])] if reference_words else []
+        return spans + ([("insert", [], hypothesis_words)] if hypothesis_words else [])
+    output = jiwer.process_words(" ".join(reference_words), " ".join(hypothesis_words))
+    return [
+        (
+            chunk.type,
+            reference_words[chunk.ref_start_idx : chunk.ref_end_idx],
+            hypothesis_words[chunk.hyp_start_idx : chunk.hyp_end_idx],
+        )
+        for chunk in output.alignments[0]
+    ]
 
 
 def utterance_word_errors(references: Sequence[str], hypotheses: Sequence[str]) -> List[WordErrors]:

@@ -1,12 +1,16 @@
 """
-Fixtures for the benchmark runner tests: the small config written to disk, and one uninterrupted run of it that other
-tests compare against.
+Fixtures for the benchmark runner tests: the small config written to disk, one uninterrupted run of it that other
+tests compare against, and one run of the CI preset through the command line (its outputs, report.html among them,
+are checked by several tests).
 """
+
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from tests.benchmarks.helpers import mini_config_dict, write_config
+from tests.benchmarks.helpers import DATA, REPO, mini_config_dict, write_config
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +26,18 @@ def uninterrupted(mini_config_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("uninterrupted")
     summary = run_benchmark(load_config(mini_config_path), out, progress=False, threads=1, plot=False)
     return out, summary
+
+
+@pytest.fixture(scope="session")
+def ci_tiny_run(tmp_path_factory):
+    """The `ci_tiny` preset run once through the command line: its output directory and the finished process."""
+    assert (DATA / "LibriSpeech" / "test-clean").is_dir(), f"Real test data missing: {DATA}"
+    out = tmp_path_factory.mktemp("ci_tiny")
+    command = [sys.executable, "benchmarks/run.py", "--preset", "ci_tiny", "--out", str(out)]
+    result = subprocess.run(
+        command + ["--threads", "1", "--no-progress"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    return out, result
 
 
 @pytest.fixture(autouse=True)

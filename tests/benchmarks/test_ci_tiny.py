@@ -4,8 +4,6 @@ End-to-end: the CI preset through the command line, checking every output file.
 
 import json
 import math
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
@@ -13,17 +11,13 @@ import yaml
 
 from art_asr_ext.benchmark.cells import UTTERANCE_COLUMNS
 from art_asr_ext.benchmark.presets import preset_path
-from tests.benchmarks.helpers import DATA, REPO, read_csv
+from tests.benchmarks.helpers import read_csv
 
 CONFIG = preset_path("ci_tiny")
 
 
-def test_ci_tiny_end_to_end(tmp_path):
-    assert (DATA / "LibriSpeech" / "test-clean").is_dir(), f"Real test data missing: {DATA}"
-    command = [sys.executable, "benchmarks/run.py", "--preset", "ci_tiny", "--out", str(tmp_path)]
-    result = subprocess.run(
-        command + ["--threads", "1", "--no-progress"], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+def test_ci_tiny_end_to_end(ci_tiny_run):
+    tmp_path, result = ci_tiny_run
     assert result.returncode == 0, result.stderr[-3000:]
     raw = yaml.safe_load(CONFIG.read_text())
     noise, fgsm, pgd, budgets = (
@@ -94,8 +88,24 @@ def test_ci_tiny_end_to_end(tmp_path):
 
     assert read_csv(tmp_path / "failures.csv") == []
     assert (tmp_path / "wer_vs_eps.png").stat().st_size > 1000
+    assert (tmp_path / "table1_heatmap.png").stat().st_size > 1000
     assert len(list((tmp_path / "adversarial").glob("*.npz"))) == cells_per_system - 1
     run_json = json.loads((tmp_path / "run.json").read_text())
     assert run_json["config"] == raw and run_json["invocation"]["cells"]["computed"] == len(rows) // 2
     assert run_json["invocation"]["wall_time_s"] > 0 and run_json["versions"]["torch"]
     assert "Done in" in (tmp_path / "run.log").read_text()
+
+    # The report: its media saved per cell (first 3 utterances: both here), its cost and size in run.json.
+    report = run_json["invocation"]["report"]
+    assert (tmp_path / "report.html").is_file() and 0 < report["bytes"] < 30e6 and report["media_s"] > 0
+    records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    defended = {system["label"] for system in raw["systems"] if system.get("defences")}
+    for record in records:
+        media = record["report_media"]
+        assert [entry["utterance_id"] for entry in media] == run_json["invocation"]["utterances"]
+        for entry in media:
+            assert (entry["adversarial"] is None) == (record["attack"] == "clean")
+            assert (entry["defended"] is None) == (record["system"] not in defended)
+            assert (entry["spectrogram"] is None) == (record["attack"] == "clean")
+            for kind in ("clean", "adversarial", "defended", "spectrogram"):
+                assert entry[kind] is None or (tmp_path / entry[kind]).stat().st_size > 100

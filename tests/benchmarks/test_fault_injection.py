@@ -21,7 +21,7 @@ import pytest
 from art_asr_ext.benchmark.attacks import build_grid
 from art_asr_ext.benchmark.config import load_config
 from art_asr_ext.benchmark.presets import preset_path
-from tests.benchmarks.helpers import DATA, REPO, read_csv
+from tests.benchmarks.helpers import REPO, read_csv
 
 CELLS = len(build_grid(load_config(preset_path("ci_tiny"))))
 
@@ -72,10 +72,9 @@ def assert_nothing_torn(out, killed=False):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    assert (DATA / "LibriSpeech" / "test-clean").is_dir(), f"Real test data missing: {DATA}"
-    out = tmp_path_factory.mktemp("ci_tiny_uninterrupted")
-    result = _run(out)
+def reference(ci_tiny_run):
+    """The uninterrupted run of the preset (the session's, shared with test_ci_tiny.py and the report's tests)."""
+    out, result = ci_tiny_run
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 

@@ -52,12 +52,23 @@ def test_rerun_skips_finished_cells_and_a_stopped_run_resumes(uninterrupted, min
     first = run(mini_config_path, tmp_path, max_cells=3)
     assert len(first.computed) == 3 and len(first.pending) == MINI_CELLS - 3
     assert len(read_csv(tmp_path / "utterances.csv")) == 3 * 2  # results so far are already written
+    early_media = {path: path.stat().st_mtime_ns for path in (tmp_path / "report").rglob("*") if path.is_file()}
     second = run(mini_config_path, tmp_path)
     assert len(second.skipped) == 3 and len(second.computed) == MINI_CELLS - 3
     third = run(mini_config_path, tmp_path)
     assert len(third.skipped) == MINI_CELLS and not third.computed
     assert_same_results(tmp_path, uninterrupted[0])
     assert_no_duplicates(tmp_path)
+    # The report keeps the audio of the cells of the first run: saved when they ran, never rewritten.
+    assert early_media and all(path.stat().st_mtime_ns == mtime for path, mtime in early_media.items())
+    page = (tmp_path / "report.html").read_text()
+    records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert len(records) == MINI_CELLS and all(len(record["report_media"]) == 2 for record in records)
+    linked = {
+        entry[kind] for r in records for entry in r["report_media"] for kind in ("clean", "adversarial", "defended")
+    }
+    assert {path.relative_to(tmp_path).as_posix() for path in early_media if path.suffix == ".opus"} <= linked
+    assert all(f'src="{name}"' in page and (tmp_path / name).is_file() for name in linked - {None})
 
 
 def test_killed_run_loses_at_most_the_cell_in_flight(uninterrupted, mini_config_path, tmp_path):

@@ -71,6 +71,14 @@ def test_strength_cells_fill_strength_csv_and_leave_table_one_unchanged(runs):
     assert {r["strength"] for r in utterances} == {"", "max_iter=3", "eot_samples=3"}
     assert (strength / "strength.png").stat().st_size > 1000
 
+    # The report's heatmap is Table I (strength cells do not overwrite their Table I cells), and links the figure.
+    def heatmap(out):
+        page = (out / "report.html").read_text()
+        return page[page.index('<h2 id="table">') : page.index('<h2 id="figures">')]
+
+    assert heatmap(strength) == heatmap(plain) and heatmap(plain).count("data-column") == 3  # Clean, FGSM, PGD
+    assert 'src="strength.png"' in (strength / "report.html").read_text()
+
 
 def test_checks_compare_along_the_strength_axis(runs):
     strength, plain = runs

@@ -142,3 +142,18 @@ def test_pgd_through_a_defended_estimator_on_each_device(model, clips, device_ty
     for clean, example in zip(clips, adversarial):
         assert np.all(np.isfinite(example)) and 0 < np.max(np.abs(example - clean)) <= 0.01 + 1e-6
     assert len(estimator.predict(adversarial)) == 2
+
+
+def test_recording_defended_inputs_gives_what_the_model_received(model, clips):
+    defended = PyTorchDeepSpeech2(model=model, preprocessing_defences=_chain("black-box"))
+    with defended.recording_defended_inputs() as received:
+        transcripts = defended.predict(clips)
+    for (given, after), clip, expected in zip(received, clips, _defended_inputs(clips, "black-box")):
+        np.testing.assert_array_equal(given, clip)
+        np.testing.assert_array_equal(after, expected)  # the same noise draw as the chain's first
+    plain = PyTorchDeepSpeech2(model=model)
+    assert list(plain.predict(to_object_array([after for _, after in received]))) == list(transcripts)
+    with defended.recording_defended_inputs() as received:
+        defended.loss_gradient(clips, TARGETS)  # an attack's gradient pass is not recorded
+    defended.predict(clips)  # nor anything after the block
+    assert received == []

@@ -14,7 +14,7 @@ import abc
 import contextlib
 import logging
 import os
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -52,6 +52,8 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
     """
 
     estimator_params = PyTorchEstimator.estimator_params + ["optimizer"]
+    #: Where :meth:`recording_defended_inputs` collects `(input, defended input)` pairs (None: not recording).
+    _defended_record: Optional[List[Tuple[np.ndarray, np.ndarray]]] = None
 
     #: Largest fraction of padding over real samples in an internal batch (see `length_sorted_batches`).
     max_padding: float = 0.25
@@ -237,6 +239,7 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
             return list(utterances)
         processed = []
         for utterance in utterances:
+            given = utterance
             for defence in defences:
                 exact = getattr(
                     defence,
@@ -251,8 +254,26 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
                 estimate = defence.estimate_forward(utterance)
                 # `estimate - estimate.detach()` is exactly zero, so the value is forward's to the last bit
                 utterance = output + (estimate - estimate.detach())
+            if self._defended_record is not None and not torch.is_grad_enabled():
+                self._defended_record.append((given.detach().cpu().numpy(), utterance.detach().cpu().numpy()))
             processed.append(utterance)
         return processed
+
+    @contextlib.contextmanager
+    def recording_defended_inputs(self) -> Iterator[List[Tuple[np.ndarray, np.ndarray]]]:
+        """
+        Record what the model receives. Within the block, every utterance that passes through the defences without
+        a gradient (as in `predict`; an attack's gradient passes are not recorded) is appended to the yielded list as
+        `(input, defended input)`, 1-D numpy arrays in the model's dtype. Nothing is recorded without defences.
+
+        :return: The list the pairs are appended to.
+        """
+        record: List[Tuple[np.ndarray, np.ndarray]] = []
+        previous, self._defended_record = self._defended_record, record
+        try:
+            yield record
+        finally:
+            self._defended_record = previous
 
     def _batch_from_numpy(
         self, waveforms: Sequence[np.ndarray], requires_grad: bool = False
