@@ -31,3 +31,21 @@ def _single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def ci_tiny_serial(tmp_path_factory):
+    """One serial run of the `ci_tiny` preset through the command line (one torch thread): its output directory and
+    the finished process, shared by the end-to-end test and the executors that must reproduce its table."""
+    import subprocess
+    import sys
+
+    from tests.benchmarks.helpers import DATA, REPO
+
+    assert (DATA / "LibriSpeech" / "test-clean").is_dir(), f"Real test data missing: {DATA}"
+    out = tmp_path_factory.mktemp("ci_tiny_serial")
+    command = [sys.executable, "benchmarks/run.py", "--preset", "ci_tiny", "--out", str(out)]
+    result = subprocess.run(
+        command + ["--threads", "1", "--no-progress"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    return out, result
