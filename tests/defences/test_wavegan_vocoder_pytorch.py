@@ -308,7 +308,6 @@ def test_resynthesis_and_gradients_on_each_device(make_tiny_hifigan, make_speech
         assert torch.equal(waveform.grad, incoming) == (mode == "black-box")
 
 
-
 @pytest.mark.parametrize("batch", [1, 2])
 def test_white_box_hifigan_recomputes_its_blocks_with_the_same_output_and_gradient(
     make_tiny_hifigan, make_speech, monkeypatch, batch
