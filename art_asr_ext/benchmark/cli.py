@@ -38,6 +38,16 @@ def _count(minimum: int):
     return parse
 
 
+def _ray_address(text: str) -> str:
+    """An argparse type: a `--ray-address` (`auto`, `local` or HOST:PORT)."""
+    from art_asr_ext.benchmark.ray_executor import check_ray_address
+
+    try:
+        return check_ray_address(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """
     :param argv: Command-line arguments (default: `sys.argv[1:]`).
@@ -56,9 +66,46 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=_count(1), default=None, help="torch intra-op threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--no-plot", action="store_true", help="do not draw wer_vs_eps.png and table1_heatmap.png")
+    parser.add_argument(
+        "--executor",
+        choices=("serial", "ray"),
+        default="serial",
+        help="run the cells in this process (default) or as tasks on a Ray cluster (see docs/scaling.md)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        type=_ray_address,
+        default="auto",
+        help="with --executor ray: auto (the cluster `ray start` runs here, default), local (a Ray started for this "
+        "run) or HOST:PORT of a cluster's head",
+    )
+    parser.add_argument(
+        "--estimate",
+        action="store_true",
+        help="with --dry-run: time one batch of each system here and print each pending cell's cost in seconds and "
+        "the projected wall time on --workers workers",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_count(1),
+        action="append",
+        default=None,
+        help="with --estimate: project the wall time on N workers (repeatable; default 1, 2 and 8)",
+    )
     args = parser.parse_args(argv)
     if args.out is None and not args.dry_run:
         parser.error("--out is required (except with --dry-run)")
+    if args.estimate and not args.dry_run:
+        parser.error("--estimate goes with --dry-run")
+    if args.workers and not args.estimate:
+        parser.error("--workers goes with --dry-run --estimate")
+    if args.executor == "ray" and not args.dry_run:
+        try:
+            from art_asr_ext.benchmark.ray_executor import import_ray
+
+            import_ray()
+        except ImportError as error:
+            parser.error(str(error))
     return args
 
 
@@ -112,6 +159,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from art_asr_ext.benchmark.config import ConfigError, load_config
     from art_asr_ext.benchmark.dry_run import dry_run_report
     from art_asr_ext.benchmark.evaluation_data import BadDataError
+    from art_asr_ext.benchmark.ray_executor import ExecutorError
     from art_asr_ext.benchmark.runner import run_benchmark
     from art_asr_ext.benchmark.store import OutputError
 
@@ -123,7 +171,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         config = load_config(config_file, max_utterances=args.max_utterances)
         if args.dry_run:
-            print(dry_run_report(config, None if args.out is None else Path(args.out)), end="")
+            out = None if args.out is None else Path(args.out)
+            workers = tuple(args.workers or (1, 2, 8))
+            print(dry_run_report(config, out, estimate=args.estimate, workers=workers, threads=args.threads), end="")
             return 0
         summary = run_benchmark(
             config,
@@ -132,8 +182,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             progress=not args.no_progress,
             threads=args.threads,
             plot=not args.no_plot,
+            executor=args.executor,
+            ray_address=args.ray_address,
         )
-    except (ConfigError, BadDataError, OutputError, FileNotFoundError) as error:
+    except (ConfigError, BadDataError, OutputError, ExecutorError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print((Path(args.out) / "table1.md").read_text(encoding="utf-8"), end="")

@@ -210,6 +210,14 @@ class EstimatorConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class Resources:
+    """What one cell takes on a Ray cluster: Ray's `num_cpus` and `num_gpus` (fractions share a device)."""
+
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
 class SystemConfig:
     """One row of the table: an estimator, its defence chain and its label."""
 
@@ -232,6 +240,8 @@ class SystemConfig:
     #: Attack-strength variants of its defences' EOT draws (lists of `eot_samples`): per variant, defence index ->
     #: draws. Each adds a copy of the system's FGSM, PGD and SNR-budget PGD cells (strength.csv).
     eot_variants: Tuple[Mapping[int, int], ...] = ()
+    #: What one of its cells takes on a Ray cluster (`--executor ray`): CPUs, and GPUs on `device: gpu`.
+    resources: Resources = dataclasses.field(default_factory=Resources)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -627,12 +637,38 @@ def _system_eps(value: Any, path: str, attacks: AttackConfig) -> Dict[str, Tuple
     return chosen
 
 
-def _system(value: Any, path: str, base_dir: Path, attacks: AttackConfig, batch_size: int) -> SystemConfig:
+def _resources(value: Any, path: str, device: str, defaults: Optional[Resources] = None) -> Resources:
+    """A `resources` section: over `defaults` (the top-level section), or over one GPU per cell on `device: gpu`."""
+    if defaults is None:
+        defaults = Resources(num_gpus=1.0 if device == "gpu" else 0.0)
+    spec = _mapping(value, path, optional=_keys(Resources))
+    resources = Resources(
+        num_cpus=_number(spec.get("num_cpus", defaults.num_cpus), _join(path, "num_cpus"), positive=True),
+        num_gpus=_number(spec.get("num_gpus", defaults.num_gpus), _join(path, "num_gpus"), minimum=0),
+    )
+    if resources.num_gpus > 0 and device != "gpu":
+        _fail(_join(path, "num_gpus"), "must be 0 with `device: cpu` (the cells run on the CPU)", resources.num_gpus)
+    if resources.num_gpus > 1 and resources.num_gpus != int(resources.num_gpus):
+        _fail(
+            _join(path, "num_gpus"), "must be a whole number above 1 (Ray shares only single GPUs)", resources.num_gpus
+        )
+    return resources
+
+
+def _system(
+    value: Any,
+    path: str,
+    base_dir: Path,
+    attacks: AttackConfig,
+    batch_size: int,
+    device: str,
+    resources: Resources,
+) -> SystemConfig:
     spec = _mapping(
         value,
         path,
         required=("label", "estimator"),
-        optional=("defences", "attacks", "imperceptible", "batch_size", "training"),
+        optional=("defences", "attacks", "imperceptible", "batch_size", "training", "resources"),
     )
     label = _string(spec["label"], _join(path, "label"))
     defences = tuple(
@@ -675,6 +711,7 @@ def _system(value: Any, path: str, base_dir: Path, attacks: AttackConfig, batch_
         pgd_snr_db=grids["pgd_snr"],
         noise_eps=grids["noise"],
         eot_variants=_eot_variants(spec.get("defences") or [], _join(path, "defences")),
+        resources=_resources(spec.get("resources") or {}, _join(path, "resources"), device, resources),
     )
 
 
@@ -816,12 +853,14 @@ def parse_config(
         raw,
         "",
         required=("data", "targets", "systems", "attacks"),
-        optional=("name", "seed", "device", "batch_size", "transfer", "save_adversarial", "report"),
+        optional=("name", "seed", "device", "batch_size", "transfer", "save_adversarial", "report", "resources"),
     )
     batch_size = _integer(top.get("batch_size", 16), "batch_size", minimum=1)
+    device = _string(top.get("device", "cpu"), "device", DEVICES)
+    resources = _resources(top.get("resources") or {}, "resources", device)
     attacks = _attacks(top["attacks"])
     systems = tuple(
-        _system(item, _join("systems", i), base_dir, attacks, batch_size)
+        _system(item, _join("systems", i), base_dir, attacks, batch_size, device, resources)
         for i, item in enumerate(_list(top["systems"], "systems"))
     )
     seen: Dict[str, int] = {}
@@ -835,7 +874,7 @@ def parse_config(
         _fail("transfer", "needs at least one attack to transfer")
     return BenchmarkConfig(
         seed=_integer(top.get("seed", 0), "seed", minimum=0, maximum=MAX_SEED),
-        device=_string(top.get("device", "cpu"), "device", DEVICES),
+        device=device,
         batch_size=batch_size,
         data=_data(top["data"], base_dir, max_utterances),
         targets=_targets(top["targets"], base_dir),

@@ -27,8 +27,10 @@ Outputs (in the output directory):
 """
 
 import csv
+import ctypes
 import dataclasses
 import functools
+import gc
 import hashlib
 import io
 import json
@@ -46,7 +48,7 @@ import torch
 
 from art_asr_ext.data import BadUtterance, Utterance
 from art_asr_ext.benchmark.attacks import Cell, build_grid, transfer_sources
-from art_asr_ext.benchmark.cells import run_cell
+from art_asr_ext.benchmark.cells import CellOutput, run_cell
 from art_asr_ext.benchmark.checks import checks_json, checks_markdown, evaluation_checks
 from art_asr_ext.benchmark.config import BenchmarkConfig, ConfigError, SystemConfig, missing_files
 from art_asr_ext.benchmark.evaluation_data import load_evaluation_data, sample_targets
@@ -178,6 +180,9 @@ def _system_spec(system: SystemConfig) -> Dict[str, Any]:
         "weight_packages": {name: found.get(name) for name in _weight_packages(system)},
     }
 
+
+#: Where cells run: in the runner's own process, or as tasks on a Ray cluster.
+EXECUTORS = ("serial", "ray")
 
 #: Packages whose versions are part of every cell's fingerprint: a new release of any of them can change a result.
 FINGERPRINT_PACKAGES = ("art-asr-ext", "adversarial-robustness-toolbox", "torch", "espnet")
@@ -320,10 +325,33 @@ def row_families(config: BenchmarkConfig) -> Dict[str, str]:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-class _SystemCache:
-    """Keeps the estimator of the last system used (one at a time, so large models never share the device)."""
+def release_memory() -> None:
+    """
+    Give freed memory back to the system: collect reference cycles (ART's attacks and estimators hold some), empty
+    CUDA's cache, and ask glibc to return the free pages of its heap (without `malloc_trim`, a process keeps the peak
+    of every system it has held, however much of it is free).
+    """
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        pass
+
+
+class SystemCache:
+    """
+    Keeps the estimator of the last system used (one at a time, so large models never share the device or the
+    memory): a system's models are freed before the next system's are built. The serial runner holds one; so does
+    each Ray worker process (see :mod:`art_asr_ext.benchmark.ray_executor`).
+    """
 
     def __init__(self, config: BenchmarkConfig, texts: Sequence[str]) -> None:
+        """
+        :param config: The benchmark.
+        :param texts: Every transcript and target of the run (each system's alphabet is checked against them).
+        """
         self.config = config
         self.texts = texts
         self.label: Optional[str] = None
@@ -331,10 +359,14 @@ class _SystemCache:
         self.error: Optional[BaseException] = None
 
     def get(self, label: str):
+        """
+        :param label: A system's label.
+        :return: Its estimator, built on first use (the previous system's is freed first).
+        :raises RuntimeError: If building it failed (every cell of the system then fails with the same error).
+        """
         if label != self.label:
-            self.estimator, self.error, self.label = None, None, label
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            self.release()
+            self.label = label
             system = self.config.system(label)
             try:
                 logger.info("Building system %s", label)
@@ -346,6 +378,53 @@ class _SystemCache:
         if self.error is not None:
             raise RuntimeError(f"Building system {label!r} failed: {self.error}") from self.error
         return self.estimator
+
+    def release(self) -> None:
+        """Free the system held (its models and whatever its last cell left behind)."""
+        self.estimator, self.error, self.label = None, None, None
+        release_memory()
+
+
+def compute_cell(
+    config: BenchmarkConfig,
+    cell: Cell,
+    estimator,
+    utterances: Sequence[Utterance],
+    targets: Mapping[str, str],
+    source_adversarial: Optional[Mapping[str, np.ndarray]] = None,
+    source_rows: Optional[Sequence[Mapping[str, Any]]] = None,
+    on_batch=None,
+) -> CellOutput:
+    """
+    Run one cell from its own seed: torch, numpy and the defences' noise are reset to :func:`cell_seed` first, so a
+    cell gives the same result whatever ran before it in the same process, serially or on a Ray worker.
+
+    :param config: The benchmark.
+    :param cell: The cell.
+    :param estimator: Its system's estimator.
+    :param utterances: The benchmark's utterances.
+    :param targets: Their targets.
+    :param source_adversarial: For a transfer cell, its source cell's adversarial examples.
+    :param source_rows: For a transfer cell, its source cell's utterance rows.
+    :param on_batch: Called with the number of utterances of each finished batch.
+    :return: The cell's rows and adversarial examples.
+    """
+    seed = cell_seed(config.seed, cell)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    reseed_defences(estimator, seed)
+    set_eot_samples(estimator, config.system(cell.system), cell)
+    return run_cell(
+        cell,
+        estimator,
+        utterances,
+        targets,
+        config.system(cell.source).batch_size,
+        source_adversarial,
+        on_batch=on_batch,
+        source_rows=source_rows,
+        keep_defended=config.report.utterances,
+    )
 
 
 def current_records(
@@ -536,9 +615,16 @@ def run_benchmark(
     progress: bool = True,
     threads: Optional[int] = None,
     plot: bool = True,
+    executor: str = "serial",
+    ray_address: str = "auto",
 ) -> RunSummary:
     """
     Run every cell not yet finished in `out_dir` (failed cells are retried), then write the tables.
+
+    The cells run in this process (`executor="serial"`), or as Ray tasks on a cluster (`executor="ray"`, see
+    :mod:`art_asr_ext.benchmark.ray_executor`). Either way this process is the only writer of `out_dir`: it appends
+    each cell's record as the cell finishes, and a transfer cell gets its source's adversarial examples from here
+    (the driver ships them; workers never read or write `out_dir`, so it need not be on a shared file system).
 
     Every utterance is read and checked before the first cell (see :func:`load_evaluation_data`), and the run holds
     `out_dir`'s lock throughout (see :class:`OutputLock`).
@@ -549,12 +635,24 @@ def run_benchmark(
     :param progress: Show progress bars.
     :param threads: torch intra-op threads (default: torch's).
     :param plot: Write the WER plot.
+    :param executor: `serial` (default) or `ray`.
+    :param ray_address: With `executor="ray"`: `auto` (the cluster `ray start` runs here, or `RAY_ADDRESS`),
+                        `local` (a Ray instance started for this run only) or `HOST:PORT` of a cluster's head.
     :return: What was computed, skipped, failed and left pending.
     :raises ConfigError: If a file the run needs is missing or still a placeholder.
     :raises BadDataError: If some utterances are bad (all are named) and the config does not skip them.
     :raises OutputError: If another run holds `out_dir`, or it cannot be written (full, read-only).
+    :raises ValueError: For an unknown executor or a malformed Ray address.
+    :raises ImportError: For `executor="ray"` without Ray installed.
     """
     out_dir = Path(out_dir)
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {list(EXECUTORS)}. Found: {executor!r}")
+    if executor == "ray":
+        from art_asr_ext.benchmark.ray_executor import check_ray_address, import_ray
+
+        check_ray_address(ray_address)
+        import_ray()
     problems = missing_files(config)
     if problems:
         raise ConfigError("Cannot run; fix these paths in the config:\n  - " + "\n  - ".join(problems))
@@ -563,7 +661,17 @@ def run_benchmark(
         out_dir.mkdir(parents=True, exist_ok=True)
         with OutputLock(out_dir) as lock:
             return _run_locked(
-                config, out_dir, lock, utterances, skipped_utterances, max_cells, progress, threads, plot
+                config,
+                out_dir,
+                lock,
+                utterances,
+                skipped_utterances,
+                max_cells,
+                progress,
+                threads,
+                plot,
+                executor,
+                ray_address,
             )
 
 
@@ -577,6 +685,8 @@ def _run_locked(
     progress: bool,
     threads: Optional[int],
     plot: bool,
+    executor: str = "serial",
+    ray_address: str = "auto",
 ) -> RunSummary:
     start_time = time.perf_counter()
     handler = _RunLogHandler(out_dir / "run.log", encoding="utf-8")
@@ -631,17 +741,34 @@ def _run_locked(
                     "Recomputing %s: %s", cell.key, fingerprint_change(record.get("fingerprint_parts"), parts[cell.key])
                 )
         texts = [u.transcript for u in utterances] + [targets[u.utterance_id] for u in utterances]
-        systems = _SystemCache(config, texts)
-        # Own cells first (transfer sources among them), then transfer cells, each grouped by system.
+        # Own cells first (transfer sources among them), then transfer cells, each grouped by system: one system's
+        # models are loaded at a time, and freed before the next system's.
         order = {system.label: i for i, system in enumerate(config.systems)}
-        pending.sort(key=lambda c: (c.is_transfer, order[c.system] if c.is_transfer else 0))
+        pending.sort(key=lambda c: (c.is_transfer, order[c.system]))
+        if max_cells is not None:
+            summary.pending = [cell.key for cell in pending[max_cells:]]
+            pending = pending[:max_cells]
         bar = _progress_bar(total=len(pending), desc="cells", unit="cell", disable=not progress, dynamic_ncols=True)
         media_seconds = 0.0
-        for cell in pending:
-            if max_cells is not None and len(summary.computed) + len(summary.failed) >= max_cells:
-                summary.pending.append(cell.key)
-                continue
-            bar.set_postfix_str(cell.key[-60:])
+
+        def source_of(cell: Cell):
+            """A transfer cell's source record, or the error its cell fails with (the same on every executor)."""
+            source = latest.get(cell.source_key)
+            if source is not None and source.get("fingerprint") != fingerprints[cell.source_key]:
+                source = None
+            if source is None or source["status"] != "ok":
+                reason = "has not run" if source is None else f"failed: {source.get('error', '')}"
+                return None, f"Source cell {cell.source_key!r} {reason}"
+            return source, None
+
+        def record_cell(
+            cell: Cell, output: Optional[CellOutput], failure: Optional[Sequence[str]], estimator=None
+        ) -> None:
+            """
+            Write a finished cell: its report media, its examples (if a transfer row reuses them), then its record,
+            then the tables. `estimator` (absent on a Ray driver) recomputes a defended input the cell did not record.
+            """
+            nonlocal media_seconds
             record = {
                 "key": cell.key,
                 "fingerprint": fingerprints[cell.key],
@@ -653,44 +780,13 @@ def _run_locked(
                 "eps": cell.eps,
                 "strength": cell.strength,
             }
-            output = None
-            try:
-                estimator = systems.get(cell.system)
-                source_adversarial = None
-                if cell.is_transfer:
-                    source = latest.get(cell.source_key)
-                    if source is not None and source.get("fingerprint") != fingerprints[cell.source_key]:
-                        source = None
-                    if source is None or source["status"] != "ok":
-                        reason = "has not run" if source is None else f"failed: {source.get('error', '')}"
-                        raise RuntimeError(f"Source cell {cell.source_key!r} {reason}")
-                    source_adversarial = store.load_adversarial(cell.source_key, [u.utterance_id for u in utterances])
-                seed = cell_seed(config.seed, cell)
-                torch.manual_seed(seed)
-                np.random.seed(seed)
-                reseed_defences(estimator, seed)
-                set_eot_samples(estimator, config.system(cell.system), cell)
-                batch_size = config.system(cell.source).batch_size
-                with _progress_bar(
-                    total=len(utterances), desc="  utterances", leave=False, disable=not progress, dynamic_ncols=True
-                ) as inner:
-                    output = run_cell(
-                        cell,
-                        estimator,
-                        utterances,
-                        targets,
-                        batch_size,
-                        source_adversarial,
-                        on_batch=inner.update,
-                        source_rows=source["rows"] if cell.is_transfer else None,
-                        keep_defended=config.report.utterances,
-                    )
+            if output is not None:
                 record.update(status="ok", rows=output.rows, seconds=output.seconds)
                 summary.computed.append(cell.key)
                 logger.info("Finished %s in %.1f s", cell.key, output.seconds)
-            except Exception as error:  # a failing cell is recorded and the run goes on
-                message = f"{type(error).__name__}: {error}"
-                record.update(status="failed", error=message, traceback=traceback.format_exc())
+            else:
+                message, trace = failure
+                record.update(status="failed", error=message, traceback=trace)
                 summary.failed[cell.key] = message
                 logger.error("Cell %s failed: %s", cell.key, message)
             if output is not None and config.report.utterances:
@@ -712,6 +808,58 @@ def _run_locked(
             latest[cell.key] = record
             _write_outputs(config, store, grid, fingerprints, plot=False, skipped_utterances=skipped_utterances)
             bar.update(1)
+
+        if executor == "ray":
+            from art_asr_ext.benchmark.ray_executor import run_cells_on_ray
+
+            run_cells_on_ray(
+                config,
+                pending,
+                utterances,
+                targets,
+                texts,
+                source_of,
+                store,
+                record_cell,
+                address=ray_address,
+                threads=threads,
+            )
+        else:
+            systems = SystemCache(config, texts)
+            for cell in pending:
+                bar.set_postfix_str(cell.key[-60:])
+                output, failure, estimator = None, None, None
+                try:
+                    estimator = systems.get(cell.system)
+                    source_adversarial = source = None
+                    if cell.is_transfer:
+                        source, error = source_of(cell)
+                        if error is not None:
+                            raise RuntimeError(error)
+                        ids = [u.utterance_id for u in utterances]
+                        source_adversarial = store.load_adversarial(cell.source_key, ids)
+                    with _progress_bar(
+                        total=len(utterances),
+                        desc="  utterances",
+                        leave=False,
+                        disable=not progress,
+                        dynamic_ncols=True,
+                    ) as inner:
+                        output = compute_cell(
+                            config,
+                            cell,
+                            estimator,
+                            utterances,
+                            targets,
+                            source_adversarial,
+                            source["rows"] if source is not None else None,
+                            on_batch=inner.update,
+                        )
+                except Exception as error:  # a failing cell is recorded and the run goes on
+                    failure = (f"{type(error).__name__}: {error}", traceback.format_exc())
+                record_cell(cell, output, failure, estimator)
+                output = None  # its arrays go before the next cell starts
+            systems.release()
         bar.close()
         _write_outputs(config, store, grid, fingerprints, plot=plot, skipped_utterances=skipped_utterances)
         summary.wall_time = time.perf_counter() - start_time
@@ -724,7 +872,8 @@ def _run_locked(
                 "status": "finished" if not summary.pending else "stopped (max_cells)",
                 "argv": sys.argv,
                 "device": device_description(config.device),
-                "torch_threads": torch.get_num_threads(),
+                "torch_threads": threads if executor == "ray" else torch.get_num_threads(),
+                "executor": executor if executor == "serial" else f"ray ({ray_address})",
                 "utterances": [u.utterance_id for u in utterances],
                 "skipped_utterances": skipped_list,
                 "targets": targets,

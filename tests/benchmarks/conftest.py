@@ -30,7 +30,8 @@ def uninterrupted(mini_config_path, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ci_tiny_run(tmp_path_factory):
-    """The `ci_tiny` preset run once through the command line: its output directory and the finished process."""
+    """The `ci_tiny` preset run once, serially, through the command line (one torch thread): its output directory and
+    the finished process, checked by several tests and the table the other executors must reproduce."""
     assert (DATA / "LibriSpeech" / "test-clean").is_dir(), f"Real test data missing: {DATA}"
     out = tmp_path_factory.mktemp("ci_tiny")
     command = [sys.executable, "benchmarks/run.py", "--preset", "ci_tiny", "--out", str(out)]

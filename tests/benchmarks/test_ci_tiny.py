@@ -17,7 +17,7 @@ CONFIG = preset_path("ci_tiny")
 
 
 def test_ci_tiny_end_to_end(ci_tiny_run):
-    tmp_path, result = ci_tiny_run
+    out, result = ci_tiny_run
     assert result.returncode == 0, result.stderr[-3000:]
     raw = yaml.safe_load(CONFIG.read_text())
     noise, fgsm, pgd, budgets = (
@@ -28,8 +28,8 @@ def test_ci_tiny_end_to_end(ci_tiny_run):
     )
     labels = [system["label"] for system in raw["systems"]] + ["Transfer attack: (1) + attack from (8)"]
 
-    table = read_csv(tmp_path / "table1.csv")
-    header = (tmp_path / "table1.csv").read_text().splitlines()[0]
+    table = read_csv(out / "table1.csv")
+    header = (out / "table1.csv").read_text().splitlines()[0]
     assert header == (
         "System,Clean,Noise 0.01,FGSM 0.001,FGSM 0.01,PGD 0.001,PGD 0.01,PGD SNR 30 dB,PGD SNR 40 dB,Imperceptible GT,"
         "Imperceptible TGT"
@@ -38,10 +38,10 @@ def test_ci_tiny_end_to_end(ci_tiny_run):
     for row in table:
         values = [float(row[column]) for column in header.split(",")[1:]]  # every cell filled
         assert all(0 <= value < 1000 for value in values)
-    assert "| (1) DeepSpeech 2 |" in (tmp_path / "table1.md").read_text()
+    assert "| (1) DeepSpeech 2 |" in (out / "table1.md").read_text()
     assert "| (1) DeepSpeech 2 |" in result.stdout
 
-    rows = read_csv(tmp_path / "utterances.csv")
+    rows = read_csv(out / "utterances.csv")
     assert tuple(rows[0]) == UTTERANCE_COLUMNS
     cells_per_system = 1 + len(noise) + len(fgsm) + len(pgd) + len(budgets) + 1
     assert len(rows) == 2 * (len(raw["systems"]) * cells_per_system + cells_per_system - 1)
@@ -69,7 +69,7 @@ def test_ci_tiny_end_to_end(ci_tiny_run):
     attacked = [row for row in rows if row["attack"] != "clean"]
     assert all(1.0 <= float(row["pesq"]) <= 4.65 and 0.0 <= float(row["stoi"]) <= 1.0 for row in attacked)
     assert all(row["pesq"] == row["stoi"] == row["perceptual_note"] == "" for row in rows if row["attack"] == "clean")
-    summary = read_csv(tmp_path / "perceptual.csv")
+    summary = read_csv(out / "perceptual.csv")
     assert len(summary) == len(attacked) // 2
     for cell in summary:
         of_cell = [
@@ -80,25 +80,25 @@ def test_ci_tiny_end_to_end(ci_tiny_run):
         assert float(cell["snr_db_p10"]) <= float(cell["snr_db_mean"]) <= float(cell["snr_db_p90"])
         assert 1.0 <= float(cell["pesq_mean"]) <= 4.65 and 0.0 <= float(cell["stoi_mean"]) <= 1.0
         assert cell["pesq_scored"] == cell["stoi_scored"] == "2" and cell["unscored"] == ""
-    assert "Median SNR in dB" in (tmp_path / "table1.md").read_text()
-    checks = json.loads((tmp_path / "checks.json").read_text())["checks"]
+    assert "Median SNR in dB" in (out / "table1.md").read_text()
+    checks = json.loads((out / "checks.json").read_text())["checks"]
     assert [check["check"] for check in checks] == list("abcdef")
     assert all(check["status"] in ("passed", "failed", "not applicable") for check in checks)
-    assert "Evaluation checks" in (tmp_path / "table1.md").read_text()
+    assert "Evaluation checks" in (out / "table1.md").read_text()
 
-    assert read_csv(tmp_path / "failures.csv") == []
-    assert (tmp_path / "wer_vs_eps.png").stat().st_size > 1000
-    assert (tmp_path / "table1_heatmap.png").stat().st_size > 1000
-    assert len(list((tmp_path / "adversarial").glob("*.npz"))) == cells_per_system - 1
-    run_json = json.loads((tmp_path / "run.json").read_text())
+    assert read_csv(out / "failures.csv") == []
+    assert (out / "wer_vs_eps.png").stat().st_size > 1000
+    assert (out / "table1_heatmap.png").stat().st_size > 1000
+    assert len(list((out / "adversarial").glob("*.npz"))) == cells_per_system - 1
+    run_json = json.loads((out / "run.json").read_text())
     assert run_json["config"] == raw and run_json["invocation"]["cells"]["computed"] == len(rows) // 2
     assert run_json["invocation"]["wall_time_s"] > 0 and run_json["versions"]["torch"]
-    assert "Done in" in (tmp_path / "run.log").read_text()
+    assert "Done in" in (out / "run.log").read_text()
 
     # The report: its media saved per cell (first 3 utterances: both here), its cost and size in run.json.
     report = run_json["invocation"]["report"]
-    assert (tmp_path / "report.html").is_file() and 0 < report["bytes"] < 30e6 and report["media_s"] > 0
-    records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert (out / "report.html").is_file() and 0 < report["bytes"] < 30e6 and report["media_s"] > 0
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     defended = {system["label"] for system in raw["systems"] if system.get("defences")}
     for record in records:
         media = record["report_media"]
@@ -108,4 +108,4 @@ def test_ci_tiny_end_to_end(ci_tiny_run):
             assert (entry["defended"] is None) == (record["system"] not in defended)
             assert (entry["spectrogram"] is None) == (record["attack"] == "clean")
             for kind in ("clean", "adversarial", "defended", "spectrogram"):
-                assert entry[kind] is None or (tmp_path / entry[kind]).stat().st_size > 100
+                assert entry[kind] is None or (out / entry[kind]).stat().st_size > 100

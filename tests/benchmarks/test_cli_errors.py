@@ -24,6 +24,11 @@ def _status(argv):
         (["--max-cells", "-1"], "argument --max-cells: must be >= 0. Found: -1"),
         (["--max-cells", "two"], "argument --max-cells: must be an integer. Found: 'two'"),
         (["--max-utterances", "0"], "--max-utterances: must be >= 1. Found: 0"),
+        (["--executor", "dask"], "argument --executor: invalid choice: 'dask'"),
+        (["--ray-address", "head-node"], "ray address must be 'auto', 'local' or HOST:PORT (port 1-65535). Found: 'h"),
+        (["--ray-address", "10.0.0.1:99999"], "HOST:PORT (port 1-65535). Found: '10.0.0.1:99999'"),
+        (["--estimate"], "--estimate goes with --dry-run"),
+        (["--workers", "0"], "argument --workers: must be >= 1. Found: 0"),
     ],
 )
 def test_bad_options(tmp_path, capsys, options, message):
@@ -49,3 +54,27 @@ def test_a_binary_config_file(tmp_path, capsys):
     shutil.copy("/bin/ls", config)
     assert _status(["--config", str(config), "--dry-run"]) == 2
     assert capsys.readouterr().err.startswith(f"error: {config} is not a UTF-8 text file")
+
+
+def test_the_ray_executor_without_ray_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where Ray is not installed
+    assert _status(["--preset", "ci_tiny", "--out", str(tmp_path / "out"), "--executor", "ray"]) == 2
+    error = capsys.readouterr().err
+    assert "--executor ray needs Ray, which is not installed: pip install 'art-asr-ext[ray]'" in error
+    assert "Traceback" not in error and not (tmp_path / "out").exists()
+
+
+def test_no_ray_cluster_at_the_address_is_one_clear_error(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = ["--preset", "ci_tiny", "--out", str(tmp_path / "out"), "--no-progress", "--executor", "ray"]
+    assert _status(argv + ["--ray-address", f"127.0.0.1:{port}"]) == 2
+    error = capsys.readouterr().err
+    assert (
+        error.startswith(f"error: Cannot connect to a Ray cluster at '127.0.0.1:{port}'") and "Traceback" not in error
+    )

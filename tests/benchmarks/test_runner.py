@@ -164,6 +164,25 @@ def test_dry_run_prints_the_grid_status_and_cost(uninterrupted, mini_config_path
     assert "8 forward+backward and 9 forward passes" in fresh and not (out / "absent").exists()
 
 
+def test_the_estimate_times_each_pending_system_and_projects_the_wall_time(uninterrupted, mini_config_path):
+    import re
+
+    from art_asr_ext.benchmark.dry_run import projected_wall_time
+
+    out, _ = uninterrupted
+    report = dry_run_report(load_config(mini_config_path), out / "absent", estimate=True, workers=(1, 2))
+    seconds = [float(found) for found in re.findall(r" pending +\d+ +\d+ +([0-9.]+)$", report, re.MULTILINE)]
+    assert len(seconds) == MINI_CELLS and all(value >= 0 for value in seconds) and sum(seconds) > 0
+    assert "(1) Tiny: build" in report and "(2) Tiny + RS: build" in report and "forward+backward 0." in report
+    one, two = (float(re.search(rf"on {n} workers?: ([0-9.]+) s", report).group(1)) for n in (1, 2))
+    assert one >= sum(seconds) - 0.1 * MINI_CELLS and two < one
+    # Every cell finished: nothing to time, nothing to run.
+    assert "Projected wall time on 2 workers: 0.0 s" in dry_run_report(load_config(mini_config_path), out, True)
+    # Longest first on 2 workers, a system's build paid once per worker that runs it.
+    costs, systems = {"a": 3.0, "b": 2.0, "c": 2.0}, {"a": "x", "b": "x", "c": "y"}
+    assert projected_wall_time(costs, systems, {"x": 1.0, "y": 0.5}, 2) == 5.5  # a: 1 + 3; b: 1 + 2, then c: 0.5 + 2
+
+
 def test_a_retrained_checkpoint_at_the_same_path_changes_the_fingerprint(tmp_path):
     from art_asr_ext.benchmark.runner import content_digest
 

@@ -306,3 +306,27 @@ def test_resynthesis_and_gradients_on_each_device(make_tiny_hifigan, make_speech
         defence.forward(waveform)[0].backward(incoming)
         assert waveform.grad.device == defence.device and torch.all(torch.isfinite(waveform.grad))
         assert torch.equal(waveform.grad, incoming) == (mode == "black-box")
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_white_box_hifigan_recomputes_its_blocks_with_the_same_output_and_gradient(
+    make_tiny_hifigan, make_speech, monkeypatch, batch
+):
+    from art_asr_ext.models import vocoder as vocoder_module
+
+    vocoder = make_tiny_hifigan()
+    assert vocoder_module._is_espnet_hifigan(vocoder.generator)  # the memory-saving path applies to it
+    defence = vocoder_defence(vocoder, mode="white-box")
+    x = torch.from_numpy(np.stack([make_speech(800), make_speech(800)[::-1].copy()])[:batch])
+    incoming = torch.randn(batch, 800, generator=torch.Generator().manual_seed(0))
+
+    def output_and_gradient():
+        waveforms = x.clone().requires_grad_(True)
+        output = defence.forward(waveforms)[0]
+        output.backward(incoming)
+        return output.detach(), waveforms.grad
+
+    recomputed = output_and_gradient()
+    monkeypatch.setattr(vocoder_module, "_is_espnet_hifigan", lambda generator: False)
+    kept = output_and_gradient()  # the generator's own forward, keeping every activation
+    assert torch.equal(recomputed[0], kept[0]) and torch.equal(recomputed[1], kept[1])
