@@ -86,6 +86,26 @@ def _result(check: str, description: str, compared: int, violations: List[Tuple[
     return CheckResult(check, description, status, [line for line, _ in violations], cells, compared)
 
 
+def _weaker_when_stronger(config: BenchmarkConfig, strengths, name: str) -> Tuple[List[Tuple[str, List[str]]], int]:
+    """Violations where more `name` (`max_iter` or `eot_samples`) of the same attack and budget lowers ground-truth
+    WER by more than the tolerance, and the number of comparisons."""
+    violations, compared = [], 0
+    for (row, attack, eps), cells in sorted(_along_strength(config, strengths, name).items()):
+        for (_, weak, before), (_, strong, after) in zip(cells, cells[1:]):
+            if before is None or after is None:
+                continue
+            compared += 1
+            if after < before - TOLERANCE:
+                violations.append(
+                    (
+                        f"{row}: {_label(attack, eps, strong)} {after:.1f} % < "
+                        f"{_label(attack, eps, weak or 'Table I')} {before:.1f} %",
+                        [_key(row, attack, eps, weak), _key(row, attack, eps, strong)],
+                    )
+                )
+    return violations, compared
+
+
 def check_monotone(config: BenchmarkConfig, wers, strengths=None) -> CheckResult:
     """(a) A stronger budget, or more iterations, of the same attack never lowers ground-truth WER by more than the
     tolerance."""
@@ -110,19 +130,8 @@ def check_monotone(config: BenchmarkConfig, wers, strengths=None) -> CheckResult
                         )
                     )
     # More iterations of the same attack and budget (the attack-strength axis).
-    for (row, attack, eps), cells in sorted(_along_strength(config, strengths, "max_iter").items()):
-        for (_, weak, before), (_, strong, after) in zip(cells, cells[1:]):
-            if before is None or after is None:
-                continue
-            compared += 1
-            if after < before - TOLERANCE:
-                violations.append(
-                    (
-                        f"{row}: {_label(attack, eps, weak or 'Table I')} {before:.1f} % > "
-                        f"{_label(attack, eps, strong)} {after:.1f} %",
-                        [_key(row, attack, eps, weak), _key(row, attack, eps, strong)],
-                    )
-                )
+    more, more_compared = _weaker_when_stronger(config, strengths, "max_iter")
+    violations, compared = violations + more, compared + more_compared
     return _result(
         "a",
         "a stronger budget or more iterations of the same attack never lowers ground-truth WER (by more than 1 word "
@@ -186,20 +195,7 @@ def _strength(system: SystemConfig) -> Tuple[int, int]:
 def check_adaptive_beats_bpda(config: BenchmarkConfig, wers, strengths=None) -> CheckResult:
     """(c) On the same defended system, a white-box or EOT attacker is at least as strong as BPDA or EOT 1: across
     systems that differ only in the attacker's view, and across a system's cells with more EOT draws."""
-    violations, compared = [], 0
-    for (row, attack, eps), cells in sorted(_along_strength(config, strengths or {}, "eot_samples").items()):
-        for (_, weak, before), (_, strong, after) in zip(cells, cells[1:]):
-            if before is None or after is None:
-                continue
-            compared += 1
-            if after < before - TOLERANCE:
-                violations.append(
-                    (
-                        f"{row}: {_label(attack, eps, strong)} {after:.1f} % < "
-                        f"{_label(attack, eps, weak or 'Table I')} {before:.1f} %",
-                        [_key(row, attack, eps, weak), _key(row, attack, eps, strong)],
-                    )
-                )
+    violations, compared = _weaker_when_stronger(config, strengths or {}, "eot_samples")
     defended = [system for system in config.systems if system.defences]
     for weak in defended:
         for strong in defended:
