@@ -1,25 +1,27 @@
 """
-Run a benchmark's cells as tasks on a Ray cluster (``--executor ray``), keeping the serial runner's guarantees.
+Run a benchmark's cells on the workers of a Ray cluster (``--executor ray``), keeping the serial runner's guarantees.
 
 - **One writer.** The driver (the ``art-asr-benchmark`` process) is the only writer of the output directory: each
-  task returns its cell's rows and adversarial examples, and the driver appends the record as the cell arrives, in
+  worker returns its cell's rows and adversarial examples, and the driver appends the record as the cell arrives, in
   the order cells finish. Resume, fingerprints and failure records are those of the serial runner.
-- **Transfer cells: the driver ships the examples.** A transfer cell is submitted once its source cell is recorded;
-  the driver reads the source's adversarial examples from its own output directory and passes them with the task.
+- **Transfer cells: the driver ships the examples.** A transfer cell is queued once its source cell is recorded;
+  the driver reads the source's adversarial examples from its own output directory and passes them with the cell.
   Workers never read or write ``--out``, so it need not be on a file system the cluster shares.
-- **A dead worker is a failed cell.** Tasks are not retried by Ray (``max_retries=0``): a worker killed mid-cell
-  (out of memory, a node lost, ``kill -9``) turns its cell into a failure record, which the next run retries.
-- **Models load once per worker and system.** Each worker process keeps a :class:`SystemCache` (one system at a
-  time, as the serial runner); cells are submitted grouped by system, so a worker loads a system once while that
-  system has cells left.
-- **Same seed, same table.** A task computes its cell with :func:`compute_cell` (the cell's own seed) and the torch
+- **A dead worker is a failed cell.** Cells are not retried by Ray (``max_task_retries=0``): a worker killed
+  mid-cell (out of memory, a node lost, ``kill -9``) turns its cell into a failure record, which the next run
+  retries, and the driver starts a new worker in its place.
+- **Models load once per worker and system.** The workers are Ray actors (:class:`CellWorker`), as many as the
+  cluster fits. Each keeps one system's models at a time, as the serial runner does, and the driver hands a free
+  worker the next cell of the system it holds (:class:`CellQueue`), so two workers share a system only to keep both
+  busy at the end. Each worker also encodes its cells' report media; the driver writes them.
+- **Same seed, same table.** A worker computes its cell with :func:`compute_cell` (the cell's own seed) and the torch
   thread count of the run (``--threads``, else the system's ``resources.num_cpus``), exactly as the serial runner.
 - **No network.** Ray's usage statistics are switched off (``RAY_USAGE_STATS_ENABLED=0``) before Ray is imported,
   and a Ray instance started here has no dashboard and binds 127.0.0.1.
 
-Each cell asks Ray for its system's ``resources`` (config key; ``num_gpus: 1`` per cell on ``device: gpu``,
-``num_cpus: 1`` otherwise). Every node needs this package, its models at the config's paths, and the evaluation
-data only on the driver (the driver ships the utterances too).
+Each worker asks Ray for the largest ``resources`` of the systems it may run (config key; ``num_gpus: 1`` per cell
+on ``device: gpu``, ``num_cpus: 1`` otherwise), and holds them until the run ends. Every node needs this package
+and its models at the config's paths; the evaluation data is needed only on the driver (it ships the utterances).
 
 | Paper link: https://arxiv.org/abs/2103.17122
 """
@@ -29,7 +31,7 @@ import os
 import re
 import socket
 import traceback
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:  # the CLI checks --ray-address with this module before torch and ART are imported
     from art_asr_ext.benchmark.attacks import Cell
@@ -118,63 +120,154 @@ def _check_head_answers(address: str, timeout: float = 10.0) -> None:
 # The worker side
 # --------------------------------------------------------------------------------------------------------------------
 
-#: Per worker process: the run its system cache belongs to, and the cache (one system's models at a time).
-_WORKER_STATE: Dict[str, Any] = {"run": None, "systems": None}
 
-
-def _worker_systems(run_key: str, config, texts: Sequence[str]):
-    """The worker's :class:`SystemCache` for this run (a new run, on a long-lived cluster, frees the old one's)."""
-    from art_asr_ext.benchmark.runner import SystemCache
-
-    if _WORKER_STATE["run"] != run_key:
-        if _WORKER_STATE["systems"] is not None:
-            _WORKER_STATE["systems"].release()
-        _WORKER_STATE.update(run=run_key, systems=SystemCache(config, texts))
-    return _WORKER_STATE["systems"]
-
-
-def run_cell_task(
-    shared: Tuple[Any, ...],
-    cell: "Cell",
-    source_error: Optional[str],
-    source_adversarial: Optional[Mapping[str, Any]],
-    source_rows: Optional[Sequence[Mapping[str, Any]]],
-    threads: int,
-) -> Tuple[str, Any, Any]:
+class CellWorker:
     """
-    One cell on a Ray worker (the body of the remote task).
-
-    :param shared: `(run key, config, utterances, targets, texts)`, put in the object store once per run.
-    :param cell: The cell.
-    :param source_error: For a transfer cell whose source did not finish: the error it fails with.
-    :param source_adversarial: For a transfer cell, its source's adversarial examples (shipped by the driver).
-    :param source_rows: For a transfer cell, its source's utterance rows.
-    :param threads: torch intra-op threads.
-    :return: `("ok", CellOutput, None)`, or `("failed", message, traceback)` as the serial runner records them.
+    One slot of the cluster, run as a Ray actor: it keeps one system's models at a time (a
+    :class:`~art_asr_ext.benchmark.runner.SystemCache`, as the serial runner does), so a system's models load once
+    per worker while the driver hands that worker the system's cells, and it encodes each cell's report media.
     """
-    import torch
 
-    from art_asr_ext.benchmark.runner import compute_cell
+    def __init__(self, shared: Tuple[Any, ...]) -> None:
+        """
+        :param shared: `(config, utterances, targets, texts)`, put in the object store once per run.
+        """
+        from art_asr_ext.benchmark.runner import SystemCache
 
-    run_key, config, utterances, targets, texts = shared
-    logging.getLogger("art").setLevel(logging.WARNING)  # ART logs every batch at INFO
-    torch.set_num_threads(threads)
-    if config.device == "gpu":
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    try:
-        # The system first, as the serial runner does: a system that cannot be built names that error.
-        estimator = _worker_systems(run_key, config, texts).get(cell.system)
-        if source_error is not None:
-            raise RuntimeError(source_error)
-        output = compute_cell(config, cell, estimator, utterances, targets, source_adversarial, source_rows)
-    except Exception as error:  # recorded by the driver; the worker goes on with the next cell
-        return "failed", f"{type(error).__name__}: {error}", traceback.format_exc()
-    return "ok", output, None
+        self.config, self.utterances, self.targets, texts = shared
+        logging.getLogger("art").setLevel(logging.WARNING)  # ART logs every batch at INFO
+        self.systems = SystemCache(self.config, texts)
+        #: Media files this worker has returned: the driver wrote them, so they are named, not sent, again.
+        self.sent_media: set = set()
+
+    def run_cell(
+        self,
+        cell: "Cell",
+        source_error: Optional[str],
+        source_adversarial: Optional[Mapping[str, Any]],
+        source_rows: Optional[Sequence[Mapping[str, Any]]],
+        threads: int,
+    ) -> Tuple[str, Any, Any, Optional[Dict[str, Any]]]:
+        """
+        :param cell: The cell.
+        :param source_error: For a transfer cell whose source did not finish: the error it fails with.
+        :param source_adversarial: For a transfer cell, its source's adversarial examples (shipped by the driver).
+        :param source_rows: For a transfer cell, its source's utterance rows.
+        :param threads: torch intra-op threads.
+        :return: `("ok", CellOutput, None, media)` or `("failed", message, traceback, None)`, as the serial runner
+                 records them; `media` (None without a report) is what the driver's `record_cell` takes.
+        """
+        import torch
+
+        from art_asr_ext.benchmark.runner import compute_cell
+
+        torch.set_num_threads(threads)
+        if self.config.device == "gpu":
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        try:
+            # The system first, as the serial runner does: a system that cannot be built names that error.
+            estimator = self.systems.get(cell.system)
+            if source_error is not None:
+                raise RuntimeError(source_error)
+            output = compute_cell(
+                self.config, cell, estimator, self.utterances, self.targets, source_adversarial, source_rows
+            )
+        except Exception as error:  # recorded by the driver; the worker goes on with the next cell
+            return "failed", f"{type(error).__name__}: {error}", traceback.format_exc(), None
+        return "ok", output, None, self._media(cell, estimator, output)
+
+    def _media(self, cell: "Cell", estimator, output: "CellOutput") -> Optional[Dict[str, Any]]:
+        """The cell's report media, encoded here where the system's defences are (the driver only writes them)."""
+        from art_asr_ext.benchmark.report_media import MediaFiles, encode_cell_media
+
+        if not self.config.report.utterances:
+            return None
+        media = MediaFiles(skip=self.sent_media.__contains__)
+        try:
+            entries = encode_cell_media(
+                media, cell, estimator, self.utterances, output.adversarial, self.config.report, output.defended
+            )
+        except Exception as error:  # a missing codec must not lose the cell's result (the driver logs it)
+            return {"error": f"{type(error).__name__}: {error}"}
+        self.sent_media.update(media.encoded)
+        return {"entries": entries, "files": media.encoded}
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # The driver side
 # --------------------------------------------------------------------------------------------------------------------
+
+
+def slot_count(cluster: Mapping[str, float], num_cpus: float, num_gpus: float, cells: int) -> int:
+    """
+    :param cluster: The cluster's resources (`ray.cluster_resources()`).
+    :param num_cpus: What one worker takes: the most CPUs any system's cell asks for.
+    :param num_gpus: The most GPUs any system's cell asks for.
+    :param cells: The number of cells to run.
+    :return: How many workers run at once: as many as the cluster fits, at most one per cell.
+    :raises ExecutorError: If the cluster cannot fit one (its resources and the ask are named).
+    """
+    fits = [cluster.get("CPU", 0.0) / num_cpus] if num_cpus > 0 else []
+    fits += [cluster.get("GPU", 0.0) / num_gpus] if num_gpus > 0 else []
+    slots = int(min(fits) + 1e-9) if fits else cells
+    if slots < 1:
+        raise ExecutorError(
+            f"The Ray cluster has {cluster.get('CPU', 0.0):g} CPUs and {cluster.get('GPU', 0.0):g} GPUs; a cell asks "
+            f"for {num_cpus:g} CPUs and {num_gpus:g} GPUs (the config's `resources`)"
+        )
+    return max(1, min(slots, cells))
+
+
+class CellQueue:
+    """
+    Which cell a free worker runs next. Cells wait in one queue per system: transfer sources first, then the
+    costliest (forward and backward passes per utterance), so the short ones fill the end of the run. A worker takes
+    the next cell of the system it holds; a worker without one takes the system with the most passes left that no
+    other worker holds, else a share of a held system that has more than one cell left (a second model load, to
+    keep every worker busy).
+
+    :param cost: A cell's estimated cost.
+    """
+
+    def __init__(self, cost: Callable[["Cell"], float]) -> None:
+        self.cost = cost
+        self.queues: Dict[str, List["Cell"]] = {}
+        self.sources: set = set()
+
+    def add(self, cell: "Cell") -> None:
+        """Queue a cell that can run now."""
+        queue = self.queues.setdefault(cell.system, [])
+        queue.append(cell)
+        queue.sort(key=lambda c: (c.key not in self.sources, -self.cost(c)))
+
+    def __len__(self) -> int:
+        return sum(len(queue) for queue in self.queues.values())
+
+    def waiting_systems(self) -> List[str]:
+        """The systems with cells queued, in the order they were first queued."""
+        return [system for system, queue in self.queues.items() if queue]
+
+    def take(
+        self, held: Optional[str], held_elsewhere: Sequence[Optional[str]], systems: Collection[str]
+    ) -> Optional["Cell"]:
+        """
+        :param held: The system the worker holds (None: none yet).
+        :param held_elsewhere: The systems the other workers hold.
+        :param systems: The systems the worker may run (those of its resources).
+        :return: Its next cell, or None for now.
+        """
+        if held in systems and self.queues.get(held):
+            return self.queues[held].pop(0)
+        left = {
+            system: sum(map(self.cost, queue)) for system, queue in self.queues.items() if queue and system in systems
+        }
+        free = [system for system in left if system not in held_elsewhere]
+        if free:
+            return self.queues[max(free, key=left.get)].pop(0)
+        shared = [system for system in left if len(self.queues[system]) > 1]
+        if shared:
+            return self.queues[max(shared, key=left.get)].pop()
+        return None
 
 
 def run_cells_on_ray(
@@ -185,40 +278,54 @@ def run_cells_on_ray(
     texts: Sequence[str],
     source_of: Callable[["Cell"], Tuple[Optional[Mapping[str, Any]], Optional[str]]],
     store,
-    record_cell: Callable[["Cell", Optional["CellOutput"], Optional[Sequence[str]]], None],
+    record_cell: Callable[..., None],
     address: str = "auto",
     threads: Optional[int] = None,
 ) -> None:
     """
-    Run `cells` as Ray tasks; `record_cell` is called in this process for each as it finishes (or fails).
+    Run `cells` on Ray workers; `record_cell` is called in this process for each as it finishes (or fails).
 
     :param config: The benchmark.
-    :param cells: The cells to run, grouped by system (transfer cells after their sources).
+    :param cells: The cells to run.
     :param utterances: The benchmark's utterances.
     :param targets: Their targets.
     :param texts: Every transcript and target (each system's alphabet is checked against them).
     :param source_of: A transfer cell's source record and None, or None and the error the cell fails with.
     :param store: The run's :class:`~art_asr_ext.benchmark.store.ResultStore` (the source examples are read here).
-    :param record_cell: Writes a finished cell: `(cell, output, None)` or `(cell, None, (message, traceback))`.
+    :param record_cell: Writes a finished cell: `(cell, output, None, media=...)` or
+                        `(cell, None, (message, traceback))`.
     :param address: See :func:`connect`.
-    :param threads: torch threads per task (default: the system's `resources.num_cpus`, at least 1).
-    :raises ExecutorError: If no Ray cluster answers at `address`.
+    :param threads: torch threads per cell (default: the system's `resources.num_cpus`, at least 1).
+    :raises ExecutorError: If no Ray cluster answers at `address`, or it cannot fit one worker.
     """
-    from art_asr_ext.benchmark.runner import _digest
+    from art_asr_ext.benchmark.dry_run import cell_passes
 
     ray = import_ray()
+    if not cells:
+        return
     connected_here = connect(address)
-    task = ray.remote(max_retries=0)(run_cell_task)
-    in_flight: Dict[Any, "Cell"] = {}
+    systems = {cell.system: config.system(cell.system) for cell in cells}
+    worker_class = ray.remote(max_restarts=0, max_task_retries=0)(CellWorker)
+    workers: List[Any] = []
+    in_flight: Dict[Any, Tuple[int, "Cell"]] = {}
     try:
-        run_key = _digest({"config": config.raw, "path": config.path, "texts": list(texts)})
-        shared = ray.put((run_key, config, list(utterances), dict(targets), list(texts)))
-        keys = {cell.key for cell in cells}
-        # Transfer cells whose source runs now wait for it; the others go at once, in system order.
-        waiting: List["Cell"] = [cell for cell in cells if cell.is_transfer and cell.source_key in keys]
-        ready: List["Cell"] = [cell for cell in cells if not (cell.is_transfer and cell.source_key in keys)]
+        shared = ray.put((config, list(utterances), dict(targets), list(texts)))
 
-        def submit(cell: "Cell") -> None:
+        def passes(cell: "Cell") -> float:
+            eot = max([defence.eot_samples for defence in systems[cell.system].defences] + [1])
+            counts = cell_passes(cell, eot)
+            return 3.0 * counts["forward_backward"] + counts["forward"]  # a backward pass costs about two forwards
+
+        queue = CellQueue(passes)
+        keys = {cell.key for cell in cells}
+        queue.sources = {cell.source_key for cell in cells if cell.is_transfer and cell.source_key in keys}
+        # Transfer cells whose source runs now wait for it; the others can go at once.
+        waiting: List["Cell"] = [cell for cell in cells if cell.is_transfer and cell.source_key in keys]
+        for cell in cells:
+            if not (cell.is_transfer and cell.source_key in keys):
+                queue.add(cell)
+
+        def submit(slot: int, cell: "Cell") -> None:
             source_error = source_adversarial = source_rows = None
             try:
                 if cell.is_transfer:
@@ -230,35 +337,59 @@ def run_cells_on_ray(
             except Exception as error:  # as in the serial runner: the cell fails, the run goes on
                 record_cell(cell, None, (f"{type(error).__name__}: {error}", traceback.format_exc()))
                 return
-            resources = config.system(cell.system).resources
-            cell_threads = threads if threads is not None else max(1, int(resources.num_cpus))
-            options = {"num_cpus": resources.num_cpus, "num_gpus": resources.num_gpus}
-            if resources.num_gpus:
-                options["max_calls"] = 0  # Ray's default for GPU tasks is a new process (a model load) per task
-            reference = task.options(**options).remote(
-                shared, cell, source_error, source_adversarial, source_rows, cell_threads
-            )
-            in_flight[reference] = cell
+            cell_threads = threads if threads is not None else max(1, int(systems[cell.system].resources.num_cpus))
+            held[slot] = cell.system
+            reference = workers[slot].run_cell.remote(cell, source_error, source_adversarial, source_rows, cell_threads)
+            in_flight[reference] = (slot, cell)
 
-        for cell in ready:
-            submit(cell)
-        while in_flight:
-            done, _ = ray.wait(list(in_flight), num_returns=1)
-            for reference in done:
-                cell = in_flight.pop(reference)
-                try:
-                    status, value, trace = ray.get(reference)
-                except ray.exceptions.RayError as error:  # the worker or its node died: the next run retries
-                    status, value, trace = "failed", f"{type(error).__name__}: {error}".strip(), ""
-                if status == "ok":
-                    record_cell(cell, value, None)
-                else:
-                    record_cell(cell, None, (value, trace))
-                for follower in [c for c in waiting if c.source_key == cell.key]:
-                    waiting.remove(follower)
-                    submit(follower)
+        # One pool of workers per resource shape at a time (most configs have one): workers of one shape pack the
+        # cluster as its systems' `resources` ask, and a pool goes before the next shape's is started.
+        while len(queue):
+            shape = systems[queue.waiting_systems()[0]].resources
+            pool = {label for label, system in systems.items() if system.resources == shape}
+            pool_cells = sum(cell.system in pool for cell in cells)
+            slots = slot_count(ray.cluster_resources(), shape.num_cpus, shape.num_gpus, pool_cells)
+
+            def new_worker():
+                return worker_class.options(num_cpus=shape.num_cpus, num_gpus=shape.num_gpus).remote(shared)
+
+            workers, held = [new_worker() for _ in range(slots)], [None] * slots
+
+            def dispatch() -> None:
+                for slot in range(slots):
+                    if slot not in {busy for busy, _ in in_flight.values()}:
+                        cell = queue.take(held[slot], [h for other, h in enumerate(held) if other != slot], pool)
+                        if cell is not None:
+                            submit(slot, cell)
+
+            dispatch()
+            while in_flight:
+                done, _ = ray.wait(list(in_flight), num_returns=1)
+                for reference in done:
+                    slot, cell = in_flight.pop(reference)
+                    media = None
+                    try:
+                        status, value, trace, media = ray.get(reference)
+                    except ray.exceptions.RayActorError as error:  # the worker or its node died: the next run retries
+                        status, value, trace = "failed", f"{type(error).__name__}: {error}".strip(), ""
+                        workers[slot], held[slot] = new_worker(), None
+                    except ray.exceptions.RayError as error:
+                        status, value, trace = "failed", f"{type(error).__name__}: {error}".strip(), ""
+                    if status == "ok":
+                        record_cell(cell, value, None, media=media)
+                    else:
+                        record_cell(cell, None, (value, trace))
+                    for follower in [c for c in waiting if c.source_key == cell.key]:
+                        waiting.remove(follower)
+                        queue.add(follower)
+                dispatch()
+            for worker in workers:
+                ray.kill(worker)
+            workers = []
     finally:
-        for reference in in_flight:  # the driver stops (an error, Ctrl-C): its cells stop too
-            ray.cancel(reference, force=True)
+        # The run ends, or the driver stops (an error, Ctrl-C): the workers go, with the cells they run, their models
+        # and their share of the cluster.
+        for worker in workers:
+            ray.kill(worker)
         if connected_here:
             ray.shutdown()

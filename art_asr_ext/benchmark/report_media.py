@@ -6,7 +6,8 @@ spectrogram of the perturbation as a small PNG.
 Files are named by a digest of their content under ``<out>/report/``, so a clip that several cells share (the clean
 audio, a transfer cell's adversarial examples) is written once, and a file is never rewritten or removed: a resumed
 run keeps the media of the cells computed before it. Each cell's record in ``results.jsonl`` lists its files (see
-:func:`save_cell_media`); the record is appended after they are written, like the adversarial examples.
+:func:`save_cell_media`); the record is appended after they are written, like the adversarial examples. On the Ray
+executor a worker encodes its cell's files (:func:`encode_cell_media`) and the driver writes them.
 
 | Paper link: https://arxiv.org/abs/2103.17122
 """
@@ -14,7 +15,7 @@ run keeps the media of the cells computed before it. Each cell's record in ``res
 import hashlib
 import io
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -40,28 +41,67 @@ def _media_name(kind: str, content: bytes, suffix: str) -> str:
     return f"{MEDIA_DIR}/{kind}/{hashlib.sha256(content).hexdigest()[:24]}.{suffix}"
 
 
-def write_audio(out_dir: Path, waveform: np.ndarray, sample_rate: int, codec: str) -> str:
+class MediaFiles:
+    """
+    The media files a cell brings, encoded in memory and named by content: the serial runner writes them at once
+    (:meth:`write`); a Ray worker encodes them beside its cell and returns them, and the driver writes them.
+
+    :param skip: Tells, from its name, a file that need not be encoded again (already written, or already sent).
+    """
+
+    def __init__(self, skip: Callable[[str], bool]) -> None:
+        self.skip = skip
+        self.encoded: Dict[str, bytes] = {}
+
+    def add(self, name: str, encode: Callable[[], bytes]) -> str:
+        """
+        :param name: The file's path relative to the output directory.
+        :param encode: Gives its bytes (called only for a file not skipped).
+        :return: `name`.
+        """
+        if name not in self.encoded and not self.skip(name):
+            self.encoded[name] = encode()
+        return name
+
+    def write(self, out_dir: Path) -> None:
+        """Write the files not already in `out_dir` (each atomically: a full disk raises OSError here)."""
+        write_media_files(out_dir, self.encoded)
+
+
+def write_media_files(out_dir: Path, files: Mapping[str, bytes]) -> None:
     """
     :param out_dir: The run's output directory.
+    :param files: Content by path relative to `out_dir`; a file already there is left as it is (same name, same
+                  content).
+    """
+    for name, content in files.items():
+        path = Path(out_dir) / name
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda file, content=content: file.write(content), binary=True)
+
+
+def encode_audio(media: MediaFiles, waveform: np.ndarray, sample_rate: int, codec: str) -> str:
+    """
+    :param media: Where the encoded file goes.
     :param waveform: Mono waveform in [-1, 1] (clipped to it).
     :param sample_rate: Its sample rate.
     :param codec: A key of :data:`AUDIO_CODECS`.
-    :return: The file's path relative to `out_dir` (written unless a file of the same content is there).
+    :return: The file's path relative to the output directory.
     """
     import soundfile
 
     audio_format, subtype, level, suffix = AUDIO_CODECS[codec]
     samples = np.clip(np.asarray(waveform, dtype=np.float32), -1.0, 1.0)
-    name = _media_name("audio", f"{sample_rate}:{codec}:".encode("ascii") + samples.tobytes(), suffix)
-    path = Path(out_dir) / name
-    if not path.is_file():
-        # Encoded in memory, then written by Python: a full disk raises OSError here (the run's clear error), not
-        # inside libsndfile's write callback.
+
+    def encode() -> bytes:
         encoded = io.BytesIO()
         soundfile.write(encoded, samples, sample_rate, format=audio_format, subtype=subtype, compression_level=level)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda file: file.write(encoded.getvalue()), binary=True)
-    return name
+        return encoded.getvalue()
+
+    return media.add(
+        _media_name("audio", f"{sample_rate}:{codec}:".encode("ascii") + samples.tobytes(), suffix), encode
+    )
 
 
 def spectrogram_db(waveform: np.ndarray) -> np.ndarray:
@@ -80,12 +120,12 @@ def spectrogram_db(waveform: np.ndarray) -> np.ndarray:
     return np.flipud(10.0 * np.log10(power / full_scale + 1e-20).T)
 
 
-def write_spectrogram(out_dir: Path, perturbation: np.ndarray) -> Optional[str]:
+def encode_spectrogram(media: MediaFiles, perturbation: np.ndarray) -> Optional[str]:
     """
-    :param out_dir: The run's output directory.
+    :param media: Where the encoded file goes.
     :param perturbation: `x_adv - x`.
-    :return: The path, relative to `out_dir`, of a PNG of its spectrogram (one pixel per frame and bin group,
-             32 colours of matplotlib's magma), or None without matplotlib.
+    :return: The path, relative to the output directory, of a PNG of its spectrogram (one pixel per frame and bin
+             group, 32 colours of matplotlib's magma), or None without matplotlib.
     """
     try:
         import matplotlib
@@ -95,14 +135,13 @@ def write_spectrogram(out_dir: Path, perturbation: np.ndarray) -> Optional[str]:
     low, high = SPECTROGRAM_RANGE_DB
     scaled = np.clip((spectrogram_db(perturbation) - low) / (high - low), 0.0, 1.0)
     pixels = (matplotlib.colormaps["magma"](scaled)[:, :, :3] * 255).astype(np.uint8)
-    name = _media_name("spectrograms", pixels.tobytes() + str(pixels.shape).encode("ascii"), "png")
-    path = Path(out_dir) / name
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def encode() -> bytes:
         encoded = io.BytesIO()
         Image.fromarray(pixels).quantize(colors=32).save(encoded, format="PNG", optimize=True)
-        atomic_write(path, lambda file: file.write(encoded.getvalue()), binary=True)
-    return name
+        return encoded.getvalue()
+
+    return media.add(_media_name("spectrograms", pixels.tobytes() + str(pixels.shape).encode("ascii"), "png"), encode)
 
 
 def defended_input(estimator, waveform: np.ndarray) -> Optional[np.ndarray]:
@@ -124,8 +163,8 @@ def defended_input(estimator, waveform: np.ndarray) -> Optional[np.ndarray]:
     return tensor.detach().cpu().numpy().astype(np.float32)
 
 
-def save_cell_media(
-    out_dir: Path,
+def encode_cell_media(
+    media: MediaFiles,
     cell: Cell,
     estimator,
     utterances: Sequence[Utterance],
@@ -134,9 +173,9 @@ def save_cell_media(
     defended: Optional[Mapping[str, np.ndarray]] = None,
 ) -> List[Dict[str, Any]]:
     """
-    Write the report's media of a finished cell.
+    Encode the report's media of a finished cell into `media`.
 
-    :param out_dir: The run's output directory.
+    :param media: Where the encoded files go (see :class:`MediaFiles`).
     :param cell: The cell.
     :param estimator: Its system's recognizer (whose defences make the defended input).
     :param utterances: The benchmark's utterances; the first `settings.utterances` get media.
@@ -144,9 +183,9 @@ def save_cell_media(
     :param settings: The config's `report` section.
     :param defended: What the recognizer received after its defences, per utterance id, where the cell recorded
                      it (see `run_cell`'s `keep_defended`); computed again with :func:`defended_input` otherwise.
-    :return: Per utterance, its id, length in seconds, and the paths (relative to `out_dir`) of its `clean`,
-             `adversarial` (None on a clean cell) and `defended` (None without defences) audio and `spectrogram` of
-             the perturbation (None on a clean cell, or without matplotlib).
+    :return: Per utterance, its id, length in seconds, and the paths (relative to the output directory) of its
+             `clean`, `adversarial` (None on a clean cell) and `defended` (None without defences) audio and
+             `spectrogram` of the perturbation (None on a clean cell, or without matplotlib).
     """
     entries = []
     for utterance in utterances[: settings.utterances]:
@@ -160,12 +199,33 @@ def save_cell_media(
             {
                 "utterance_id": utterance.utterance_id,
                 "seconds": len(clean) / rate,
-                "clean": write_audio(out_dir, clean, rate, settings.audio),
-                "adversarial": None if is_clean else write_audio(out_dir, attacked, rate, settings.audio),
-                "defended": None if received is None else write_audio(out_dir, received, rate, settings.audio),
+                "clean": encode_audio(media, clean, rate, settings.audio),
+                "adversarial": None if is_clean else encode_audio(media, attacked, rate, settings.audio),
+                "defended": None if received is None else encode_audio(media, received, rate, settings.audio),
                 "spectrogram": (
-                    None if is_clean else write_spectrogram(out_dir, np.asarray(attacked, np.float64) - clean)
+                    None if is_clean else encode_spectrogram(media, np.asarray(attacked, np.float64) - clean)
                 ),
             }
         )
+    return entries
+
+
+def save_cell_media(
+    out_dir: Path,
+    cell: Cell,
+    estimator,
+    utterances: Sequence[Utterance],
+    adversarial: Mapping[str, np.ndarray],
+    settings: ReportConfig,
+    defended: Optional[Mapping[str, np.ndarray]] = None,
+) -> List[Dict[str, Any]]:
+    """
+    Write the report's media of a finished cell under `out_dir` (a file already there is not encoded again).
+
+    :param out_dir: The run's output directory.
+    :return: As :func:`encode_cell_media`, whose other parameters it takes.
+    """
+    media = MediaFiles(skip=lambda name: (Path(out_dir) / name).is_file())
+    entries = encode_cell_media(media, cell, estimator, utterances, adversarial, settings, defended)
+    media.write(out_dir)
     return entries

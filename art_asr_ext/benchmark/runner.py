@@ -53,7 +53,7 @@ from art_asr_ext.benchmark.checks import checks_json, checks_markdown, evaluatio
 from art_asr_ext.benchmark.config import BenchmarkConfig, ConfigError, SystemConfig, missing_files
 from art_asr_ext.benchmark.evaluation_data import load_evaluation_data, sample_targets
 from art_asr_ext.benchmark.report import REPORT, write_report
-from art_asr_ext.benchmark.report_media import save_cell_media
+from art_asr_ext.benchmark.report_media import save_cell_media, write_media_files
 from art_asr_ext.benchmark.store import OutputError, OutputLock, ResultStore, output_errors
 from art_asr_ext.benchmark.strength import plot_strength, strength_csv
 from art_asr_ext.utils.audio import waveform_digest
@@ -621,7 +621,7 @@ def run_benchmark(
     """
     Run every cell not yet finished in `out_dir` (failed cells are retried), then write the tables.
 
-    The cells run in this process (`executor="serial"`), or as Ray tasks on a cluster (`executor="ray"`, see
+    The cells run in this process (`executor="serial"`), or on the workers of a Ray cluster (`executor="ray"`, see
     :mod:`art_asr_ext.benchmark.ray_executor`). Either way this process is the only writer of `out_dir`: it appends
     each cell's record as the cell finishes, and a transfer cell gets its source's adversarial examples from here
     (the driver ships them; workers never read or write `out_dir`, so it need not be on a shared file system).
@@ -762,11 +762,17 @@ def _run_locked(
             return source, None
 
         def record_cell(
-            cell: Cell, output: Optional[CellOutput], failure: Optional[Sequence[str]], estimator=None
+            cell: Cell,
+            output: Optional[CellOutput],
+            failure: Optional[Sequence[str]],
+            estimator=None,
+            media: Optional[Mapping[str, Any]] = None,
         ) -> None:
             """
             Write a finished cell: its report media, its examples (if a transfer row reuses them), then its record,
-            then the tables. `estimator` (absent on a Ray driver) recomputes a defended input the cell did not record.
+            then the tables. The media are encoded here with `estimator` (which recomputes a defended input the cell
+            did not record), or come encoded from a Ray worker: `media` holds their `entries` and `files`, or the
+            `error` that kept the worker from encoding them.
             """
             nonlocal media_seconds
             record = {
@@ -792,9 +798,15 @@ def _run_locked(
             if output is not None and config.report.utterances:
                 media_start = time.perf_counter()
                 try:  # the report's audio and spectrograms, kept with the record so a resumed run still has them
-                    record["report_media"] = save_cell_media(
-                        out_dir, cell, estimator, utterances, output.adversarial, config.report, output.defended
-                    )
+                    if media is None:
+                        record["report_media"] = save_cell_media(
+                            out_dir, cell, estimator, utterances, output.adversarial, config.report, output.defended
+                        )
+                    elif "error" in media:
+                        raise RuntimeError(media["error"])
+                    else:
+                        write_media_files(out_dir, media["files"])
+                        record["report_media"] = media["entries"]
                 except OSError:
                     raise
                 except Exception as error:  # a missing codec must not lose the cell's result

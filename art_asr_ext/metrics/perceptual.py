@@ -21,6 +21,8 @@ from art_asr_ext.metrics.snr import perturbation_size
 PESQ_SAMPLE_RATE = 16000
 #: Range of wide-band PESQ's MOS-LQO mapping (P.862.2): scores lie in [1.04, 4.64].
 PESQ_RANGE = (1.0, 4.65)
+#: Decimals STOI is given to (far finer than any difference a listener hears).
+STOI_DECIMALS = 9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +76,9 @@ def stoi_score(reference: np.ndarray, degraded: np.ndarray, sample_rate: int) ->
     # pystoi warns and returns 1e-5 when silence removal leaves fewer frames than one 384 ms analysis window.
     if any("Not enough STFT frames" in str(warning.message) for warning in caught):
         return None, "too little non-silent audio for STOI"
-    return float(score), None
+    # Rounded to 9 decimals: pystoi's matrix products differ in their last bits with the BLAS thread count (a Ray
+    # worker runs with one thread), and a table must not depend on where its cells ran.
+    return round(float(score), STOI_DECIMALS), None
 
 
 def perceptual_scores(original: np.ndarray, adversarial: np.ndarray, sample_rate: int) -> PerceptualScores:

@@ -12,13 +12,19 @@ spoken (years in pairs: 1863 -> EIGHTEEN SIXTY THREE) and accents folded (cafe).
 Both apply the same rules, so a reference and a hypothesis are normalised alike.
 """
 
+import functools
 import re
 import unicodedata
 from typing import Optional
 
-import inflect
 
-_INFLECT = inflect.engine()
+@functools.lru_cache(maxsize=None)
+def _inflect():
+    """inflect's engine, made on first use: importing inflect takes about 3 s, which every process paid at start."""
+    import inflect
+
+    return inflect.engine()
+
 
 # Abbreviations LibriSpeech's transcribers wrote out in full (as spoken in the recordings).
 ABBREVIATIONS = {
@@ -53,10 +59,10 @@ def _year(value: int) -> Optional[str]:
         return None
     high, low = divmod(value, 100)
     if low == 0:
-        return f"{_INFLECT.number_to_words(high)} hundred"
+        return f"{_inflect().number_to_words(high)} hundred"
     if low < 10:
-        return f"{_INFLECT.number_to_words(high)} o {_INFLECT.number_to_words(low)}"
-    return f"{_INFLECT.number_to_words(high)} {_INFLECT.number_to_words(low)}"
+        return f"{_inflect().number_to_words(high)} o {_inflect().number_to_words(low)}"
+    return f"{_inflect().number_to_words(high)} {_inflect().number_to_words(low)}"
 
 
 def _number_words(match: "re.Match[str]") -> str:
@@ -64,10 +70,10 @@ def _number_words(match: "re.Match[str]") -> str:
     text = match.group(0).replace(",", "")
     if "." in text:
         whole, fraction = text.split(".")
-        return f"{_INFLECT.number_to_words(int(whole))} point {' '.join(_INFLECT.number_to_words(d) for d in fraction)}"
+        return f"{_inflect().number_to_words(int(whole))} point {' '.join(_inflect().number_to_words(d) for d in fraction)}"
     value = int(text)
     year = None if grouped else _year(value)
-    return year or _INFLECT.number_to_words(value)
+    return year or _inflect().number_to_words(value)
 
 
 def _written_out(text: str) -> str:
@@ -77,7 +83,7 @@ def _written_out(text: str) -> str:
     text = text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
     text = _ABBREVIATION_BEFORE_NUMBER.sub("number", text)
     text = _ABBREVIATION.sub(lambda m: ABBREVIATIONS[m.group(1).lower()], text)
-    text = _ORDINAL.sub(lambda m: _INFLECT.ordinal(_INFLECT.number_to_words(int(m.group(1)))), text)
+    text = _ORDINAL.sub(lambda m: _inflect().ordinal(_inflect().number_to_words(int(m.group(1)))), text)
     text = _NUMBER.sub(_number_words, text)
     return text.lower()
 

@@ -21,8 +21,8 @@ from tests.benchmarks.helpers import REPO, read_csv
 pytest.importorskip("ray", reason="the Ray executor's tests need Ray: pip install 'art-asr-ext[ray]'")
 
 RAY = Path(sys.executable).parent / "ray"
-#: Ray titles a worker process after the task it runs.
-TASK_TITLE = "ray::run_cell_task"
+#: Ray titles a worker process after the actor method it runs: here, a cell.
+TASK_TITLE = "ray::CellWorker.run_cell"
 
 
 def _free_port() -> int:
@@ -77,6 +77,12 @@ def test_ci_tiny_on_ray_gives_the_serial_table(ray_cluster, ci_tiny_run, tmp_pat
     assert read_csv(out / "utterances.csv", drop=("seconds",)) == read_csv(serial / "utterances.csv", drop=("seconds",))
     transfer = [row for row in read_csv(out / "utterances.csv") if row["row"].startswith("Transfer")]
     assert transfer and read_csv(out / "failures.csv") == []
+    # The report's media, encoded by the workers and written by the driver: the same files, named by the content
+    # they encode (an Ogg stream's serial number is random, so Opus bytes differ run to run; PNGs do not).
+    media = {path.relative_to(out): path for path in (out / "report").rglob("*") if path.is_file()}
+    expected = {path.relative_to(serial): path for path in (serial / "report").rglob("*") if path.is_file()}
+    assert media and sorted(media) == sorted(expected)
+    assert all(media[name].read_bytes() == expected[name].read_bytes() for name in media if name.suffix == ".png")
     assert '"executor": "ray (127.0.0.1:' in (out / "run.json").read_text()
 
 
