@@ -298,7 +298,7 @@ def run_cells_on_ray(
     :param threads: torch threads per cell (default: the system's `resources.num_cpus`, at least 1).
     :raises ExecutorError: If no Ray cluster answers at `address`, or it cannot fit one worker.
     """
-    from art_asr_ext.benchmark.dry_run import cell_passes
+    from art_asr_ext.benchmark.dry_run import _eot, cell_passes
 
     ray = import_ray()
     if not cells:
@@ -312,8 +312,7 @@ def run_cells_on_ray(
         shared = ray.put((config, list(utterances), dict(targets), list(texts)))
 
         def passes(cell: "Cell") -> float:
-            eot = max([defence.eot_samples for defence in systems[cell.system].defences] + [1])
-            counts = cell_passes(cell, eot)
+            counts = cell_passes(cell, _eot(systems[cell.system]))
             return 3.0 * counts["forward_backward"] + counts["forward"]  # a backward pass costs about two forwards
 
         queue = CellQueue(passes)
