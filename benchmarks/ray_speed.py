@@ -8,7 +8,7 @@ the timed run). It checks that both give the same ``table1.csv``, and prints bot
 serial; the acceptance bar of issue 16 is <= 0.65 with 2 workers on 2 cores).
 
 Usage: ``python benchmarks/ray_speed.py [--preset ci_tiny | --config FILE] [--max-utterances N] [--crop-seconds S]
-[--workers 2]``
+[--workers 2] [--keep DIR]``
 
 ``ci_tiny`` is a smoke test of about half a minute, in which each worker's start (a Ray worker process, importing
 torch and ART, then a first cell's imports and model build: about 10 s on 2 cores) is a large share;
@@ -47,6 +47,7 @@ def main() -> None:
         "--crop-seconds", type=float, default=None, help="override data.crop_seconds (0: whole utterances)"
     )
     parser.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray instance (default 2)")
+    parser.add_argument("--keep", type=Path, help="keep the two runs' output directories here (serial/, ray/)")
     parser.add_argument("--child", choices=("serial", "ray"), help=argparse.SUPPRESS)
     parser.add_argument("--child-report", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -69,7 +70,10 @@ def main() -> None:
     paths = [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
     runs = {}
-    with tempfile.TemporaryDirectory(prefix="ray_speed_") as scratch:
+    with tempfile.TemporaryDirectory(prefix="ray_speed_") as temporary:
+        scratch = args.keep or temporary
+        if args.keep is not None and any(args.keep.glob("*")):
+            sys.exit(f"--keep must name a new or empty directory. Found: {args.keep}")
         for executor in ("serial", "ray"):
             report = Path(scratch) / f"{executor}.json"
             command = [sys.executable, __file__, *sys.argv[1:], "--child", executor, "--child-report", str(report)]
@@ -78,9 +82,11 @@ def main() -> None:
             if finished.returncode not in (0, 1) or not report.is_file():
                 sys.exit(f"the {executor} run failed (exit {finished.returncode}):\n{finished.stderr[-3000:]}")
             runs[executor] = json.loads(report.read_text())
-        same = (Path(scratch) / "serial" / "table1.csv").read_bytes() == (
-            Path(scratch) / "ray" / "table1.csv"
-        ).read_bytes()
+        tables = [(Path(scratch) / executor / "table1.csv").read_text().splitlines() for executor in ("serial", "ray")]
+        same = tables[0] == tables[1]
+        for serial_line, ray_line in zip(*tables):
+            if serial_line != ray_line:  # what a difference is, for whoever has to find its cause
+                print(f"serial: {serial_line}\nray:    {ray_line}")
     serial, on_ray = runs["serial"], runs["ray"]
     crop = f", cropped to {config.data.crop_seconds:g} s" if config.data.crop_seconds else ""
     utterances = f"at most {config.data.max_utterances} utterances" if config.data.max_utterances else "all utterances"

@@ -427,6 +427,26 @@ def compute_cell(
     )
 
 
+def serial_order(config: BenchmarkConfig, cells: Sequence[Cell]) -> List[Cell]:
+    """
+    The serial runner's order, which builds each system as few times as it can: one system's models are loaded at a
+    time and freed before the next system's, so its cells go together. A system's own cells come first, in config
+    order, each followed by the transfer cells onto it whose source system comes before it (their examples are then
+    already made). The transfer cells left, whose sources come later, go last, grouped by target; each of those
+    targets is built a second time. Every cell starts from its own seed, so the order does not change a result.
+
+    :param config: The benchmark.
+    :param cells: The cells to run.
+    :return: `cells`, in that order (a stable sort: grid order within each system).
+    """
+    order = {system.label: i for i, system in enumerate(config.systems)}
+
+    def after_its_source(cell: Cell) -> bool:
+        return not cell.is_transfer or order[cell.source] < order[cell.system]
+
+    return sorted(cells, key=lambda c: (not after_its_source(c), order[c.system], c.is_transfer))
+
+
 def current_records(
     store: ResultStore, grid: Sequence[Cell], fingerprints: Optional[Mapping[str, str]]
 ) -> Dict[str, Dict[str, Any]]:
@@ -741,10 +761,7 @@ def _run_locked(
                     "Recomputing %s: %s", cell.key, fingerprint_change(record.get("fingerprint_parts"), parts[cell.key])
                 )
         texts = [u.transcript for u in utterances] + [targets[u.utterance_id] for u in utterances]
-        # Own cells first (transfer sources among them), then transfer cells, each grouped by system: one system's
-        # models are loaded at a time, and freed before the next system's.
-        order = {system.label: i for i, system in enumerate(config.systems)}
-        pending.sort(key=lambda c: (c.is_transfer, order[c.system]))
+        pending = serial_order(config, pending)
         if max_cells is not None:
             summary.pending = [cell.key for cell in pending[max_cells:]]
             pending = pending[:max_cells]

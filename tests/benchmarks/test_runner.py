@@ -199,3 +199,21 @@ def test_a_retrained_checkpoint_at_the_same_path_changes_the_fingerprint(tmp_pat
     first = content_digest(checkpoint)
     checkpoint.write_bytes(b"b")
     assert content_digest(checkpoint) != first
+
+
+def test_serial_order_builds_each_system_once_except_targets_of_later_sources():
+    from itertools import groupby
+
+    from art_asr_ext.benchmark.attacks import build_grid
+    from art_asr_ext.benchmark.presets import preset_path
+    from art_asr_ext.benchmark.runner import serial_order
+
+    config = load_config(preset_path("quick"))
+    grid = build_grid(config)
+    order = serial_order(config, list(reversed(grid)))
+    assert sorted(c.key for c in order) == sorted(c.key for c in grid)
+    position = {cell.key: i for i, cell in enumerate(order)}
+    assert all(position[c.source_key] < position[c.key] for c in order if c.is_transfer)  # examples made first
+    builds = [system for system, _ in groupby(c.system for c in order)]
+    # (8) -> (1) is the quick preset's one transfer whose source comes after its target: (1) is built again for it.
+    assert builds == [s.label for s in config.systems] + ["(1) DeepSpeech 2"]

@@ -37,7 +37,9 @@ class PocketSphinxRecognizer(SpeechRecognizerMixin, BaseEstimator):
 
     Inputs are float waveforms in [-1, 1] at `sample_rate` (16 kHz for the bundled US English model), validated as by
     the package's differentiable recognizers. Each utterance is quantised to 16-bit PCM, as PocketSphinx expects, and
-    decoded on its own with the full-utterance search (PocketSphinx has no batched decoding). Transcripts are
+    decoded on its own with the full-utterance search (PocketSphinx has no batched decoding), with its feature
+    computation reset first: PocketSphinx's live cepstral mean normalisation otherwise carries what it learnt from
+    each utterance into the next, so a transcript would depend on what was decoded before it. Transcripts are
     normalised to the LibriSpeech convention: upper case letters, apostrophes and spaces.
 
     `loss_gradient`, `compute_loss` and `fit` raise `NotImplementedError`: the recognizer has no loss an attacker
@@ -181,6 +183,7 @@ class PocketSphinxRecognizer(SpeechRecognizerMixin, BaseEstimator):
     def _decode(self, waveform: np.ndarray) -> str:
         # PocketSphinx takes 16-bit PCM; the float-to-int scale of soundfile and libsndfile.
         pcm = np.clip(np.round(waveform.astype(np.float64) * 32768.0), -32768, 32767).astype("<i2")
+        self._model.reinit_feat()  # as a fresh decoder's features: the live CMN must not carry the last utterance
         self._model.start_utt()
         self._model.process_raw(pcm.tobytes(), no_search=False, full_utt=True)
         self._model.end_utt()
