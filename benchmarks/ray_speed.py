@@ -10,7 +10,8 @@ serial; the acceptance bar of issue 16 is <= 0.65 with 2 workers on 2 cores).
 Usage: ``python benchmarks/ray_speed.py [--preset ci_tiny | --config FILE] [--max-utterances N] [--crop-seconds S]
 [--workers 2] [--keep DIR]``
 
-``ci_tiny`` is a smoke test of about half a minute, in which each worker's start (a Ray worker process, importing
+``--preset quick`` is the main job (169 cells, about 22 minutes serially on 2 cores); ``ci_tiny`` is a smoke test
+of about half a minute, in which each worker's start (a Ray worker process, importing
 torch and ART, then a first cell's imports and model build: about 10 s on 2 cores) is a large share;
 ``--max-utterances 3 --crop-seconds 0`` gives the same cells the work of a real run's (the three whole utterances of
 ``../shared/data``, 28 s of audio).
