@@ -105,7 +105,7 @@ def main() -> None:
             if finished.returncode != 0 or not report.is_file():
                 sys.exit(f"the {mode} run failed (exit {finished.returncode}):\n{finished.stderr[-3000:]}")
             runs[mode] = json.loads(report.read_text())
-            cell_seconds[mode] = _seconds_by_system(out / "results.jsonl")
+            cell_seconds[mode] = _seconds_by_system(out)
         same = (Path(scratch) / "bounded" / "table1.csv").read_bytes() == (
             Path(scratch) / "before" / "table1.csv"
         ).read_bytes()
@@ -125,11 +125,12 @@ def main() -> None:
     print(f"  {'outside cells (builds, media)':30s} {outside['bounded']:9.1f} {outside['before']:9.1f}")
 
 
-def _seconds_by_system(results: Path) -> Dict[str, float]:
-    """The seconds of a run's finished cells (as recorded in its `results.jsonl`), summed by system."""
+def _seconds_by_system(out: Path) -> Dict[str, float]:
+    """The seconds of a run's finished cells (as its `results.jsonl` records them), summed by system."""
+    from art_asr_ext.benchmark.store import ResultStore
+
     totals: Dict[str, float] = {}
-    for line in results.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
+    for record in ResultStore(out, create=False).latest().values():
         if record.get("status") == "ok":
             totals[record["system"]] = totals.get(record["system"], 0.0) + record["seconds"]
     return totals
