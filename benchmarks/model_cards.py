@@ -5,15 +5,14 @@ Each model directory under `art_asr_ext/benchmark/models` holds the weights in t
 v3 `model.ckpt`, or an ESPnet model-zoo package), `training_run.json` (written by `benchmarks/train.py`), `learning_curve.png`,
 `evaluation.json` (the WERs below) and `MODEL_CARD.md` (rendered from both). Write the cards after training::
 
-    python benchmarks/model_cards.py --synthetic-test data/synth/test-synth
+    python benchmarks/model_cards.py --synthetic-test ../shared/data/synth/test-synth
 
 Reproduce the committed WERs from the committed checkpoints (exit status 1 on any difference)::
 
     python benchmarks/model_cards.py --check                                        # embedded set + real clips
-    python benchmarks/model_cards.py --check --synthetic-test data/synth/test-synth # + held-out synthetic test
+    python benchmarks/model_cards.py --check --synthetic-test ../shared/data/synth/test-synth  # + held-out test
 
-The held-out synthetic test split is regenerated exactly by
-`python benchmarks/synthesize_corpus.py ... --splits test` (the synthesis is seeded).
+The held-out synthetic test split is `../shared/data/synth/test-synth` (300 sentences never heard in training).
 """
 
 import argparse
@@ -124,6 +123,13 @@ def training_chain(run: dict) -> List[dict]:
     return chain[::-1]
 
 
+def hardware_of(run: dict) -> List[str]:
+    """Each distinct device and precision the run's pieces trained on (older runs record only the last device)."""
+    pieces = run.get("pieces") or [{"hardware": run["hardware"]}]
+    described = [piece["hardware"] + (f", {piece['precision']}" if "precision" in piece else "") for piece in pieces]
+    return list(dict.fromkeys(described))
+
+
 def render_card(model_dir: Path, run: dict, evaluation: Dict[str, Dict[str, float]]) -> str:
     chain = training_chain(run)
     size_mb = sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file() and f.suffix in {".ckpt", ".pth"}) / 1e6
@@ -142,7 +148,7 @@ def render_card(model_dir: Path, run: dict, evaluation: Dict[str, Dict[str, floa
         f"model selection by the dev WER of {run.get('dev_decoding', 'greedy')} decoding) |",
         f"| Steps | {sum(r['steps'] for r in chain)} in total, in {len(chain)} stage(s) below |",
         f"| Wall time | {sum(r['wall_minutes'] for r in chain):.1f} min of training in total |",
-        f"| Hardware | {run['hardware']} |",
+        f"| Hardware | {'; '.join(hardware_of(run))} |",
         f"| Decoding | {DECODING[decoding_of(run)]} |",
         "",
         "## Training stages",
@@ -166,9 +172,23 @@ def render_card(model_dir: Path, run: dict, evaluation: Dict[str, Dict[str, floa
         "Every stage: AdamW, linear warm-up then cosine decay over the stage's whole schedule, gradient norm clipped;",
         "`benchmarks/train.py` with the settings in `training_run.json`, resumable in pieces (`--resume`); a later",
         "stage starts from the best weights of the one before. A stage whose steps are short of its schedule is still",
-        "training: these are its best weights so far.",
+        "training: these are its best weights so far (`benchmarks/train_embedded.py` continues it).",
         "",
     ]
+    restarts = [
+        (number, piece)
+        for number, stage in enumerate(chain, start=1)
+        for piece in stage.get("pieces", [])
+        if piece.get("optimizer_restarted")
+    ]
+    if restarts:
+        lines += [
+            "Pieces that continued from the published weights on another machine (fresh optimizer, learning rate "
+            "ramped up): "
+            + ", ".join(f"stage {number} at step {piece['from_step']}" for number, piece in restarts)
+            + ".",
+            "",
+        ]
     if (model_dir / "learning_curve.png").is_file():
         lines += ["![Learning curve: train and dev loss, dev WER](learning_curve.png)", ""]
     with_ctc = any("wer_ctc" in result for result in evaluation.values())

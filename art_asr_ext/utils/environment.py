@@ -39,6 +39,23 @@ def versions() -> Dict[str, Optional[str]]:
     return found
 
 
+def cpu_model() -> str:
+    """The CPU's model name (`/proc/cpuinfo` on Linux), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_has_bf16_matmul() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AMX or AVX-512 BF16), where bf16 autocast pays off."""
+    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
 def device_description(device: str) -> str:
     """
     :param device: `cpu` or `gpu`.
@@ -46,4 +63,4 @@ def device_description(device: str) -> str:
     """
     if device == "gpu" and torch.cuda.is_available():
         return f"cuda: {torch.cuda.get_device_name(0)}"
-    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+    return f"cpu: {cpu_model()}, {torch.get_num_threads()} torch threads"

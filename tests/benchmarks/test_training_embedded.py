@@ -1,18 +1,22 @@
 """
-The six-model training plan (the GPU script's path, in its `tiny` profile on the CPU): an Opus-packed corpus, every
-stage trained in turn in subprocesses, variants from their baselines, then published in the models' native layouts.
+The six-model training plan in its `tiny` profile on the CPU: an Opus-packed corpus, every stage trained in turn in
+subprocesses, variants from their baselines, each piece published in the models' native layouts, and a fresh clone
+that holds nothing but the repository continuing where the last commit left off.
 """
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from art_asr_ext.benchmark.presets import EMBEDDED_SET
 from art_asr_ext.benchmark.training import embedded, pack
 from art_asr_ext.benchmark.training.recipes import STATE_FILE
 from art_asr_ext.data.librispeech import load_librispeech
 from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2, PyTorchESPnet
+from art_asr_ext.models.espnet_asr import ZOO_WEIGHTS
 
 
 def packed_corpus(root: Path) -> Path:
@@ -23,6 +27,33 @@ def packed_corpus(root: Path) -> Path:
         kbps = stats["bytes"] * 8 / stats["seconds"] / 1000
         assert 12 <= kbps <= 24, kbps  # the 16 kbit/s the GPU path's size budget assumes
     return root
+
+
+def tiny_plan(corpus: Path, work: Path, models: Path, *extra: str) -> list:
+    return [
+        "--corpus",
+        str(corpus),
+        "--work",
+        str(work),
+        "--models-dir",
+        str(models),
+        "--dev-audio-extension",
+        ".opus",
+        "--profile",
+        "tiny",
+        "--threads",
+        "1",
+        *extra,
+    ]
+
+
+def git(directory: Path, *arguments: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=test", "-c", "user.email=test@localhost", *arguments],
+        cwd=directory,
+        check=True,
+        capture_output=True,
+    )
 
 
 def test_packed_audio_keeps_length_and_transcripts(tmp_path):
@@ -40,23 +71,77 @@ def test_packed_audio_keeps_length_and_transcripts(tmp_path):
 def test_all_six_models_train_in_pieces_and_publish(tmp_path):
     corpus = packed_corpus(tmp_path / "packed")
     work, models = tmp_path / "work", tmp_path / "models"
-    common = ["--corpus", str(corpus), "--work", str(work), "--audio-extension", ".opus"]
-    assert embedded.main(common + ["--profile", "tiny", "--threads", "1", "--hours", "0.5"]) == 0
+    assert embedded.main(tiny_plan(corpus, work, models, "--hours", "0.5")) == 0
     for stage in embedded.STAGES:
-        status = embedded.run_status(work / stage.name)
-        assert status["finished"], stage.name
+        run = embedded.read_run(work / stage.name)
+        assert run["finished"], stage.name
         assert (work / stage.name / STATE_FILE).is_file()
-        run = json.loads((work / stage.name / "training_run.json").read_text())
         assert run["train_curve"] and run["history"]
         if stage.init:
             assert run["initialised_from"] == str(work / stage.init) and run["previous_run"]["variant"] == "baseline"
-    assert embedded.run_status(work / "deepspeech2_waveaug")["steps"] == 2
+    assert embedded.read_run(work / "deepspeech2_waveaug")["train_utterances"] == 4
 
-    assert embedded.main(common + ["--publish", "--models-dir", str(models)]) == 0
+    # Every piece was published: native layouts, no training state, parameters in float16.
     for stage in embedded.STAGES:
         directory = models / stage.name
-        assert (directory / "training_run.json").is_file() and not (directory / STATE_FILE).exists()
+        assert embedded.read_run(directory) == embedded.read_run(work / stage.name)
+        assert not (directory / STATE_FILE).exists()
         if stage.system == "deepspeech2":
+            weights = torch.load(directory / "model.ckpt", weights_only=True)["state_dict"]
             PyTorchDeepSpeech2(checkpoint=directory / "model.ckpt")
         else:
+            weights = torch.load(directory / ZOO_WEIGHTS, weights_only=True)
             assert PyTorchESPnet(model_dir=directory).asr_config["normalize"] == "global_mvn"
+        dtypes = {key.rsplit(".", 1)[-1]: value.dtype for key, value in weights.items()}
+        assert dtypes["weight"] == torch.float16 and dtypes["bias"] == torch.float16
+        assert torch.float32 in dtypes.values()  # normalisation statistics keep their precision
+
+
+def test_a_fresh_clone_continues_every_unfinished_stage_from_the_committed_models(tmp_path, capfd):
+    corpus = packed_corpus(tmp_path / "packed")
+    # A machine trains both baselines for one piece of 3 of their 4 steps and publishes them into the repository,
+    # which is committed; then the machine, its work directory and its training states are gone.
+    repository = tmp_path / "repository"
+    first_machine = tmp_path / "first_machine"
+    plan = tiny_plan(corpus, first_machine, repository / "models", "--piece-steps", "3", "--pieces", "2")
+    assert embedded.main(plan) == 0
+    published = {
+        name: embedded.read_run(repository / "models" / name)
+        for name in ("deepspeech2_baseline", "transformer_baseline")
+    }
+    for run in published.values():
+        assert run["steps"] == 3 and not run["finished"] and run["best_step"] == 2
+    git(repository, "init", "-q")
+    git(repository, "add", ".")
+    git(repository, "commit", "-q", "-m", "published models")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repository), str(clone))
+    subprocess.run(["rm", "-rf", str(first_machine)], check=True)
+    capfd.readouterr()
+
+    # On the new machine the same command, with an empty work directory, picks every stage up from the clone.
+    second_machine = tmp_path / "second_machine"
+    assert embedded.main(tiny_plan(corpus, second_machine, clone / "models", "--status")) == 0
+    status = capfd.readouterr().out
+    for name in published:
+        assert f"{name:22s} continue  continues the published run from its best weights (step 2)" in status
+    assert "deepspeech2_rs_aug     start" in status and "waits for deepspeech2_baseline" in status
+
+    assert embedded.main(tiny_plan(corpus, second_machine, clone / "models", "--pieces", "2")) == 0
+    log = capfd.readouterr().out
+    for name, before in published.items():
+        assert f"{name}: continues the published run" in log and "--continue-from" in log
+        run = embedded.read_run(clone / "models" / name)
+        assert run["finished"] and run["steps"] == 4
+        # The step count went on from the committed weights' step, with a fresh optimizer; the record of the first
+        # machine's pieces is kept, that of the step it trained past its best weights is not.
+        assert run["pieces"][:-1] == before["pieces"]
+        assert run["pieces"][-1]["from_step"] == 2 and run["pieces"][-1]["optimizer_restarted"]
+        assert [entry["step"] for entry in run["history"]] == [2, 4]
+        assert run["data"]["train"] == str(corpus / "train-synth")
+
+    # Both baselines have finished, so the next run of the command starts their variants from the clone's models.
+    assert embedded.main(tiny_plan(corpus, second_machine, clone / "models", "--status")) == 0
+    status = capfd.readouterr().out
+    assert "deepspeech2_baseline   done" in status and "deepspeech2_rs_aug     start" in status
+    assert "waits for" not in status

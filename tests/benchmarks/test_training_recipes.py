@@ -150,6 +150,47 @@ def test_resume_refuses_another_run_and_a_fresh_start_refuses_a_state(embedded_s
         )
 
 
+def test_continuing_a_published_run_goes_on_from_its_best_step_and_refuses_another_recipe(
+    embedded_set, tmp_path, single_torch_thread
+):
+    train, dev = embedded_set.subset(np.arange(8)), embedded_set.subset(np.arange(8, 10))
+    schedule = Schedule(max_steps=6, batch_size=4, warmup_steps=1, eval_every_steps=2, dev_utterances=2)
+    published = Recipe("deepspeech2", "baseline", size="tiny").fit(
+        train, dev, schedule, tmp_path / "first", log=quiet, stop_after_steps=3
+    )
+    assert (published.steps, published.best_step) == (3, 2)
+
+    recipe = Recipe("deepspeech2", "baseline", init=tmp_path / "first")
+    lines = []
+    run = recipe.fit(train, dev, schedule, tmp_path / "second", log=lines.append, continue_run=published)
+    assert "from its published weights at step 2/6" in lines[0]
+    assert run.finished and run.steps == 6 and [entry["step"] for entry in run.history] == [2, 4, 6]
+    assert run.pieces[-1]["from_step"] == 2 and run.pieces[-1]["optimizer_restarted"] == {"warmup_steps": 200}
+
+    longer = Schedule(max_steps=8, batch_size=4, warmup_steps=1, eval_every_steps=2, dev_utterances=2)
+    with pytest.raises(ValueError, match=r"another recipe: schedule.max_steps: expected 8, found 6"):
+        recipe.fit(train, dev, longer, tmp_path / "third", log=quiet, continue_run=published)
+    with pytest.raises(ValueError, match="nothing to continue"):
+        recipe.fit(train, dev, schedule, tmp_path / "third", log=quiet, continue_run=run)
+    with pytest.raises(FileExistsError, match="resume it"):
+        recipe.fit(train, dev, schedule, tmp_path / "first", log=quiet, continue_run=published)
+
+
+def test_bf16_autocast_trains_float32_master_weights(embedded_set, tmp_path, single_torch_thread):
+    train, dev = embedded_set.subset(np.arange(4)), embedded_set.subset(np.arange(4, 6))
+    recipe = Recipe("deepspeech2", "baseline", size="tiny", precision="bf16")
+    before = {key: value.clone() for key, value in recipe.model.state_dict().items()}
+    run = recipe.fit(
+        train, dev, Schedule(max_steps=1, batch_size=4, warmup_steps=0, dev_utterances=2), tmp_path, log=quiet
+    )
+    assert run.pieces[0]["precision"] == "bf16" and math.isfinite(run.train_curve[0]["train_loss"])
+    after = recipe.model.state_dict()
+    assert all(value.dtype == before[key].dtype for key, value in after.items())
+    assert any(not torch.equal(after[key], before[key]) for key in before)
+    with pytest.raises(ValueError, match="Unknown precision 'fp16'"):
+        Recipe("deepspeech2", "baseline", size="tiny", precision="fp16")
+
+
 def test_transformer_no_lsm_fine_tunes_from_a_saved_model(embedded_set, stats_file, tmp_path, single_torch_thread):
     torch.manual_seed(0)
     train, dev = embedded_set.subset(np.arange(4)), embedded_set.subset(np.arange(4, 6))

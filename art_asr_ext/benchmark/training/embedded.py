@@ -1,15 +1,27 @@
 """
 Train all six embedded models (the study's variants) in resumable pieces, and publish the best weights so far into
-the package with their model cards.
+the package after every piece.
 
 Each model is a run of :mod:`art_asr_ext.benchmark.training.train` in its own directory under `--work`, trained in a
-subprocess (one model in memory at a time). The baselines train in turns of `--piece-minutes`, so both make progress
-in every session; a variant starts, from its baseline's best weights, once that baseline has finished its schedule.
-Rerunning the command continues where the last one stopped::
+subprocess (one model in memory at a time). Stages train in turns of `--piece-minutes`; a variant starts, from its
+baseline's best weights, once that baseline has finished its schedule. Run from the repository root, the one command
+both starts and continues the plan::
 
-    nice python benchmarks/train_embedded.py --corpus /work/data/synth --work /work/data/train --threads 2 \\
-        --hours 2.5
-    python benchmarks/train_embedded.py --corpus /work/data/synth --work /work/data/train --publish
+    nice -n 19 python benchmarks/train_embedded.py --threads 2 --hours 2.5
+
+It reads the corpus in place from `../shared/data/synth` (Opus training audio, FLAC dev audio) and keeps its working
+state under `runs/train`. Where a stage has to be picked up from, in this order:
+
+1. its resumable state in `--work` (same machine: the exact optimizer state, `--resume`);
+2. otherwise its published model directory in the package (`art_asr_ext/benchmark/models/<stage>/`, the committed
+   weights and `training_run.json`), when that run's schedule is the one this profile gives: it continues from the
+   committed best weights at their step, with a fresh optimizer under a short learning-rate warm-up
+   (`train.py --continue-from`). So a fresh clone, which holds nothing but the repository, goes on where the last
+   commit left off;
+3. otherwise from scratch (or, for a variant, from its baseline's weights).
+
+Publishing copies each stage's best weights (parameters stored as float16, which halves the repository's growth)
+and its run record into the package; commit them with their model cards (`benchmarks/model_cards.py`).
 
 On a GPU, `--device gpu` uses a schedule sized to train all six in about 9 minutes on one H200 (larger batches,
 fewer steps); `--profile tiny` is the same plan at toy sizes, for tests.
@@ -21,11 +33,13 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from art_asr_ext.benchmark.training.recipes import DEEPSPEECH_CHECKPOINT, STATE_FILE
+import torch
+
+from art_asr_ext.benchmark.training.recipes import DEEPSPEECH_CHECKPOINT, MODEL_SIZES, STATE_FILE, differences
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,11 @@ STAGES = (
     Stage("transformer_rs_aug", "transformer", "rs_aug", init="transformer_baseline"),
     Stage("transformer_no_lsm", "transformer", "no_lsm", init="transformer_baseline"),
 )
+
+#: The corpus, read in place, relative to the repository root (see `../shared/data/README.md`).
+DEFAULT_CORPUS = Path("../shared/data/synth")
+#: Working state of the runs (ignored by git; lost with the machine, which the published models survive).
+DEFAULT_WORK = Path("runs/train")
 
 #: Per profile: the model size and each stage's train.py schedule arguments.
 PROFILES: Dict[str, Dict[str, object]] = {
@@ -94,133 +113,278 @@ def stage_arguments(stage: Stage, profile: str) -> List[str]:
     return list(settings[key]) + list(extra)
 
 
-def run_status(directory: Path) -> Dict[str, object]:
-    """What a stage's directory holds: `finished`, the `steps` done and the `best_dev_wer`."""
+def read_run(directory: Path) -> Optional[dict]:
     record = directory / "training_run.json"
-    if not record.is_file():
-        return {"finished": False, "steps": 0, "best_dev_wer": None, "started": (directory / STATE_FILE).is_file()}
-    run = json.loads(record.read_text())
-    return {"finished": run["finished"], "steps": run["steps"], "best_dev_wer": run["best_dev_wer"], "started": True}
+    return json.loads(record.read_text()) if record.is_file() else None
 
 
 def has_model(directory: Path) -> bool:
     return (directory / DEEPSPEECH_CHECKPOINT).is_file() or (directory / "meta.yaml").is_file()
 
 
-def train_piece(stage: Stage, args: argparse.Namespace, minutes: float) -> int:
+@dataclass
+class StagePlan:
+    """Where a stage stands: `action` is `resume`, `continue`, `start` or `done`; `source` holds its weights."""
+
+    action: str
+    source: Optional[Path]
+    reason: str
+
+
+class Planner:
+    """Decides, for each stage, where it is picked up from (see the module docstring)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+
+    def init_dir(self, stage: Stage) -> Optional[Path]:
+        """The finished baseline a variant starts from, or None while there is none."""
+        if stage.init is None:
+            return None
+        baseline = next(s for s in STAGES if s.name == stage.init)
+        plan = self.plan(baseline)
+        return plan.source if plan.action == "done" else None
+
+    def command(self, stage: Stage, minutes: float, init: Optional[Path]) -> List[str]:
+        """The train.py arguments of one piece of `stage` (without the resume or continue flag)."""
+        arguments = [
+            "--system",
+            stage.system,
+            "--variant",
+            stage.variant,
+            "--size",
+            str(PROFILES[self.args.profile]["size"]),
+            "--train",
+            str(self.args.corpus / "train-synth"),
+            "--dev",
+            str(self.args.corpus / "dev-synth"),
+            "--out",
+            str(self.args.work / stage.name),
+            "--device",
+            self.args.device,
+            "--max-minutes",
+            f"{minutes:.2f}",
+            "--audio-extension",
+            self.args.audio_extension,
+            "--dev-audio-extension",
+            self.args.dev_audio_extension,
+            "--precision",
+            self.args.precision,
+            *stage_arguments(stage, self.args.profile),
+        ]
+        if self.args.threads:
+            arguments += ["--threads", str(self.args.threads)]
+        if self.args.piece_steps:
+            arguments += ["--stop-after-steps", str(self.args.piece_steps)]
+        if init is not None:
+            arguments += ["--init", str(init)]
+        return arguments
+
+    def expected_schedule(self, stage: Stage) -> dict:
+        from art_asr_ext.benchmark.training.train import parse_args, schedule_from
+
+        # The schedule depends on the init only through whether there is one.
+        placeholder = Path("baseline") if stage.init else None
+        return asdict(schedule_from(parse_args(self.command(stage, 1.0, placeholder)), train_utterances=None))
+
+    def plan(self, stage: Stage) -> StagePlan:
+        local = self.args.work / stage.name
+        local_run = read_run(local)
+        if (local / STATE_FILE).is_file():
+            if local_run is not None and local_run["finished"] and has_model(local):
+                return StagePlan("done", local, f"finished in {local}")
+            return StagePlan("resume", local, f"resumes its state in {local / STATE_FILE}")
+        published = self.args.models_dir / stage.name
+        published_run = read_run(published)
+        if published_run is None or not has_model(published):
+            return StagePlan("start", None, "no published model")
+        expected = {"system": stage.system, "variant": stage.variant, "schedule": self.expected_schedule(stage)}
+        if stage.init is None:  # a variant keeps its baseline's architecture
+            expected["model_config"] = MODEL_SIZES[stage.system][str(PROFILES[self.args.profile]["size"])]
+        mismatch = differences(expected, {key: published_run.get(key) for key in expected})
+        if mismatch:
+            first = mismatch.split("; ")
+            shown = "; ".join(first[:3]) + (f"; and {len(first) - 3} more" if len(first) > 3 else "")
+            return StagePlan("start", None, f"the published run has another recipe ({shown})")
+        if published_run["finished"]:
+            return StagePlan("done", published, f"finished, published in {published}")
+        return StagePlan(
+            "continue",
+            published,
+            f"continues the published run from its best weights (step {published_run['best_step']})",
+        )
+
+
+def train_piece(stage: Stage, planner: Planner, plan: StagePlan, minutes: float) -> int:
     """Train one piece of a stage in a subprocess; :return: its exit status."""
-    directory = args.work / stage.name
-    command = [
-        sys.executable,
-        "-m",
-        "art_asr_ext.benchmark.training.train",
-        "--system",
-        stage.system,
-        "--variant",
-        stage.variant,
-        "--size",
-        str(PROFILES[args.profile]["size"]),
-        "--train",
-        str(args.corpus / "train-synth"),
-        "--dev",
-        str(args.corpus / "dev-synth"),
-        "--out",
-        str(directory),
-        "--device",
-        args.device,
-        "--max-minutes",
-        f"{minutes:.2f}",
-        "--audio-extension",
-        args.audio_extension,
-        *stage_arguments(stage, args.profile),
-    ]
-    if args.threads:
-        command += ["--threads", str(args.threads)]
-    if stage.init:
-        command += ["--init", str(args.work / stage.init)]
-    if (directory / STATE_FILE).is_file():
+    command = [sys.executable, "-m", "art_asr_ext.benchmark.training.train"]
+    command += planner.command(stage, minutes, planner.init_dir(stage))
+    if plan.action == "resume":
         command.append("--resume")
-    print("+ " + " ".join(command), flush=True)
+    elif plan.action == "continue":
+        command += ["--continue-from", str(plan.source)]
+    print(f"{stage.name}: {plan.reason}\n+ " + " ".join(command), flush=True)
     return subprocess.call(command)
 
 
-def runnable(stage: Stage, work: Path) -> bool:
-    if run_status(work / stage.name)["finished"]:
-        return False
-    return stage.init is None or (run_status(work / stage.init)["finished"] and has_model(work / stage.init))
-
-
 def train_all(args: argparse.Namespace) -> int:
+    planner = Planner(args)
     deadline = time.monotonic() + args.hours * 3600.0
-    turn = 0
+    # Turns: the runnable stage with the fewest pieces so far in this run, in STAGES order on a tie.
+    pieces = {stage: 0 for stage in STAGES}
     while True:
+        if args.pieces is not None and sum(pieces.values()) >= args.pieces:
+            print(f"{args.pieces} pieces trained; rerun the same command to continue", flush=True)
+            return 0
         left = (deadline - time.monotonic()) / 60.0
-        candidates = [stage for stage in STAGES if runnable(stage, args.work)]
+        plans = {stage: planner.plan(stage) for stage in STAGES}
+        candidates = [
+            stage
+            for stage, plan in plans.items()
+            if plan.action != "done"
+            and (stage.init is None or planner.init_dir(stage) is not None)
+            and (not args.only or stage.name in args.only)
+        ]
         if not candidates:
-            print(
-                (
-                    "every stage has finished its schedule"
-                    if all(run_status(args.work / s.name)["finished"] for s in STAGES)
-                    else "no stage can run"
-                ),
-                flush=True,
-            )
+            finished = all(plan.action == "done" for plan in plans.values())
+            print("every stage has finished its schedule" if finished else "no stage can run", flush=True)
             return 0
         if left < 1.0:
             print("time is up; rerun the same command to continue", flush=True)
             return 0
-        stage = candidates[turn % len(candidates)]
-        turn += 1
-        status = train_piece(stage, args, min(args.piece_minutes, left))
+        stage = min(candidates, key=lambda candidate: pieces[candidate])
+        pieces[stage] += 1
+        status = train_piece(stage, planner, plans[stage], min(args.piece_minutes, left))
         if status != 0:
             print(f"{stage.name}: train.py exited with {status}; stopping", file=sys.stderr, flush=True)
             return status
+        if args.publish_pieces:
+            publish_stage(stage, args.work, args.models_dir)
+
+
+def half_weights(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """
+    Parameters (`weight*`, `bias*`) in float16, the rest (normalisation statistics, counters) as they are: float16
+    keeps 3 significant digits, plenty for weights and too few for a feature variance.
+    """
+    return {
+        key: (
+            value.half()
+            if value.dtype == torch.float32 and key.rsplit(".", 1)[-1].startswith(("weight", "bias"))
+            else value
+        )
+        for key, value in state_dict.items()
+    }
+
+
+def publish_stage(stage: Stage, work: Path, models_dir: Path) -> bool:
+    """Copy a stage's best weights (parameters as float16) and run record into `models_dir`; False if none yet."""
+    from art_asr_ext.models.espnet_asr import ZOO_WEIGHTS
+
+    source = work / stage.name
+    if not has_model(source) or read_run(source) is None:
+        print(f"{stage.name}: no model yet; the published one stays")
+        return False
+    destination = models_dir / stage.name
+    staging = models_dir / f".{stage.name}.publishing"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    if stage.system == "deepspeech2":
+        checkpoint = torch.load(source / DEEPSPEECH_CHECKPOINT, map_location="cpu", weights_only=True)
+        checkpoint["state_dict"] = half_weights(checkpoint["state_dict"])
+        torch.save(checkpoint, staging / DEEPSPEECH_CHECKPOINT)
+    else:
+        shutil.copy2(source / "meta.yaml", staging / "meta.yaml")
+        shutil.copytree(source / "exp", staging / "exp")
+        weights = torch.load(staging / ZOO_WEIGHTS, map_location="cpu", weights_only=True)
+        torch.save(half_weights(weights), staging / ZOO_WEIGHTS)
+    shutil.copy2(source / "training_run.json", staging / "training_run.json")
+    # The card and its figures belong to the weights they describe: a published model keeps them until
+    # model_cards.py writes new ones.
+    if destination.exists():
+        for kept in ("MODEL_CARD.md", "evaluation.json", "learning_curve.png"):
+            if (destination / kept).is_file():
+                shutil.copy2(destination / kept, staging / kept)
+        shutil.rmtree(destination)
+    staging.rename(destination)
+    run = read_run(destination)
+    print(f"{stage.name}: published the best weights (step {run['best_step']} of {run['steps']}) -> {destination}")
+    return True
 
 
 def publish(args: argparse.Namespace) -> int:
     """Copy each stage's best weights and run record into the package's models directory."""
-    from art_asr_ext.benchmark.presets import MODELS_DIR
-
-    destination_root = args.models_dir or MODELS_DIR
     for stage in STAGES:
-        source = args.work / stage.name
-        if not has_model(source):
-            print(f"{stage.name}: no model yet; the published one stays")
-            continue
-        destination = destination_root / stage.name
-        if destination.exists():
-            shutil.rmtree(destination)
-        destination.mkdir(parents=True)
-        if stage.system == "deepspeech2":
-            shutil.copy2(source / DEEPSPEECH_CHECKPOINT, destination / DEEPSPEECH_CHECKPOINT)
-        else:
-            shutil.copy2(source / "meta.yaml", destination / "meta.yaml")
-            shutil.copytree(source / "exp", destination / "exp")
-        shutil.copy2(source / "training_run.json", destination / "training_run.json")
-        print(f"{stage.name}: published step {run_status(source)['steps']} -> {destination}")
+        publish_stage(stage, args.work, args.models_dir)
     return 0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def status(args: argparse.Namespace) -> int:
+    """Print where each stage would be picked up from."""
+    planner = Planner(args)
+    for stage in STAGES:
+        plan = planner.plan(stage)
+        waiting = stage.init is not None and plan.action != "done" and planner.init_dir(stage) is None
+        print(f"{stage.name:22s} {plan.action:9s} {plan.reason}" + (f"; waits for {stage.init}" if waiting else ""))
+    return 0
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    from art_asr_ext.benchmark.presets import MODELS_DIR
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, required=True, help="root holding train-synth/ and dev-synth/")
-    parser.add_argument("--work", type=Path, required=True, help="one run directory per model (outside the repo)")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=DEFAULT_CORPUS,
+        help="root holding train-synth/ and dev-synth/ (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--work", type=Path, default=DEFAULT_WORK, help="one run directory per model (default: %(default)s)"
+    )
     parser.add_argument("--profile", choices=sorted(PROFILES), help="default: the --device's")
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     parser.add_argument("--hours", type=float, default=1.0, help="stop after this much wall time")
     parser.add_argument("--piece-minutes", type=float, default=40.0, help="length of one turn of a model")
+    parser.add_argument(
+        "--only", nargs="+", choices=[stage.name for stage in STAGES], help="train only these stages (default: all)"
+    )
+    parser.add_argument("--piece-steps", type=int, help="also end a piece after this many steps")
+    parser.add_argument("--pieces", type=int, help="stop after this many pieces")
     parser.add_argument("--threads", type=int, help="torch CPU threads of each piece")
-    parser.add_argument("--audio-extension", default=".flac", help="of the corpus's audio files (.opus when packed)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="see train.py")
+    parser.add_argument("--audio-extension", default=".opus", help="of the training audio (default: %(default)s)")
+    parser.add_argument("--dev-audio-extension", default=".flac", help="of the dev audio (default: %(default)s)")
     parser.add_argument("--publish", action="store_true", help="copy the best models into the package, train none")
-    parser.add_argument("--models-dir", type=Path, help="where --publish writes (default: the package's models)")
+    parser.add_argument("--status", action="store_true", help="say where each stage would be picked up, train none")
+    parser.add_argument(
+        "--no-publish", dest="publish_pieces", action="store_false", help="do not publish after each piece"
+    )
+    parser.add_argument(
+        "--models-dir", type=Path, default=MODELS_DIR, help="where models are published and picked up from"
+    )
     args = parser.parse_args(argv)
     args.profile = args.profile or args.device
+    for name in ("piece_steps", "pieces"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1. Found: {getattr(args, name)}")
+    if not args.hours > 0 or not args.piece_minutes > 0:
+        parser.error(f"--hours and --piece-minutes must be positive. Found: {args.hours}, {args.piece_minutes}")
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.status:
+        return status(args)
+    if args.publish:
+        return publish(args)
     for split in ("train-synth", "dev-synth"):
-        if not args.publish and not (args.corpus / split).is_dir():
-            print(f"error: {args.corpus / split} is missing; synthesise the corpus first", file=sys.stderr)
+        if not (args.corpus / split).is_dir():
+            print(f"error: --corpus {args.corpus} has no {split}/ (see ../shared/data/README.md)", file=sys.stderr)
             return 2
     args.work.mkdir(parents=True, exist_ok=True)
-    return publish(args) if args.publish else train_all(args)
+    return train_all(args)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ from art_asr_ext.models.espnet_asr import build_espnet_asr, feats_stats, librisp
 logger = logging.getLogger(__name__)
 
 SYSTEMS = ("deepspeech2", "transformer")
+#: Precisions of the training steps (`Recipe(precision=...)`).
+PRECISIONS = ("fp32", "bf16")
 #: File name of a DeepSpeech2 checkpoint inside its model directory.
 DEEPSPEECH_CHECKPOINT = "model.ckpt"
 
@@ -278,6 +280,8 @@ class Recipe:
                      the model is evaluated), `greedy` (attention) or `ctc`.
     :param beam_size: Beam of `decoding="beam"` for the dev WER.
     :param stats_file: ESPnet `feats_stats.npz` for a size with `normalize: global_mvn` (see `write_feats_stats`).
+    :param precision: Of the training steps: `fp32`, or `bf16` (autocast, float32 master weights; worth it on CPUs
+                      with bf16 matrix units, see `benchmarks/training_speed.py`).
     """
 
     def __init__(
@@ -290,7 +294,10 @@ class Recipe:
         decoding: str = "beam",
         beam_size: int = 10,
         stats_file: Optional[Path] = None,
+        precision: str = "fp32",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"Unknown precision {precision!r}. Known: {list(PRECISIONS)}")
         if system not in VARIANTS or variant not in VARIANTS[system]:
             raise ValueError(
                 f"Unknown system/variant {system}/{variant}. Known: { {s: list(v) for s, v in VARIANTS.items()} }"
@@ -304,6 +311,7 @@ class Recipe:
         self.decoding = decoding
         self.beam_size = beam_size
         self.stats_file = None if stats_file is None else Path(stats_file)
+        self.precision = precision
         self.model_config = dict(MODEL_SIZES[system][size])
         self.espnet_config: Optional[Dict[str, Any]] = None
         self.model = self._build_model()
@@ -384,12 +392,14 @@ class Recipe:
             estimator.save(str(out_dir))
 
     def _identity(self) -> Dict[str, Any]:
-        return {
-            "system": self.system,
-            "variant": self.variant_name,
-            "size": self.size,
-            "init": None if self.init is None else str(self.init),
-        }
+        # Not the init path: the state holds the weights, and the same run may be picked up from another copy of
+        # its starting model (a work directory on one machine, the published one on another).
+        return {"system": self.system, "variant": self.variant_name}
+
+    def _autocast(self):
+        """The training step's autocast context: bf16 with float32 master weights, or nothing."""
+        device = "cuda" if self.device_type == "gpu" and torch.cuda.is_available() else "cpu"
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     def fit(
         self,
@@ -400,6 +410,8 @@ class Recipe:
         log: Callable[[str], None] = print,
         data: Optional[Dict[str, str]] = None,
         resume: bool = False,
+        continue_run: Optional[TrainingRun] = None,
+        restart_warmup_steps: int = 200,
         stop_after_steps: Optional[int] = None,
         max_minutes: Optional[float] = None,
         state_every_minutes: float = 10.0,
@@ -416,6 +428,11 @@ class Recipe:
 
         :param resume: Continue from `out_dir/training_state.pt` (which must come from the same recipe, schedule
                        and corpus) instead of starting afresh.
+        :param continue_run: The record of an unfinished run of the same recipe and schedule whose best weights the
+                             model already holds (a published model directory): training goes on from its
+                             `best_step` with a fresh optimizer, whose learning rate ramps up over
+                             `restart_warmup_steps` (a restarted Adam has no moment estimates yet). The records of
+                             steps after `best_step` are dropped, since those steps are trained again.
         :param stop_after_steps: End this piece after this many more steps.
         :param max_minutes: End this piece after this much wall time (at a step boundary).
         :return: The run, also written to `out_dir/training_run.json`.
@@ -435,7 +452,20 @@ class Recipe:
         lengths = [len(w) for w in train.waveforms]
         fingerprint = corpus_fingerprint(train)
         losses: List[float] = []
-        if resume:
+        if resume and continue_run is not None:
+            raise ValueError("Give at most one of resume and continue_run.")
+        restarted_at = None
+        if continue_run is not None:
+            if state_path.is_file():
+                raise FileExistsError(f"{state_path} holds a run; resume it instead of continuing another one.")
+            run = self._continued(continue_run, schedule)
+            restarted_at = run.steps
+            log(
+                f"continuing {self.system}/{self.variant_name} from its published weights at step "
+                f"{run.steps}/{schedule.max_steps} (fresh optimizer, {restart_warmup_steps} warm-up steps)"
+            )
+            self._reseed_defences(estimator, schedule.seed, run.steps)
+        elif resume:
             if not state_path.is_file():
                 raise FileNotFoundError(f"--resume: no training state {state_path} to resume from.")
             run = self._restore(state_path, estimator, optimizer, schedule, fingerprint, losses)
@@ -466,11 +496,15 @@ class Recipe:
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "from_step": run.steps,
             "hardware": run.hardware,
+            "precision": self.precision,
         }
+        if restarted_at is not None:
+            piece["optimizer_restarted"] = {"warmup_steps": restart_warmup_steps}
         run.pieces.append(piece)
         steps_per_epoch = len(epoch_batches(lengths, schedule.batch_size, 1, schedule))
         wall_before = run.wall_minutes * 60.0
-        start = last_state = time.perf_counter()
+        start = last_state = last_curve = time.perf_counter()
+        last_curve_step = run.steps
         piece_end = (
             schedule.max_steps if stop_after_steps is None else min(schedule.max_steps, run.steps + stop_after_steps)
         )
@@ -494,19 +528,23 @@ class Recipe:
                     epoch = run.steps // steps_per_epoch
                     batches = epoch_batches(lengths, schedule.batch_size, epoch, schedule)
                 index = batches[run.steps % steps_per_epoch]
+                restart_ramp = 1.0
+                if restarted_at is not None and run.steps - restarted_at < restart_warmup_steps:
+                    restart_ramp = (run.steps - restarted_at + 1) / restart_warmup_steps
                 for group in optimizer.param_groups:
-                    group["lr"] = schedule.learning_rate_at(run.steps)
+                    group["lr"] = schedule.learning_rate_at(run.steps) * restart_ramp
                 if final_ctc_weight is not None:
                     self.model.ctc_weight = schedule.ctc_weight_at(run.steps, final_ctc_weight)
                 try:
-                    estimator.fit(
-                        train.waveforms[index],
-                        train.transcripts[index],
-                        batch_size=len(index),
-                        nb_epochs=1,
-                        max_grad_norm=schedule.max_grad_norm,
-                        step_callback=losses.append,
-                    )
+                    with self._autocast():
+                        estimator.fit(
+                            train.waveforms[index],
+                            train.transcripts[index],
+                            batch_size=len(index),
+                            nb_epochs=1,
+                            max_grad_norm=schedule.max_grad_norm,
+                            step_callback=losses.append,
+                        )
                 finally:
                     if final_ctc_weight is not None:
                         self.model.ctc_weight = final_ctc_weight
@@ -521,6 +559,12 @@ class Recipe:
                             "lr": float(f"{optimizer.param_groups[0]['lr']:.4g}"),
                         }
                     )
+                    now = time.perf_counter()
+                    log(
+                        f"step {run.steps}  train loss {run.train_curve[-1]['train_loss']:.3f}  "
+                        f"{(now - last_curve) / max(1, run.steps - last_curve_step):.2f} s/step"
+                    )
+                    last_curve, last_curve_step = now, run.steps
                 if run.steps % schedule.eval_every_steps == 0 or run.steps == schedule.max_steps:
                     self._evaluate(estimator, dev, run, losses, minutes_now(), optimizer, out_dir, log)
                     losses.clear()
@@ -562,6 +606,31 @@ class Recipe:
         if dev_wer <= run.best_dev_wer:
             run.best_dev_wer, run.best_step = dev_wer, run.steps
             self.save(estimator, out_dir)
+
+    def _continued(self, published: TrainingRun, schedule: Schedule) -> TrainingRun:
+        """The published run, cut back to the step of its best weights, which the model holds."""
+        mismatch = differences(
+            {"system": self.system, "variant": self.variant_name, "schedule": asdict(schedule)},
+            {"system": published.system, "variant": published.variant, "schedule": published.schedule},
+        )
+        if mismatch:
+            raise ValueError(f"Cannot continue the published run, it was trained by another recipe: {mismatch}")
+        if published.finished:
+            raise ValueError(
+                f"The published run has finished its {published.steps} steps; there is nothing to continue."
+            )
+        run = TrainingRun(**json.loads(json.dumps(asdict(published))))
+        run.steps = run.best_step
+        run.history = [entry for entry in run.history if entry["step"] <= run.best_step]
+        run.train_curve = [entry for entry in run.train_curve if entry["step"] <= run.best_step]
+        minutes = [entry["minutes"] for entry in run.history if entry["step"] == run.best_step]
+        run.wall_minutes = minutes[-1] if minutes else run.wall_minutes
+        return run
+
+    def _reseed_defences(self, estimator, seed: int, step: int) -> None:
+        """Fresh augmentation noise for a continued run (the published record holds no generator state)."""
+        for generator in self._defence_generators(estimator):
+            generator.manual_seed(int(np.random.SeedSequence([seed, step]).generate_state(1)[0]))
 
     def _defence_generators(self, estimator) -> List[torch.Generator]:
         return [op._generator for op in estimator.preprocessing_operations if hasattr(op, "_generator")]
@@ -611,6 +680,23 @@ class Recipe:
 def _plain(value: Any) -> Any:
     """JSON round trip: tuples and lists compare equal, as they do after a state was saved."""
     return json.loads(json.dumps(value))
+
+
+def differences(expected: Dict[str, Any], found: Dict[str, Any], prefix: str = "") -> str:
+    """
+    The keys on which two (nested) records differ, as `key: expected X, found Y` joined by `; `; empty if none.
+    Values are compared after a JSON round trip, so tuples equal lists.
+    """
+    expected, found = _plain(expected), _plain(found)
+    parts = []
+    for key in sorted(set(expected) | set(found), key=str):
+        mine, theirs = expected.get(key), found.get(key)
+        if isinstance(mine, dict) and isinstance(theirs, dict):
+            nested = differences(mine, theirs, f"{prefix}{key}.")
+            parts += [nested] if nested else []
+        elif mine != theirs:
+            parts.append(f"{prefix}{key}: expected {mine!r}, found {theirs!r}")
+    return "; ".join(parts)
 
 
 def write_feats_stats(corpus: Corpus, frontend_conf: Dict[str, Any], path: Path, max_utterances: int = 2000) -> Path:

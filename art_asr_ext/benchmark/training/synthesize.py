@@ -5,7 +5,7 @@ Training corpus from the public-domain LJSpeech sentences (splits by sentence; t
 committed)::
 
     python benchmarks/synthesize_corpus.py --sentences ../shared/data/text/ljspeech_sentences.tsv \\
-        --out /work/data/synth --n-train 100000 --n-dev 150 --n-test 300 --max-words 22
+        --out CORPUS --n-train 100000 --n-dev 150 --n-test 300 --max-words 22
 
 (every usable sentence of at most 22 words: 9,927 training sentences, 13 h of speech, about an hour on 2 cores). A fresh run is
 deterministic (Piper's noise is seeded; the splits are written test, dev, train in this order), so it is

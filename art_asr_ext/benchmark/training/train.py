@@ -9,8 +9,9 @@ ends). The same steps in one piece or in several give the same weights. For exam
 `art_asr_ext.benchmark.training.synthesize`::
 
     python benchmarks/train.py --system deepspeech2 --variant baseline --max-steps 12000 \\
-        --train /work/data/synth/train-synth --dev /work/data/synth/dev-synth --out /work/data/train/ds2_baseline
-    python benchmarks/train.py ... --out /work/data/train/ds2_baseline --resume     # the next piece
+        --train ../shared/data/synth/train-synth --audio-extension .opus --dev ../shared/data/synth/dev-synth \\
+        --out runs/train/ds2_baseline
+    python benchmarks/train.py ... --out runs/train/ds2_baseline --resume     # the next piece
 
 The same recipe at the study's sizes on LibriSpeech, on a GPU::
 
@@ -22,6 +23,7 @@ The best weights (by dev WER) are saved in `--out` in the system's own layout ne
 """
 
 import argparse
+import json
 import logging
 import math
 import signal
@@ -37,8 +39,10 @@ from art_asr_ext.benchmark.training.recipes import (
     Corpus,
     Recipe,
     Schedule,
+    TrainingRun,
     write_feats_stats,
 )
+from art_asr_ext.utils.environment import cpu_has_bf16_matmul
 
 #: Defaults of each system's schedule (ESPnet practice for the Transformer: clip 5, beta2 0.98, CTC warm-up).
 SCHEDULE_DEFAULTS = {
@@ -75,9 +79,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--dev", type=Path, required=True, help="LibriSpeech-layout development split")
     parser.add_argument("--out", type=Path, required=True, help="run directory: best model, run record, state")
     parser.add_argument("--resume", action="store_true", help="continue the run whose state is in --out")
+    parser.add_argument(
+        "--continue-from",
+        type=Path,
+        help="continue the unfinished run published in this model directory (its weights and training_run.json) "
+        "with a fresh optimizer, e.g. on a new machine that has no state in --out",
+    )
+    parser.add_argument(
+        "--restart-warmup-steps",
+        type=int,
+        default=200,
+        help="with --continue-from: steps over which the fresh optimizer's learning rate ramps up",
+    )
     parser.add_argument("--init", type=Path, help="start from this saved model (fine-tuning)")
     parser.add_argument("--max-train-utterances", type=int, help="use only the first N training utterances")
-    parser.add_argument("--audio-extension", default=".flac", help="of the corpus's audio files (.opus when packed)")
+    parser.add_argument(
+        "--audio-extension", default=".flac", help="of the training split's audio files (.opus when packed)"
+    )
+    parser.add_argument("--dev-audio-extension", default=".flac", help="of the development split's audio files")
     parser.add_argument("--waveaug-cache", type=Path, help="WAVEAUG re-synthesis cache (default: --out/waveaug)")
     group = parser.add_argument_group("schedule (fixed for the whole run)")
     group.add_argument("--max-steps", type=int, help="optimizer steps of the whole run; the LR schedule spans them")
@@ -104,18 +123,42 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     )
     parser.add_argument("--dev-beam-size", type=int, default=10)
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="of the training steps (bf16: autocast, float32 master weights); auto: bf16 on a CPU with bf16 matrix "
+        "units, fp32 elsewhere",
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     args = parser.parse_args(argv)
     if args.variant not in VARIANTS[args.system]:
         parser.error(f"--variant for {args.system} must be one of {sorted(VARIANTS[args.system])}")
     if (args.max_steps is None) == (args.epochs is None):
         parser.error("give exactly one of --max-steps and --epochs")
+    if args.continue_from is not None and args.resume:
+        parser.error("give at most one of --resume and --continue-from")
+    if args.restart_warmup_steps < 0:
+        parser.error(f"--restart-warmup-steps must be >= 0. Found: {args.restart_warmup_steps}")
     return args
 
 
-def schedule_from(args: argparse.Namespace, train_utterances: int) -> Schedule:
+def resolve_precision(precision: str, device: str) -> str:
+    """`auto`: bf16 autocast where the CPU multiplies bf16 matrices natively, float32 elsewhere (and on a GPU)."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device == "cpu" and cpu_has_bf16_matmul() else "fp32"
+
+
+def schedule_from(args: argparse.Namespace, train_utterances: Optional[int]) -> Schedule:
+    """The run's schedule; `train_utterances` is needed only for `--epochs`."""
     defaults = SCHEDULE_DEFAULTS[args.system]
-    max_steps = args.max_steps or max(1, int(args.epochs * math.ceil(train_utterances / args.batch_size)))
+    if args.max_steps is not None:
+        max_steps = args.max_steps
+    elif train_utterances is None:
+        raise ValueError("a schedule in --epochs needs the number of training utterances")
+    else:
+        max_steps = max(1, int(args.epochs * math.ceil(train_utterances / args.batch_size)))
     chosen = {
         "learning_rate": args.lr,
         "warmup_steps": args.warmup_steps,
@@ -154,15 +197,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.resume and not state.is_file():
         print(f"error: --resume but {args.out} holds no {STATE_FILE}", file=sys.stderr)
         return 2
+    continued = None
+    if args.continue_from is not None:
+        record = args.continue_from / "training_run.json"
+        if not record.is_file():
+            print(f"error: --continue-from {args.continue_from} holds no training_run.json", file=sys.stderr)
+            return 2
+        continued = TrainingRun(**json.loads(record.read_text()))
     try:
         train = Corpus.load(args.train, args.max_train_utterances, args.audio_extension)
-        dev = Corpus.load(args.dev, audio_extension=args.audio_extension)
+        dev = Corpus.load(args.dev, audio_extension=args.dev_audio_extension)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     stats_file = None
-    if Recipe.needs_stats(args.system, args.size, args.init):
+    # A continued run rebuilds its model from the published directory: architecture, statistics and weights.
+    model_source = args.continue_from or args.init
+    if Recipe.needs_stats(args.system, args.size, model_source):
         stats_file = args.out / "feats_stats.npz"
         if not stats_file.is_file():
             frontend = {"fs": 16000, "n_fft": 512, "hop_length": 160, "n_mels": 80}
@@ -172,10 +224,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.variant,
         args.size,
         args.device,
-        args.init,
+        model_source,
         args.decoding,
         beam_size=args.dev_beam_size,
         stats_file=stats_file,
+        precision=resolve_precision(args.precision, args.device),
     )
     if recipe.variant.waveaug:
         train = vocoded(train, args.waveaug_cache or args.out / "waveaug", args.device)
@@ -199,6 +252,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             log=lambda line: print(line, flush=True),
             data=data,
             resume=args.resume,
+            continue_run=continued,
+            restart_warmup_steps=args.restart_warmup_steps,
             stop_after_steps=args.stop_after_steps,
             max_minutes=args.max_minutes,
             state_every_minutes=args.state_every_minutes,
