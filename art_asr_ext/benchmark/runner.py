@@ -57,7 +57,7 @@ from art_asr_ext.benchmark.report_media import save_cell_media, write_media_file
 from art_asr_ext.benchmark.store import OutputError, OutputLock, ResultStore, output_errors
 from art_asr_ext.benchmark.strength import plot_strength, strength_csv
 from art_asr_ext.utils.audio import waveform_digest
-from art_asr_ext.utils.environment import device_description, versions
+from art_asr_ext.utils.environment import cpu_description, device_description, source_digest, versions
 from art_asr_ext.utils.io import atomic_write_text
 from art_asr_ext.benchmark.systems import build_system, check_alphabet, reseed_defences, set_eot_samples
 from art_asr_ext.benchmark.table import (
@@ -197,7 +197,8 @@ def fingerprint_parts(
 ) -> Dict[str, Dict[str, Any]]:
     """
     What each cell's result depends on, part by part (kept in its record, so a changed part can be named): the seed,
-    the package versions, the utterance ids, transcripts and targets, a content hash of each utterance's audio, the
+    the package versions, a digest of this package's own code (so that pulling a fix recomputes what it could
+    change, with or without a new version number), the utterance ids, transcripts and targets, a content hash of each utterance's audio, the
     batch size (the smoothing noise is drawn per utterance in batch order), the settings and model files of the
     system and of the source system, and the attack's settings. Not the device.
 
@@ -211,6 +212,7 @@ def fingerprint_parts(
     shared = {
         "seed": config.seed,
         "versions": {name: found.get(name) for name in FINGERPRINT_PACKAGES},
+        "code": source_digest(),
         "data": _digest([[u.utterance_id, u.transcript, targets[u.utterance_id]] for u in utterances]),
         "audio": {u.utterance_id: waveform_digest(u.waveform) for u in utterances},
     }
@@ -264,6 +266,9 @@ def fingerprint_change(recorded: Optional[Mapping[str, Any]], current: Mapping[s
     for name, version in current["versions"].items():
         if old_versions.get(name) != version:
             reasons.append(f"{name} {old_versions.get(name)} \u2192 {version}")
+    if recorded.get("code") != current["code"]:
+        old_code = str(recorded.get("code"))[:12] if recorded.get("code") else "not recorded"
+        reasons.append(f"art-asr-ext's source code changed (digest {old_code} \u2192 {current['code'][:12]})")
     for part, name in (("seed", "seed"), ("batch_size", "batch size")):
         if recorded.get(part) != current[part]:
             reasons.append(f"{name} {recorded.get(part)} \u2192 {current[part]}")
@@ -551,6 +556,8 @@ def _run_json(config: BenchmarkConfig, out_dir: Path, extra: Mapping[str, Any]) 
         "cell_seeds": "crc32('<seed>|<cell key>'): torch, numpy and each defence (seed + index) are reset per cell",
         "device": config.device,
         "versions": versions(),
+        "source_digest": source_digest(),
+        "cpu": cpu_description(),
         "invocation": dict(extra),
         "history": history[-20:],
     }

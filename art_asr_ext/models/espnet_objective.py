@@ -14,6 +14,7 @@ runs on the padded batch. The loss of utterance ``i`` is the term ESPnet's batch
 | Paper link: https://arxiv.org/abs/1804.00015
 """
 
+import warnings
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import torch
@@ -43,6 +44,22 @@ def unsupported_features(model: "ESPnetASRModel") -> List[str]:
     return reasons
 
 
+def encode(
+    model: "ESPnetASRModel", speech: torch.Tensor, speech_lengths: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """
+    ESPnet's `model.encode`, without the `FutureWarning` ESPnet 202511 raises on every call (its front end enters
+    the deprecated `torch.cuda.amp.autocast(...)`), which would otherwise fill a run's log with one line per forward.
+
+    :return: `(encoder_out, encoder_lengths)` as ESPnet returns them (the output may be a tuple).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.cuda\.amp\.autocast\(args\.\.\.\)` is deprecated", category=FutureWarning
+        )
+        return model.encode(speech, speech_lengths)
+
+
 def encode_utterances(
     model: "ESPnetASRModel", speech: torch.Tensor, speech_lengths: torch.Tensor, scale: float = 1.0
 ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -61,7 +78,7 @@ def encode_utterances(
         utterance = speech[i : i + 1, : int(length)]
         if scale != 1.0:
             utterance = utterance * scale
-        encoded, encoded_lengths = model.encode(utterance, length)
+        encoded, encoded_lengths = encode(model, utterance, length)
         if isinstance(encoded, tuple):
             encoded = encoded[0]
         # encoded: (1, frames, dim)

@@ -3,9 +3,13 @@ What a result was computed on: the device in words and the versions of the packa
 records, model cards and result fingerprints.
 """
 
+import ast
+import functools
+import hashlib
 import platform
 from importlib import metadata
-from typing import Dict, Optional
+from pathlib import Path
+from typing import Any, Dict, Optional
 
 import torch
 
@@ -54,6 +58,51 @@ def cpu_model() -> str:
 def cpu_has_bf16_matmul() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (AMX or AVX-512 BF16), where bf16 autocast pays off."""
     return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
+def cpu_description() -> Dict[str, Any]:
+    """
+    The CPU a result was computed on: its model, the vector extensions torch's kernels dispatch to, and whether it has
+    bf16 matrix units. Results on CPU reproduce exactly only on the same kind of CPU and thread count.
+    """
+    return {
+        "model": cpu_model(),
+        "torch_capability": torch.backends.cpu.get_cpu_capability(),
+        "bf16_matmul": cpu_has_bf16_matmul(),
+    }
+
+
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+@functools.lru_cache(maxsize=None)
+def source_digest(package_dir: Optional[str] = None) -> str:
+    """
+    A digest of what this package's Python code does: the syntax trees of its `.py` files, without comments,
+    docstrings, formatting or line numbers, so that any change to the code (and only that) changes it. Its data
+    files (models, evaluation set) are not part of it.
+
+    :param package_dir: The package's directory (default: the `art_asr_ext` this module belongs to).
+    :return: Hex SHA-256.
+    """
+    root = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        tree = _without_docstrings(ast.parse(path.read_bytes(), filename=str(path)))
+        digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
+        digest.update(ast.dump(tree).encode("utf-8") + b"\0")
+    return digest.hexdigest()
 
 
 def device_description(device: str) -> str:

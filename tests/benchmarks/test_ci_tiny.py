@@ -11,6 +11,7 @@ import yaml
 
 from art_asr_ext.benchmark.cells import UTTERANCE_COLUMNS
 from art_asr_ext.benchmark.presets import preset_path
+from art_asr_ext.utils.environment import cpu_description, cpu_model, source_digest
 from tests.benchmarks.helpers import read_csv
 
 CONFIG = preset_path("ci_tiny")
@@ -93,6 +94,9 @@ def test_ci_tiny_end_to_end(ci_tiny_run):
     run_json = json.loads((out / "run.json").read_text())
     assert run_json["config"] == raw and run_json["invocation"]["cells"]["computed"] == len(rows) // 2
     assert run_json["invocation"]["wall_time_s"] > 0 and run_json["versions"]["torch"]
+    # Tables on CPU reproduce exactly only on the same kind of CPU: the provenance names it.
+    assert run_json["cpu"] == cpu_description() and run_json["cpu"]["model"] == cpu_model()
+    assert run_json["source_digest"] == source_digest()
     assert "Done in" in (out / "run.log").read_text()
 
     # The report: its media saved per cell (first 3 utterances: both here), its cost and size in run.json.

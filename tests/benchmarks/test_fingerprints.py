@@ -1,14 +1,22 @@
 """
-Stale results: a new ART version, another batch size or a different recording under the same file name invalidates
-exactly the cells whose result depends on it, and the dry run says why each one is pending.
+Stale results: a new ART version, a change to this package's code, another batch size or a different recording under
+the same file name invalidates exactly the cells whose result depends on it, and the dry run says why each one is
+pending.
 """
 
+import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
 import soundfile
 
+import art_asr_ext
 import art_asr_ext.benchmark.runner as runner
 from art_asr_ext.benchmark import dry_run_report, load_config, run_benchmark
 from tests.benchmarks.helpers import DATA, mini_config_dict, write_config
@@ -138,3 +146,68 @@ def test_a_new_release_of_a_wheel_that_holds_weights_invalidates_only_the_system
         assert all(
             runner.fingerprint_change(before[key], after[key]).endswith("model files changed") for key in changed
         )
+
+
+def _scratch_package(tmp_path, edit=None):
+    """
+    A scratch copy of the installed package (hard links, so it costs no space), with `metrics/wer.py` rewritten by
+    `edit` (a function of its text) as a file of its own.
+    """
+    package = Path(art_asr_ext.__file__).resolve().parent
+    scratch = tmp_path / "scratch"
+    shutil.copytree(
+        package, scratch / "art_asr_ext", copy_function=os.link, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    if edit is not None:
+        wer = scratch / "art_asr_ext" / "metrics" / "wer.py"
+        text = wer.read_text(encoding="utf-8")
+        wer.unlink()  # break the hard link: the installed file stays as it is
+        edited = edit(text)
+        assert edited != text
+        wer.write_text(edited, encoding="utf-8")
+    return scratch
+
+
+_RESUME = """
+import json, sys
+import art_asr_ext
+from art_asr_ext.benchmark import load_config, run_benchmark
+summary = run_benchmark(load_config(sys.argv[1]), sys.argv[2], progress=False, threads=1, plot=False)
+print(json.dumps({"package": art_asr_ext.__file__, "computed": sorted(summary.computed), "skipped": sorted(summary.skipped)}))
+"""
+
+
+def _resume_with(scratch, config, out):
+    """Resume the run in `out` in a fresh process that imports the package from `scratch`."""
+    environment = {**os.environ, "PYTHONPATH": str(scratch)}
+    result = subprocess.run(
+        [sys.executable, "-c", _RESUME, str(config), str(out)],
+        env=environment,
+        cwd=scratch,  # `python -c` puts the working directory first on the path
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["package"].startswith(str(scratch))  # the scratch copy ran, not the installed package
+    return summary
+
+
+def test_a_code_change_in_the_package_recomputes_every_cell_and_says_why(finished, tmp_path):
+    """Pulling a fix changes results without a new version number: cells computed by the old code never stay."""
+    config = _config(tmp_path / "config", finished[1]).path
+    # Comments, docstrings and formatting are not code: such an edit keeps every cell.
+    out = _copy(finished, tmp_path / "comment")
+    scratch = _scratch_package(tmp_path / "comment", lambda text: text.replace("\n\n\ndef ", "\n\n\n# a note\ndef ", 1))
+    assert _resume_with(scratch, config, out) == {"package": ANY, "computed": [], "skipped": sorted(ALL)}
+
+    # One code line of the WER, with the same meaning, rewritten.
+    out = _copy(finished, tmp_path / "code")
+    line = "output = jiwer.process_words(str(reference), str(hypothesis))"
+    scratch = _scratch_package(
+        tmp_path / "code", lambda text: text.replace(line, line.replace("str(h", "hypothesis=str(h"))
+    )
+    assert _resume_with(scratch, config, out) == {"package": ANY, "computed": sorted(ALL), "skipped": []}
+    log = (out / "run.log").read_text()
+    for key in ALL:
+        assert f"Recomputing {key}: fingerprint changed: art-asr-ext's source code changed (digest " in log

@@ -18,7 +18,7 @@ from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 from art_asr_ext.estimators.speech_recognition.pytorch_speech_recognizer import PyTorchSpeechRecognizer
 from art_asr_ext.models.espnet_asr import load_espnet_asr, sample_rate_of, save_espnet_asr
 from art_asr_ext.models.espnet_decoding import beam_search, ctc_greedy_search, greedy_search, hypothesis_tokens
-from art_asr_ext.models.espnet_objective import encode_utterances, unsupported_features, utterance_losses
+from art_asr_ext.models.espnet_objective import encode, encode_utterances, unsupported_features, utterance_losses
 from art_asr_ext.models.espnet_text import ESPnetTextCodec
 
 if TYPE_CHECKING:
@@ -293,7 +293,7 @@ class PyTorchESPnet(PyTorchSpeechRecognizer):
         # ESPnet's own batched encoder, as its trainer runs it: padding shifts a short utterance's loss slightly (see
         # `encode_utterances`), which training tolerates and attacks must not.
         scaled = waveforms * float(self.input_scale) if self.input_scale != 1.0 else waveforms
-        encoder_out, encoder_lengths = self._model.encode(scaled, lengths)
+        encoder_out, encoder_lengths = encode(self._model, scaled, lengths)
         if isinstance(encoder_out, tuple):
             encoder_out = encoder_out[0]
         return self._losses(encoder_out, encoder_lengths, targets)
