@@ -3,10 +3,11 @@ report.html: a run's results for a person to read and hear, one HTML file beside
 ``report/`` (see :mod:`art_asr_ext.benchmark.report_media`). It opens from disk with no server and no network: no
 script, style or font from anywhere else, only the run's own files.
 
-It holds Table I as a heatmap (systems as rows, cells as columns, coloured by WER; failed, not yet run and skipped
-cells marked apart), the figures, a drill-down per cell (audio players for the clean, adversarial and defended input,
-transcripts with their word-level differences, SNR, PESQ, STOI and L∞, a spectrogram of the perturbation), and the
-run's provenance (config, seeds, versions, device, wall time, evaluation checks).
+It holds Table I as a heatmap (systems as rows, cells as columns, coloured by WER, a target-WER column on a scale of
+its own; failed, not yet run and skipped cells marked apart), the figures, a drill-down per cell (audio players for the
+clean, adversarial and defended input, transcripts with their word-level differences, SNR, PESQ, STOI and L∞, a
+spectrogram of the perturbation), and the run's provenance (config, seeds, versions, device, wall time, evaluation
+checks).
 
 | Paper link: https://arxiv.org/abs/2103.17122
 """
@@ -139,9 +140,27 @@ def heatmap_cells(
     return out
 
 
+def _legend_swatches(target: bool) -> str:
+    """The swatches of one of the heatmap's colour scales, 0 to :data:`WER_SCALE_MAX` % in steps of 20."""
+    legend = []
+    for value in range(0, int(WER_SCALE_MAX) + 1, 20):
+        background, colour = wer_colour(float(value), target=target)
+        suffix = "+" if value == WER_SCALE_MAX else ""
+        legend.append(f'<span style="background: {background}; color: {colour}">{value}{suffix} %</span>')
+    return "".join(legend)
+
+
 def _heatmap_html(layout: TableLayout, cells: List[List[HeatmapCell]], transfer_rows: int) -> str:
+    targets = layout.target_columns
+    # The darkest colour of the target scale underlines its columns' headers, tying them to their legend.
+    target_header = (
+        f' title="WER against the attacker\'s target phrase: low means the attack succeeded"'
+        f' style="border-bottom: 3px solid {wer_colour(0.0, target=True)[0]}"'
+    )
     lines = ['<table class="heatmap" id="table1">', "<thead><tr>"]
-    lines += [f'<th scope="col">{_e(column)}</th>' for column in layout.columns]
+    lines += [
+        f'<th scope="col"{target_header if column in targets else ""}>{_e(column)}</th>' for column in layout.columns
+    ]
     lines.append("</tr></thead><tbody>")
     own_rows = len(layout.rows) - transfer_rows
     for index, row in enumerate(cells):
@@ -152,10 +171,15 @@ def _heatmap_html(layout: TableLayout, cells: List[List[HeatmapCell]], transfer_
         for entry in row:
             where = f"{entry.row} \u00b7 {entry.column}"
             attributes = f'data-row="{_e(entry.row)}" data-column="{_e(entry.column)}" data-status="{entry.status}"'
+            target = entry.column in targets
+            if target:
+                attributes += ' data-scale="target"'
             if entry.status == OK and entry.value is not None:
-                background, colour = wer_colour(entry.value)
+                background, colour = wer_colour(entry.value, target=target)
                 text = f"{entry.value:.1f}"
                 title = f"{where}: WER {text} %"
+                if target:
+                    title += " against the attacker's target phrase (low: the attack succeeded)"
                 style = f' style="background: {background}; color: {colour}"'
             elif entry.status == OK:
                 text, title, style = "n/a", f"{where}: no reference words", ""
@@ -176,16 +200,20 @@ def _heatmap_html(layout: TableLayout, cells: List[List[HeatmapCell]], transfer_
             lines.append(f'<td class="{entry.status}" {attributes} title="{_e(title)}"{style}>{text}</td>')
         lines.append("</tr>")
     lines.append("</tbody></table>")
-    legend = []
-    for value in range(0, int(WER_SCALE_MAX) + 1, 20):
-        background, colour = wer_colour(float(value))
-        suffix = "+" if value == WER_SCALE_MAX else ""
-        legend.append(f'<span style="background: {background}; color: {colour}">{value}{suffix} %</span>')
     lines.append(
-        '<p class="legend">WER: ' + "".join(legend) + " &nbsp; <b>\u2715 failed</b>: the cell raised an error (see "
+        f'<p class="legend">{"Ground-truth WER" if targets else "WER"}: '
+        + _legend_swatches(False)
+        + " &nbsp; <b>\u2715 failed</b>: the cell raised an error (see "
         "its drill-down and failures.csv); <i>not run</i>: in the grid, not computed yet; \u2014: not in this "
         "config's grid.</p>"
     )
+    if targets:
+        # The scale runs the other way: a reader must not take a target WER of 0 for a robust system.
+        lines.append(
+            f'<p class="legend" id="target-legend">Target WER ({_e(", ".join(targets))}: WER against the attacker\'s '
+            f"target phrase): {_legend_swatches(True)} &nbsp; a <b>low</b> target WER means the attacker succeeded "
+            "(0 %: the system transcribed exactly the attacker's phrase), so it is dark.</p>"
+        )
     return "\n".join(lines)
 
 
@@ -324,6 +352,14 @@ def _key_values(pairs: Sequence[Tuple[str, Any]]) -> str:
     return f'<table class="kv">{rows}</table>'
 
 
+def _cpu_text(cpu: Optional[Mapping[str, Any]]) -> Optional[str]:
+    """The CPU in words; tables on CPU reproduce exactly only on the same kind of CPU and thread count."""
+    if not cpu:
+        return None
+    units = "with" if cpu.get("bf16_matmul") else "without"
+    return f"{cpu.get('model')}, torch kernels {cpu.get('torch_capability')}, {units} bf16 matrix units"
+
+
 def _provenance_html(run: Mapping[str, Any], checks: Optional[Mapping[str, Any]]) -> str:
     import yaml
 
@@ -340,6 +376,8 @@ def _provenance_html(run: Mapping[str, Any], checks: Optional[Mapping[str, Any]]
         ("wall time of this invocation", _number(invocation.get("wall_time_s"), 1, " s")),
         ("cells", ", ".join(f"{count} {name}" for name, count in cells.items())),
         ("torch threads", invocation.get("torch_threads")),
+        ("CPU", _cpu_text(run.get("cpu"))),
+        ("art-asr-ext source digest", run.get("source_digest")),
         ("command", " ".join(str(arg) for arg in invocation.get("argv", []))),
     ]
     lines = ['<h2 id="provenance">Provenance</h2>', _key_values([(k, v) for k, v in pairs if v is not None])]

@@ -28,6 +28,12 @@ from art_asr_ext.benchmark.cells import UTTERANCE_COLUMNS
 logger = logging.getLogger(__name__)
 
 
+#: The imperceptible attack's two columns: `(header, scored against the attacker's target phrase)`. The one home of
+#: which columns hold a target WER, where a low value means the attacker succeeded (see
+#: :attr:`TableLayout.target_columns`); every other column is a ground-truth WER.
+IMPERCEPTIBLE_COLUMNS = (("Imperceptible GT", False), ("Imperceptible TGT", True))
+
+
 @dataclasses.dataclass(frozen=True)
 class TableLayout:
     """Rows and columns of the table."""
@@ -55,8 +61,13 @@ class TableLayout:
         """Header of table1.csv."""
         columns = ["System", "Clean"] + [header for header, _, _ in self.attack_columns()]
         if self.imperceptible:
-            columns += ["Imperceptible GT", "Imperceptible TGT"]
+            columns += [header for header, _ in IMPERCEPTIBLE_COLUMNS]
         return columns
+
+    @property
+    def target_columns(self) -> Tuple[str, ...]:
+        """Headers of the columns that hold WER against the attacker's target phrase (low: the attack succeeded)."""
+        return tuple(header for header, target in IMPERCEPTIBLE_COLUMNS if target) if self.imperceptible else ()
 
 
 def format_eps(eps: float) -> str:
@@ -106,7 +117,7 @@ def table_values(layout: TableLayout, rows: Iterable[Mapping[str, Any]]) -> List
         line += [wer_percent(groups.get((row_label, attack, eps), [])) for _, attack, eps in layout.attack_columns()]
         if layout.imperceptible:
             imperceptible = imperceptible_rows.get(row_label, [])
-            line += [wer_percent(imperceptible), wer_percent(imperceptible, target=True)]
+            line += [wer_percent(imperceptible, target=target) for _, target in IMPERCEPTIBLE_COLUMNS]
         values.append(line)
     return values
 
@@ -296,17 +307,32 @@ def median_snr_markdown(layout: TableLayout, rows: Iterable[Mapping[str, Any]]) 
 WER_SCALE_MAX = 100.0
 #: Anchors of the heatmap's sequential colour scale (ColorBrewer YlOrRd), light for a low WER.
 _SCALE = ((255, 255, 204), (254, 217, 118), (253, 141, 60), (227, 26, 28), (128, 0, 38))
+#: Anchors of the target-WER columns' scale (ColorBrewer RdPu, reversed), dark for a low WER: there a low WER is the
+#: attacker's success, so dark means "the attack worked" in both scales, and another hue keeps a reader from reading
+#: a target WER on the ground-truth scale. Classes 8, 6, 5, 3 and 1 of the 9: the middle stays dark enough for white
+#: text, and 100 % stays pink enough not to pass for an empty cell (#f4f4f4).
+_TARGET_SCALE = ((73, 0, 106), (174, 1, 126), (221, 52, 151), (250, 159, 181), (253, 224, 221))
 
 
-def wer_colour(value: float) -> Tuple[str, str]:
+def wer_scale(target: bool = False) -> Tuple[Tuple[int, int, int], ...]:
+    """
+    :param target: The scale of a target-WER column (:attr:`TableLayout.target_columns`) instead of a ground-truth one.
+    :return: RGB anchors of the heatmap's colour scale, evenly spaced from 0 to :data:`WER_SCALE_MAX`.
+    """
+    return _TARGET_SCALE if target else _SCALE
+
+
+def wer_colour(value: float, target: bool = False) -> Tuple[str, str]:
     """
     :param value: WER in percent.
+    :param target: The WER is against the attacker's target phrase: dark for a low WER (the attack succeeded).
     :return: CSS background and text colours of a heatmap cell with that WER.
     """
-    position = min(max(value / WER_SCALE_MAX, 0.0), 1.0) * (len(_SCALE) - 1)
-    low = min(int(position), len(_SCALE) - 2)
+    scale = wer_scale(target)
+    position = min(max(value / WER_SCALE_MAX, 0.0), 1.0) * (len(scale) - 1)
+    low = min(int(position), len(scale) - 2)
     fraction = position - low
-    rgb = [round(a + (b - a) * fraction) for a, b in zip(_SCALE[low], _SCALE[low + 1])]
+    rgb = [round(a + (b - a) * fraction) for a, b in zip(scale[low], scale[low + 1])]
     luminance = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
     return f"rgb({rgb[0]}, {rgb[1]}, {rgb[2]})", "#fff" if luminance < 140 else "#000"
 
@@ -463,12 +489,58 @@ def _column_key(layout: TableLayout, row: int, column: int) -> Optional[str]:
     return None
 
 
+#: Height (inches) of the strip under the heatmap that holds its two colour bars.
+_LEGEND_HEIGHT = 0.72
+
+
+def _scale_legend(figure, axis, target_columns: Sequence[str]) -> None:
+    """
+    Grow the laid-out heatmap figure by a strip at the bottom with a colour bar of each scale, ground-truth on the
+    left and target WER on the right.
+    """
+    # Added after the table's tight layout, at fixed inches: the table keeps the place it has without the legend,
+    # and a table of one row neither squeezes the bars nor is squeezed by them.
+    width, height = figure.get_size_inches()
+    total = height + _LEGEND_HEIGHT
+    position = axis.get_position()
+    figure.set_size_inches(width, total)
+    axis.set_position(
+        (position.x0, (position.y0 * height + _LEGEND_HEIGHT) / total, position.width, position.height * height / total)
+    )
+    bottom, bar = 0.5 / total, 0.12 / total
+    names = ", ".join(target_columns)
+    labels = (
+        "ground-truth WER (%), the other columns:\ndark = the attack hurt",
+        f"target WER (%), {names}:\ndark = the attacker succeeded",
+    )
+    for left, target, label in ((0.05, False, labels[0]), (0.54, True, labels[1])):
+        _colour_bar(figure, figure.add_axes((left, bottom, 0.41, bar)), target, label)
+
+
+def _colour_bar(figure, axis, target: bool, label: str) -> None:
+    """A horizontal colour bar of one of the heatmap's scales (see :func:`wer_scale`) in `axis`."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import LinearSegmentedColormap, Normalize
+
+    # Evenly spaced anchors, interpolated linearly in RGB: the same colours as wer_colour gives the cells.
+    anchors = [tuple(part / 255 for part in rgb) for rgb in wer_scale(target)]
+    colour_map = LinearSegmentedColormap.from_list("target_wer" if target else "wer", anchors)
+    bar = figure.colorbar(
+        ScalarMappable(norm=Normalize(0.0, WER_SCALE_MAX), cmap=colour_map), cax=axis, orientation="horizontal"
+    )
+    ticks = list(range(0, int(WER_SCALE_MAX) + 1, 20))
+    bar.set_ticks(ticks, labels=[f"{tick}+" if tick == WER_SCALE_MAX else str(tick) for tick in ticks], fontsize=7)
+    bar.set_label(label, fontsize=7)
+
+
 def plot_table_heatmap(
     layout: TableLayout, rows: Iterable[Mapping[str, Any]], failed: Mapping[str, str], path, title: str = ""
 ) -> bool:
     """
     Draw Table I as a heatmap for papers and slides: WER in each cell, coloured on one scale (0 to 100 % and above),
-    hatched where a cell failed, blank where it has no result.
+    hatched where a cell failed, blank where it has no result. A target-WER column (:attr:`TableLayout.target_columns`)
+    has a scale of its own, dark at 0 % (the attacker's phrase recognised), and a colour bar of each scale below the
+    table says which is which.
 
     :param layout: Rows and columns.
     :param rows: Utterance rows of every finished cell.
@@ -484,6 +556,7 @@ def plot_table_heatmap(
     if plt is None:
         return False
     headers = layout.columns[1:]
+    target = [header in layout.target_columns for header in headers]
     figure_width = 2.6 + 0.95 * len(headers)
     figure, axis = plt.subplots(figsize=(figure_width, 0.9 + 0.34 * len(values)))
     for i, line in enumerate(values):
@@ -501,7 +574,7 @@ def plot_table_heatmap(
                 )
                 axis.add_patch(plt.Rectangle((j, i), 1, 1, facecolor="#f4f4f4", edgecolor="#fff", hatch=hatch))
                 continue
-            background, colour = wer_colour(value)
+            background, colour = wer_colour(value, target=target[j])
             rgb = [int(part) / 255 for part in background[4:-1].split(",")]
             axis.add_patch(plt.Rectangle((j, i), 1, 1, facecolor=rgb, edgecolor="#fff"))
             axis.text(j + 0.5, i + 0.5, f"{value:.1f}", ha="center", va="center", fontsize=8, color=colour)
@@ -514,5 +587,7 @@ def plot_table_heatmap(
         spine.set_visible(False)
     axis.set_title(f"{title}\nWER (%), colour scale 0 to {WER_SCALE_MAX:.0f}+", fontsize=9)
     figure.tight_layout()
+    if any(target):
+        _scale_legend(figure, axis, layout.target_columns)
     _save_figure(figure, path)
     return True

@@ -1,16 +1,21 @@
 """
 The Ray executor on a real local Ray cluster (``ray start --head`` on 127.0.0.1 with 2 CPUs): the same table as the
 serial runner, a killed worker's cell recorded as a failure and retried, and transfer cells that get their source's
-examples from the driver (workers never read ``--out``).
+examples from the driver (workers never read ``--out``). The tests stop only the processes of the cluster they started,
+never another Ray cluster on the machine.
 """
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import List, NamedTuple
 
 import pytest
 import yaml
@@ -42,18 +47,99 @@ def _environment():
     return env
 
 
+class RayCluster(NamedTuple):
+    """A Ray cluster started by :func:`local_ray_cluster`."""
+
+    #: `127.0.0.1:PORT` of its head.
+    address: str
+    #: The session id of its processes (the pid of the `ray start` that started them).
+    session: int
+
+
+def session_processes(session: int) -> List[int]:
+    """
+    :param session: A session id.
+    :return: The pids of the live processes in that session (zombies, already dead, left out).
+    """
+    listing = subprocess.run(["ps", "-eo", "pid=,sid=,stat="], capture_output=True, text=True, check=True).stdout
+    rows = [line.split() for line in listing.splitlines()]
+    return [int(pid) for pid, sid, stat in rows if int(sid) == session and not stat.startswith("Z")]
+
+
+def _kill_session(session: int, timeout: float = 60.0) -> None:
+    """
+    SIGKILL every process of a session until none is left (a raylet may start a worker while its session is killed).
+    SIGKILL, as `ray stop --force` sends, because the GCS and the raylet outlive a SIGTERM by many seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = session_processes(session)
+        if not pids:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"Ray processes {pids} of session {session} outlived SIGKILL for {timeout:g} s")
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):  # it exited since the listing
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def local_ray_cluster(num_cpus: int = 2):
+    """
+    A real one-node Ray cluster on 127.0.0.1 with no dashboard, stopped on exit by killing its processes alone: not
+    with `ray stop`, which stops every Ray process on the machine, a user's own cluster among them.
+
+    :param num_cpus: The CPUs it offers.
+    :return: Its :class:`RayCluster`.
+    """
+    port = _free_port()
+    # Its own temporary directory, so that it leaves a user's /tmp/ray (their session and the address file
+    # `--ray-address auto` reads) as it is; short, as Ray's Unix sockets inside it must stay under 108 characters.
+    temp_dir = tempfile.mkdtemp(prefix="ray-test-")
+    command = [str(RAY), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port)]
+    command += ["--num-cpus", str(num_cpus), "--include-dashboard", "false", "--disable-usage-stats"]
+    command += ["--temp-dir", temp_dir]
+    # A session of its own: every process of the cluster stays in it (Ray gives each worker a process group of its
+    # own, so the process group would miss the workers), and no other process is in it.
+    started = subprocess.Popen(
+        command, env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        _, stderr = started.communicate(timeout=120)
+        assert started.returncode == 0, stderr[-3000:]
+        yield RayCluster(f"127.0.0.1:{port}", started.pid)
+    finally:
+        _kill_session(started.pid)
+        started.wait()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A real one-node Ray cluster on 127.0.0.1 with 2 CPUs and no dashboard; its address."""
-    port = _free_port()
-    command = [str(RAY), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port)]
-    command += ["--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"]
-    started = subprocess.run(command, env=_environment(), capture_output=True, text=True, timeout=120)
-    try:
-        assert started.returncode == 0, started.stderr[-3000:]
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run([str(RAY), "stop", "--force"], env=_environment(), capture_output=True, timeout=120)
+    """The tests' Ray cluster (:func:`local_ray_cluster`, 2 CPUs)."""
+    with local_ray_cluster() as cluster:
+        yield cluster
+
+
+def test_stopping_the_tests_cluster_leaves_another_cluster_running():
+    # A user's cluster, already running on this machine (on a port of its own) when the tests start and stop theirs.
+    with local_ray_cluster(num_cpus=1) as users:
+        processes = session_processes(users.session)
+        assert processes
+        with local_ray_cluster(num_cpus=1) as tests:
+            assert tests.session != users.session and tests.address != users.address
+        assert session_processes(tests.session) == []  # the tests' cluster is stopped
+        # Every process of the user's cluster still runs, and its head still answers.
+        assert set(processes) <= set(session_processes(users.session))
+        status = subprocess.run(
+            [str(RAY), "status", "--address", users.address],
+            env=_environment(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert status.returncode == 0, status.stderr[-3000:]
 
 
 def _run(out, address, *options, cwd=REPO, timeout=400, wait=True):
@@ -69,7 +155,7 @@ def test_ci_tiny_on_ray_gives_the_serial_table(ray_cluster, ci_tiny_run, tmp_pat
     assert serial_result.returncode == 0, serial_result.stderr[-3000:]
     # A relative --out, resolved against the driver's directory: a worker that read or wrote it (for the transfer
     # row's source examples) would look in its own working directory and fail the transfer cells.
-    result = _run("ray_out", ray_cluster, "--preset", "ci_tiny", cwd=tmp_path)
+    result = _run("ray_out", ray_cluster.address, "--preset", "ci_tiny", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     out = tmp_path / "ray_out"
     assert (out / "table1.csv").read_bytes() == (serial / "table1.csv").read_bytes()
@@ -100,14 +186,15 @@ def _small_config(tmp_path) -> Path:
     return path
 
 
-def _kill_a_running_cell(process, timeout=300.0) -> int:
-    """SIGKILL the first Ray worker seen running a cell; its pid."""
+def _kill_a_running_cell(process, session: int, timeout=300.0) -> int:
+    """SIGKILL the first worker of the tests' cluster (its `session`) seen running a cell; its pid."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
-        listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+        listing = subprocess.run(["ps", "-eo", "pid=,sid=,args="], capture_output=True, text=True).stdout
         for line in listing.splitlines():
-            pid, _, title = line.strip().partition(" ")
-            if title.startswith(TASK_TITLE):
+            pid, sid, *title = line.split(maxsplit=2)
+            # Only in the tests' cluster: a worker of another cluster on the machine is not the tests' to kill.
+            if int(sid) == session and title and title[0].startswith(TASK_TITLE):
                 os.kill(int(pid), signal.SIGKILL)
                 return int(pid)
         time.sleep(0.02)
@@ -117,14 +204,14 @@ def _kill_a_running_cell(process, timeout=300.0) -> int:
 def test_a_killed_worker_leaves_a_failure_that_the_rerun_retries(ray_cluster, ci_tiny_run, tmp_path):
     serial, _ = ci_tiny_run
     config, out = _small_config(tmp_path), tmp_path / "out"
-    process = _run(out, ray_cluster, "--config", str(config), wait=False)
-    _kill_a_running_cell(process)
+    process = _run(out, ray_cluster.address, "--config", str(config), wait=False)
+    _kill_a_running_cell(process, ray_cluster.session)
     _, stderr = process.communicate(timeout=400)
     assert process.returncode == 1, stderr.decode()[-3000:]  # 1: some cells failed
     failures = read_csv(out / "failures.csv")
     assert failures and any("died" in failure["error"].lower() for failure in failures), failures
 
-    rerun = _run(out, ray_cluster, "--config", str(config))
+    rerun = _run(out, ray_cluster.address, "--config", str(config))
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert read_csv(out / "failures.csv") == []
     assert f"Skipping {8 - len(failures)} finished cells." in (out / "run.log").read_text()

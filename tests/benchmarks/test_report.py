@@ -15,7 +15,7 @@ from art_asr_ext.benchmark.cli import main
 from art_asr_ext.benchmark.config import ConfigError, parse_config
 from art_asr_ext.benchmark.report import FAILED, OK, PENDING, SKIPPED, heatmap_cells, report_html, transcript_diff_html
 from art_asr_ext.benchmark.runner import table_layout
-from art_asr_ext.benchmark.table import MAX_LINES_PER_PANEL, TableLayout, plot_wer_vs_eps
+from art_asr_ext.benchmark.table import MAX_LINES_PER_PANEL, TableLayout, plot_wer_vs_eps, wer_colour
 from tests.benchmarks.helpers import mini_config_dict
 
 
@@ -44,6 +44,46 @@ def test_heatmap_marks_failed_pending_and_skipped_cells_apart():
     assert 'data-status="failed"' in page and 'data-status="pending"' in page and 'data-status="skipped"' in page
     assert "&lt;b&gt;" in page and "<b>" not in page.split('<h2 id="provenance">')[1]  # escaped
     assert page.count('<tr class="transfer">') == 1 and "Transfer attacks" in page
+
+
+def _td(page, row, column):
+    return next(line for line in page.splitlines() if f'data-row="{row}" data-column="{column}"' in line)
+
+
+def test_heatmap_colours_target_wer_on_its_own_scale_with_a_legend():
+    config = parse_config(mini_config_dict(), Path("."))
+    layout, grid = table_layout(config), build_grid(config)
+    imperceptible = next(cell.key for cell in grid if cell.attack == "imperceptible")
+    # The attacker's phrase recognised exactly (target WER 0) while every reference word is lost (GT WER 100).
+    success = {**_row("(1) Tiny", "imperceptible", 0.05, 10), "tgt_errors": 0, "tgt_words": 4}
+    records = {
+        "(1) Tiny | clean | 0.0": {"status": "ok", "rows": [_row("(1) Tiny", "clean", 0.0, 0)]},
+        imperceptible: {"status": "ok", "rows": [success]},
+    }
+    page = report_html("T", "caption", layout, grid, records, {}, None, [])
+    clean, gt, tgt = (_td(page, "(1) Tiny", column) for column in ("Clean", "Imperceptible GT", "Imperceptible TGT"))
+    # 0.0 is the lightest ground-truth colour, but the darkest target-WER one: there it is the attacker's success.
+    assert ">0.0<" in clean and 'style="background: rgb(255, 255, 204); color: #000"' in clean
+    assert ">0.0<" in tgt and 'style="background: rgb(73, 0, 106); color: #fff"' in tgt
+    assert wer_colour(0.0, target=True) == ("rgb(73, 0, 106)", "#fff")
+    assert 'data-scale="target"' in tgt and "low: the attack succeeded" in tgt
+    assert ">100.0<" in gt and "background: rgb(128, 0, 38)" in gt and "data-scale" not in gt + clean
+    assert page.count('data-scale="target"') == len(layout.rows)  # the TGT column, whatever its cells' status
+    # The legend names both scales, the target one running dark to light from 0 %.
+    legend = next(line for line in page.splitlines() if 'id="target-legend"' in line)
+    assert "Imperceptible TGT" in legend and "a <b>low</b> target WER means the attacker succeeded" in legend
+    assert '<span style="background: rgb(73, 0, 106); color: #fff">0 %</span>' in legend
+    assert '<p class="legend">Ground-truth WER: <span style="background: rgb(255, 255, 204)' in page
+    header = next(line for line in page.splitlines() if line.startswith('<th scope="col"') and "TGT" in line)
+    assert "low means the attack succeeded" in header and "rgb(73, 0, 106)" in header
+
+    # A table without a target-WER column keeps its single legend.
+    raw = mini_config_dict()
+    del raw["systems"][0]["imperceptible"]
+    config = parse_config(raw, Path("."))
+    plain = report_html("T", "caption", table_layout(config), build_grid(config), records, {}, None, [])
+    assert "Imperceptible TGT" not in plain and "data-scale" not in plain and "target-legend" not in plain
+    assert '<p class="legend">WER: <span style="background: rgb(255, 255, 204)' in plain
 
 
 def test_transcript_differences_are_marked_word_by_word():

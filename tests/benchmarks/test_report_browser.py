@@ -13,6 +13,7 @@ import sys
 import pytest
 import soundfile
 
+from art_asr_ext.benchmark.table import wer_colour
 from benchmarks.report_screenshot import find_chromium, headless_chromium
 from tests.benchmarks.helpers import DATA, REPO, read_csv
 
@@ -70,6 +71,19 @@ def test_report_in_headless_chromium(ci_tiny_run, browser):
     assert len(cells) == len(table) * len(columns)
     shown = {(cell.get_attribute("data-row"), cell.get_attribute("data-column")): cell.text for cell in cells}
     assert shown == {(row["System"], column): row[column] for row in table for column in columns}
+
+    # The target-WER column is painted on its own scale (dark where the attacker succeeded), and its legend shows.
+    target = browser.find_elements("css selector", '#table1 td[data-scale="target"]')
+    assert target and {cell.get_attribute("data-column") for cell in target} == {"Imperceptible TGT"}
+    scored = [cell for cell in target if cell.get_attribute("data-status") == "ok" and cell.text != "n/a"]
+    assert scored, "no imperceptible cell scored against its targets"
+    for cell in scored:
+        painted = cell.value_of_css_property("background-color")  # rgba(r, g, b, 1)
+        found = [int(part) for part in painted[painted.index("(") + 1 : -1].split(",")[:3]]
+        wanted = [int(part) for part in wer_colour(float(cell.text), target=True)[0][4:-1].split(",")]
+        assert max(abs(a - b) for a, b in zip(found, wanted)) <= 2, (cell.text, painted)  # the text is rounded
+    legend = browser.find_element("id", "target-legend")
+    assert legend.is_displayed() and "low target WER means the attacker succeeded" in legend.text
 
     # Every player's clip loads, at the utterance's length (ci_tiny crops each to 2 s).
     players = browser.execute_async_script(LOAD_AUDIO)

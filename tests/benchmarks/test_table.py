@@ -6,15 +6,18 @@ import pytest
 
 from art_asr_ext.metrics import word_errors
 from art_asr_ext.benchmark.cells import UTTERANCE_COLUMNS
+from art_asr_ext.benchmark import table as table_module
 from art_asr_ext.benchmark.table import (
     TableLayout,
     format_eps,
     median_snr_markdown,
     perceptual_csv,
+    plot_table_heatmap,
     table_csv,
     table_markdown,
     table_values,
     utterances_csv,
+    wer_colour,
 )
 
 LAYOUT = TableLayout(
@@ -139,3 +142,91 @@ def test_perceptual_summary_per_cell_and_median_snr_table():
     layout = TableLayout(rows=(("(1) DS2", "(1) DS2"),), fgsm_eps=(0.1,), pgd_eps=(0.1,), imperceptible=False)
     assert median_snr_markdown(layout, rows).splitlines()[2] == "| (1) DS2 | \u2014 | 30.0 |"
     assert "| (1) DS2 | \u2014 | 30.0 |" in table_markdown(layout, rows, {}, "Caption")
+
+
+def _rgb(css: str):
+    return tuple(int(part) for part in css[4:-1].split(","))
+
+
+def test_target_wer_columns_are_named_where_the_columns_are_defined():
+    assert LAYOUT.target_columns == ("Imperceptible TGT",)
+    assert [column for column in LAYOUT.columns if column in LAYOUT.target_columns] == ["Imperceptible TGT"]
+    assert TableLayout(rows=(), fgsm_eps=(0.1,), pgd_eps=(), imperceptible=False).target_columns == ()
+
+
+def test_target_wer_has_its_own_colour_scale_dark_where_the_attacker_succeeded():
+    # The ground-truth scale is as it was: light yellow at 0, dark red at 100 and above.
+    assert wer_colour(0.0) == ("rgb(255, 255, 204)", "#000")
+    assert wer_colour(50.0) == ("rgb(253, 141, 60)", "#000")
+    assert wer_colour(100.0) == wer_colour(150.0) == ("rgb(128, 0, 38)", "#fff")
+    # Target WER 0 (the attacker's phrase recognised) is the darkest of its scale, and it lightens as WER grows.
+    assert wer_colour(0.0, target=True) == ("rgb(73, 0, 106)", "#fff")
+    luminance = [
+        0.2126 * r + 0.7152 * g + 0.0722 * b
+        for r, g, b in (_rgb(wer_colour(value, target=True)[0]) for value in range(0, 101, 5))
+    ]
+    assert luminance == sorted(luminance) and luminance[0] < 30 and luminance[-1] > 200
+    assert wer_colour(150.0, target=True) == wer_colour(100.0, target=True)
+    # Another hue: no target-WER colour is also a ground-truth colour.
+    values = [float(value) for value in range(0, 151)]
+    assert not {wer_colour(v, target=True)[0] for v in values} & {wer_colour(v)[0] for v in values}
+
+
+def _draw_heatmap(layout, rows, path, monkeypatch):
+    """Draw table1_heatmap.png; return, for the figure as saved, a function from a point in the data coordinates of
+    an axes (the table is axes 0) to its pixel in the PNG, and the x labels of the other axes."""
+    seen = {}
+    save = table_module._save_figure
+
+    def keep(figure, file):
+        def pixel(axis: int, x: float, y: float, axes_fraction: bool = False):
+            axes = figure.axes[axis]
+            transform = axes.transAxes if axes_fraction else axes.transData
+            fx, fy = figure.transFigure.inverted().transform(transform.transform((x, y)))
+            return fx, fy
+
+        seen["pixel"], seen["labels"] = pixel, [axes.get_xlabel() for axes in figure.axes[1:]]
+        save(figure, file)
+
+    monkeypatch.setattr(table_module, "_save_figure", keep)
+    assert plot_table_heatmap(layout, rows, {}, path, title="T")
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+
+    def colour(*point, axes_fraction=False):
+        fx, fy = seen["pixel"](*point, axes_fraction=axes_fraction)
+        return image.getpixel((int(fx * image.width), int((1 - fy) * image.height)))
+
+    return colour, seen["labels"]
+
+
+def _near(found, expected, tolerance=4):
+    return all(abs(a - b) <= tolerance for a, b in zip(found, expected))
+
+
+def test_heatmap_png_draws_target_columns_on_their_own_scale(tmp_path, monkeypatch):
+    layout = TableLayout(rows=(("(1) DS2", "(1) DS2"), ("(8) TF", "(8) TF")), fgsm_eps=(0.1,), pgd_eps=())
+    rows = [
+        row("(1) DS2", "clean", 0.0, "u1", "A B C", "A B C"),  # Clean 0.0
+        row("(1) DS2", "imperceptible", 0.05, "u1", "A B C", "OPEN THE DOOR"),  # GT 100.0, TGT 0.0: success
+        row("(8) TF", "clean", 0.0, "u1", "E F", "E G"),
+    ]
+    assert layout.columns[1:] == ["Clean", "FGSM 0.1", "Imperceptible GT", "Imperceptible TGT"]
+    colour, labels = _draw_heatmap(layout, rows, tmp_path / "table1_heatmap.png", monkeypatch)
+    # Left of each cell's centre, clear of its number: 0.0 is light in Clean, dark in Imperceptible TGT.
+    assert _near(colour(0, 0.15, 0.5), (255, 255, 204))
+    assert _near(colour(0, 2.15, 0.5), (128, 0, 38))
+    assert _near(colour(0, 3.15, 0.5), (73, 0, 106))
+    # The legend: a colour bar per scale, the target one dark at 0 and light at 100.
+    assert "ground-truth WER" in labels[0] and "target WER (%), Imperceptible TGT" in labels[1]
+    assert "dark = the attacker succeeded" in labels[1]
+    assert _near(colour(1, 0.01, 0.5, axes_fraction=True), (255, 255, 204))
+    assert _near(colour(2, 0.01, 0.5, axes_fraction=True), (73, 0, 106))
+    assert _near(colour(2, 0.99, 0.5, axes_fraction=True), (253, 224, 221))
+
+    # Without a target-WER column the figure is the table alone, on the ground-truth scale.
+    plain = TableLayout(rows=layout.rows, fgsm_eps=(0.1,), pgd_eps=(), imperceptible=False)
+    colour, labels = _draw_heatmap(plain, rows, tmp_path / "plain.png", monkeypatch)
+    assert labels == [] and _near(colour(0, 0.15, 0.5), (255, 255, 204))

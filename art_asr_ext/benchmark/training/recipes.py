@@ -416,6 +416,7 @@ class Recipe:
         max_minutes: Optional[float] = None,
         state_every_minutes: float = 10.0,
         log_every_steps: int = 50,
+        evaluate_at_piece_end: bool = True,
     ) -> TrainingRun:
         """
         Train for `schedule.max_steps` optimizer steps, possibly over several calls (pieces).
@@ -435,6 +436,9 @@ class Recipe:
                              steps after `best_step` are dropped, since those steps are trained again.
         :param stop_after_steps: End this piece after this many more steps.
         :param max_minutes: End this piece after this much wall time (at a step boundary).
+        :param evaluate_at_piece_end: When a piece ends (not by an interruption) between two scheduled dev
+                                      evaluations, evaluate there too (marked `piece_end` in the history), so that
+                                      the saved best weights can include the piece's last steps.
         :return: The run, also written to `out_dir/training_run.json`.
         """
         out_dir = Path(out_dir)
@@ -572,6 +576,11 @@ class Recipe:
                     finish_piece()
                     self._save_state(state_path, estimator, optimizer, schedule, fingerprint, run, losses)
                     last_state = time.perf_counter()
+            evaluated = run.history[-1]["step"] if run.history else -1
+            if evaluate_at_piece_end and piece["from_step"] < run.steps != evaluated:
+                # The best weights so far then include this piece's last steps: what is published, and where a
+                # run continued on another machine starts, is never more than one piece behind.
+                self._evaluate(estimator, dev, run, losses, minutes_now(), optimizer, out_dir, log, piece_end=True)
         finally:
             # Also on KeyboardInterrupt or a failed step: the steps done so far are never lost.
             finish_piece()
@@ -586,7 +595,7 @@ class Recipe:
             return f"joint CTC/attention beam search (beam {self.beam_size})"
         return self.decoding
 
-    def _evaluate(self, estimator, dev, run, losses, minutes, optimizer, out_dir, log) -> None:
+    def _evaluate(self, estimator, dev, run, losses, minutes, optimizer, out_dir, log, piece_end=False) -> None:
         dev_wer = word_error_rate(estimator, dev)
         dev_loss = float(np.mean(estimator.compute_loss(dev.waveforms[:32], dev.transcripts[:32])))
         train_loss = float(np.mean(losses)) if losses else float("nan")
@@ -597,11 +606,13 @@ class Recipe:
                 "dev_wer": round(dev_wer, 2),
                 "dev_loss": round(dev_loss, 3),
                 "train_loss": round(train_loss, 4),
+                **({"piece_end": True} if piece_end else {}),
             }
         )
         log(
             f"step {run.steps}/{run.schedule['max_steps']}  {minutes:.1f} min  lr {optimizer.param_groups[0]['lr']:.2e}  "
             f"train loss {train_loss:.3f}  dev loss {dev_loss:.3f}  dev WER {dev_wer:.2f} %"
+            + ("  (end of piece)" if piece_end else "")
         )
         if dev_wer <= run.best_dev_wer:
             run.best_dev_wer, run.best_step = dev_wer, run.steps
