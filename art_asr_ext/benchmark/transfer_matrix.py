@@ -148,7 +148,8 @@ def _panels(entries: Sequence[Mapping[str, Any]]) -> List[Tuple[str, str, float,
 def plot_transfer_matrix(config: BenchmarkConfig, entries: Sequence[Mapping[str, Any]], path) -> bool:
     """
     Heatmaps of the transfer matrix, one per attack column (matplotlib's Agg backend): sources are rows, targets
-    columns, each cell labelled with its WER; the diagonal (white-box) is outlined, pairs not run are blank.
+    columns, each cell labelled with its WER; the diagonal (white-box) is outlined, pairs not run are blank. The
+    target-WER panel runs its scale the other way, so that the attacker's success is bright in every panel.
 
     :param config: The benchmark.
     :param entries: From :func:`matrix_rows`.
@@ -185,11 +186,15 @@ def plot_transfer_matrix(config: BenchmarkConfig, entries: Sequence[Mapping[str,
                 entry: Optional[Mapping[str, Any]] = lookup.get((source, target, attack, float(eps)))
                 if entry is not None and entry[column] is not None:
                     grid[i, j] = entry[column]
-        image = axis.imshow(grid, cmap="viridis", vmin=0.0, vmax=max(100.0, float(np.nanmax(grid, initial=0.0))))
+        # The attacker's success is bright in every panel: a high ground-truth WER, or a low target WER.
+        target_wer = column == "tgt_wer"
+        vmax = max(100.0, float(np.nanmax(grid, initial=0.0)))
+        image = axis.imshow(grid, cmap="viridis_r" if target_wer else "viridis", vmin=0.0, vmax=vmax)
         for i in range(len(sources)):
             for j in range(len(targets)):
                 if not np.isnan(grid[i, j]):
-                    colour = "black" if grid[i, j] > 60 else "white"
+                    bright = grid[i, j] < 40 if target_wer else grid[i, j] > 60
+                    colour = "black" if bright else "white"
                     axis.text(j, i, f"{grid[i, j]:.0f}", ha="center", va="center", color=colour, fontsize=9)
                 if sources[i] == targets[j] and not np.isnan(grid[i, j]):
                     axis.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.5))
@@ -198,7 +203,8 @@ def plot_transfer_matrix(config: BenchmarkConfig, entries: Sequence[Mapping[str,
         axis.set_xlabel("target (evaluated on)")
         axis.set_ylabel("source (attacked)")
         axis.set_title(title, fontsize=10)
-        figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="WER (%)")
+        label = "target WER (%), low: the attacker succeeded" if target_wer else "WER (%)"
+        figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label=label)
     figure.suptitle("Transfer matrix (red outline: white-box, the source attacked directly)", fontsize=11)
     figure.tight_layout()
     # Atomic, like every output: a full disk must not leave a truncated PNG behind.

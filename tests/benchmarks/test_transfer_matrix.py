@@ -150,3 +150,27 @@ def test_transfer_all_on_ci_tiny_writes_a_complete_matrix(tmp_path, single_torch
     # PocketSphinx has a clean column and nothing else of its own.
     assert table["(P) PocketSphinx"]["Clean"] and table["(P) PocketSphinx"]["PGD 0.01"] == ""
     assert (tmp_path / "transfer_matrix.png").stat().st_size > 10_000
+
+
+def test_the_target_wer_panel_shows_the_attackers_success_bright_like_the_others(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from art_asr_ext.benchmark.transfer_matrix import plot_transfer_matrix
+
+    config = parse(transfer=[{"source": "(1) DS2", "target": "(2) DS2, other seed"}])
+    entries = [
+        {"source": "(1) DS2", "target": target, "attack": attack, "eps": 0.0, "gt_wer": 100.0, "tgt_wer": 0.0}
+        for target in ("(1) DS2", "(2) DS2, other seed")
+        for attack in ("pgd", "imperceptible")
+    ]
+    figures = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda figure: (figures.append(figure), close(figure)))
+    assert plot_transfer_matrix(config, entries, tmp_path / "transfer_matrix.png")
+    panels = {axis.get_title(): axis for axis in figures[0].axes if axis.get_title()}
+    ground_truth, target = panels["PGD 0, ground-truth WER"], panels["Imperceptible, target WER"]
+    # A successful attack: ground-truth WER 100 and target WER 0, the same bright colour in both panels.
+    assert ground_truth.images[0].get_cmap().name == "viridis" and target.images[0].get_cmap().name == "viridis_r"
+    assert ground_truth.images[0].to_rgba(100.0) == target.images[0].to_rgba(0.0)
+    labels = [axis.get_ylabel() for axis in figures[0].axes]
+    assert "target WER (%), low: the attacker succeeded" in labels
