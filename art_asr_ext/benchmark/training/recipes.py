@@ -666,17 +666,12 @@ class Recipe:
         state = torch.load(path, map_location="cpu", weights_only=True)
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"{path} has state format {state.get('format')!r}; this version reads {STATE_FORMAT}.")
-        mismatches = [
-            f"{what}: saved {saved!r}, now {now!r}"
-            for what, saved, now in (
-                ("recipe", state["recipe"], self._identity()),
-                ("schedule", _plain(state["schedule"]), _plain(asdict(schedule))),
-                ("training corpus", state["corpus"], fingerprint),
-            )
-            if saved != now
-        ]
-        if mismatches:
-            raise ValueError(f"Cannot resume {path}, it was written by another run: " + "; ".join(mismatches))
+        mismatch = differences(
+            {"recipe": self._identity(), "schedule": asdict(schedule), "training corpus": fingerprint},
+            {"recipe": state["recipe"], "schedule": state["schedule"], "training corpus": state["corpus"]},
+        )
+        if mismatch:
+            raise ValueError(f"Cannot resume {path}, it was written by another run: {mismatch}")
         self.model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
