@@ -22,7 +22,8 @@ from art.attacks.evasion import ProjectedGradientDescent
 
 from art_asr_ext.data import load_librispeech
 from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2
-from art_asr_ext.utils.audio import pad_waveforms, to_object_array
+from art_asr_ext.utils.audio import to_object_array
+from art_asr_ext.utils.audio_torch import pad_waveforms
 from art_asr_ext.features.spectrogram import time_mask
 from art_asr_ext.models import DeepSpeech2
 

@@ -2,7 +2,7 @@
 How much faster the runner attacks a cell in length-sorted batches than one utterance at a time.
 
 Runs one PGD cell (targeted, 7 iterations, step eps/5, as in the study) through the runner's own cell code
-(``art_asr_ext.benchmark.cells.run_cell``) twice: with ``--batch-size 1`` and with ``--batch-size B``, on the same
+(``art_asr_ext.benchmark.execution.run_cell``) twice: with ``--batch-size 1`` and with ``--batch-size B``, on the same
 utterances, model and targets, and prints both times and their ratio. The real test-clean clips are cut into
 consecutive segments (``--segment-seconds``) so that a handful of files gives a batch of varied lengths.
 
@@ -27,8 +27,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from art_asr_ext.data import Utterance, load_librispeech  # noqa: E402
 from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2  # noqa: E402
 from art_asr_ext.models import DeepSpeech2  # noqa: E402
-from art_asr_ext.benchmark.attacks import Cell  # noqa: E402
-from art_asr_ext.benchmark.cells import run_cell  # noqa: E402
+from art_asr_ext.benchmark.grid import Cell  # noqa: E402
+from art_asr_ext.benchmark.execution import run_cell  # noqa: E402
 from art_asr_ext.benchmark.evaluation_data import read_phrase_pool, sample_target  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

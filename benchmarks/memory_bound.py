@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict
 
 ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):  # run as a script: make the repository root importable
@@ -32,18 +32,20 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 _WARM_UP = "import torch, art, espnet2.asr.espnet_model, whisper, art_asr_ext.benchmark.runner"
 
 
-def _as_before_issue_16() -> None:
+def _as_before_issue_16():
     """
     The serial runner as it was before its memory bound: the system cache frees nothing (every system built stays
     until the run ends), and a white-box gradient through HiFi-GAN keeps its residual blocks' activations instead of
     recomputing them.
+
+    :return: The system cache that keeps every system, for the run's options.
     """
-    from art_asr_ext.benchmark import runner
+    from art_asr_ext.benchmark.execution import SystemCache
     from art_asr_ext.models import vocoder
 
     vocoder._is_espnet_hifigan = lambda generator: False  # the plain generator forward, activations kept
 
-    class KeepEverySystem(runner.SystemCache):
+    class KeepEverySystem(SystemCache):
         def __init__(self, config, texts) -> None:
             super().__init__(config, texts)
             self.kept: Dict[str, tuple] = {}
@@ -63,16 +65,19 @@ def _as_before_issue_16() -> None:
         def release(self) -> None:
             pass
 
-    runner.SystemCache = KeepEverySystem
+    return KeepEverySystem
 
 
-def _child(mode: str, arguments: List[str], report: Path) -> int:
-    from art_asr_ext.benchmark.cli import main
+def _child(mode: str, args: argparse.Namespace, report: Path) -> int:
+    from art_asr_ext.benchmark import RunOptions, load_config, run_benchmark
+    from art_asr_ext.benchmark.presets import preset_path
 
+    options = RunOptions(progress=False)
     if mode == "before":
-        _as_before_issue_16()
+        options.system_cache = _as_before_issue_16()
+    config = load_config(args.config or preset_path(args.preset), max_utterances=args.max_utterances)
     start = time.perf_counter()
-    status = main(arguments)
+    status = 1 if run_benchmark(config, args.out, options).failed else 0
     seconds = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     report.write_text(json.dumps({"status": status, "seconds": seconds, "peak_rss_gb": peak_kib * 1024 / 1e9}))
@@ -92,7 +97,7 @@ def main() -> None:
     if args.max_utterances is not None:
         arguments += ["--max-utterances", str(args.max_utterances)]
     if args.child:
-        sys.exit(_child(args.child, arguments + ["--out", str(args.out), "--no-progress"], args.child_report))
+        sys.exit(_child(args.child, args, args.child_report))
 
     # The first process to import torch, ART and ESPnet reads them from disk; the runs must not differ by that.
     subprocess.run([sys.executable, "-c", _WARM_UP], cwd=ROOT, capture_output=True, check=True)

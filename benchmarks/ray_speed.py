@@ -36,7 +36,7 @@ import yaml  # noqa: E402
 from art_asr_ext.benchmark import run_benchmark  # noqa: E402
 from art_asr_ext.benchmark.config import ConfigError, parse_config  # noqa: E402
 from art_asr_ext.benchmark.presets import preset_path  # noqa: E402
-from art_asr_ext.benchmark.ray_executor import import_ray  # noqa: E402
+from art_asr_ext.benchmark.executors.ray import import_ray  # noqa: E402
 
 
 def main() -> None:

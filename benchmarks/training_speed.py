@@ -36,7 +36,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from art_asr_ext.benchmark.training.embedded import DEFAULT_CORPUS  # noqa: E402
 from art_asr_ext.benchmark.training.recipes import SYSTEMS, Corpus, Recipe, Schedule, write_feats_stats  # noqa: E402
-from art_asr_ext.utils.audio import pad_waveforms  # noqa: E402
+from art_asr_ext.utils.audio_torch import pad_waveforms  # noqa: E402
 from art_asr_ext.utils.environment import cpu_has_bf16_matmul, cpu_model  # noqa: E402
 
 SAMPLE_RATE = 16000

@@ -17,6 +17,7 @@ _EXPORTS = {
     "load_config": "art_asr_ext.benchmark.config",
     "parse_config": "art_asr_ext.benchmark.config",
     "dry_run_report": "art_asr_ext.benchmark.dry_run",
+    "RunOptions": "art_asr_ext.benchmark.runner",
     "RunSummary": "art_asr_ext.benchmark.runner",
     "run_benchmark": "art_asr_ext.benchmark.runner",
 }

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from art_asr_ext.benchmark.executors import EXECUTORS
 from art_asr_ext.benchmark.presets import preset_path, presets
 
 
@@ -40,7 +41,7 @@ def _count(minimum: int):
 
 def _ray_address(text: str) -> str:
     """An argparse type: a `--ray-address` (`auto`, `local` or HOST:PORT)."""
-    from art_asr_ext.benchmark.ray_executor import check_ray_address
+    from art_asr_ext.benchmark.executors.ray import check_ray_address
 
     try:
         return check_ray_address(text)
@@ -68,7 +69,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--no-plot", action="store_true", help="do not draw wer_vs_eps.png and table1_heatmap.png")
     parser.add_argument(
         "--executor",
-        choices=("serial", "ray"),
+        choices=EXECUTORS,
         default="serial",
         help="run the cells in this process (default) or as tasks on a Ray cluster (see docs/scaling.md)",
     )
@@ -101,7 +102,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error("--workers goes with --dry-run --estimate")
     if args.executor == "ray" and not args.dry_run:
         try:
-            from art_asr_ext.benchmark.ray_executor import import_ray
+            from art_asr_ext.benchmark.executors.ray import import_ray
 
             import_ray()
         except ImportError as error:
@@ -131,7 +132,7 @@ def report_main(argv: List[str]) -> int:
     args = parse_report_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from art_asr_ext.benchmark.config import ConfigError
-    from art_asr_ext.benchmark.runner import report_finished_run
+    from art_asr_ext.benchmark.outputs.files import report_finished_run
     from art_asr_ext.benchmark.store import OutputError
 
     try:
@@ -159,8 +160,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     from art_asr_ext.benchmark.config import ConfigError, load_config
     from art_asr_ext.benchmark.dry_run import dry_run_report
     from art_asr_ext.benchmark.evaluation_data import BadDataError
-    from art_asr_ext.benchmark.ray_executor import ExecutorError
-    from art_asr_ext.benchmark.runner import run_benchmark
+    from art_asr_ext.benchmark.executors.ray import ExecutorError
+    from art_asr_ext.benchmark.runner import RunOptions, run_benchmark
     from art_asr_ext.benchmark.store import OutputError
 
     try:
@@ -175,9 +176,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             workers = tuple(args.workers or (1, 2, 8))
             print(dry_run_report(config, out, estimate=args.estimate, workers=workers, threads=args.threads), end="")
             return 0
-        summary = run_benchmark(
-            config,
-            Path(args.out),
+        options = RunOptions(
             max_cells=args.max_cells,
             progress=not args.no_progress,
             threads=args.threads,
@@ -185,6 +184,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             executor=args.executor,
             ray_address=args.ray_address,
         )
+        summary = run_benchmark(config, Path(args.out), options)
     except (ConfigError, BadDataError, OutputError, ExecutorError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -6,64 +6,21 @@ The dry run: the grid of cells, what is already done in an output directory, and
 
 import dataclasses
 import heapq
-import math
 import time
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
+from art_asr_ext.benchmark.config.fields import ConfigError
+from art_asr_ext.benchmark.config.load import missing_files
+from art_asr_ext.benchmark.config.schema import BenchmarkConfig
+from art_asr_ext.benchmark.evaluation_data import load_evaluation_data, sample_targets
+from art_asr_ext.benchmark.fingerprint import fingerprint_change, fingerprint_digest, fingerprint_parts, record_applies
+from art_asr_ext.benchmark.grid import Cell, build_grid, cell_passes
+from art_asr_ext.benchmark.store import ResultStore
 from art_asr_ext.data import Utterance
 from art_asr_ext.utils.audio import length_sorted_batches, to_object_array
-from art_asr_ext.benchmark.attacks import Cell, build_grid
-from art_asr_ext.benchmark.config import BenchmarkConfig, ConfigError, SystemConfig, missing_files
-from art_asr_ext.benchmark.evaluation_data import load_evaluation_data, sample_targets
-from art_asr_ext.benchmark.runner import fingerprint_change, fingerprint_digest, fingerprint_parts
-from art_asr_ext.benchmark.store import ResultStore
-
-
-def cell_passes(cell: Cell, eot_samples: int = 1) -> Dict[str, int]:
-    """
-    Model passes a cell costs per utterance.
-
-    :param cell: The cell.
-    :param eot_samples: Gradient draws per step (the largest `eot_samples` of the defences); a cell on the
-                        attack-strength axis brings its own.
-    :return: `{"forward_backward": n, "forward": m}`.
-    """
-    if cell.is_transfer or cell.attack in ("clean", "noise"):
-        return {"forward_backward": 0, "forward": 1}
-    if cell.params.get("eot_samples"):
-        eot_samples = max(int(draws) for draws in cell.params["eot_samples"].values())
-    if cell.attack == "fgsm":
-        steps = 1
-    elif cell.attack in ("pgd", "pgd_snr"):
-        steps = int(cell.params["max_iter"])
-        restarts = int(cell.params.get("num_random_init", 0))
-        if restarts:  # each restart is a full PGD run and a transcription to pick the worst case
-            return {"forward_backward": steps * eot_samples * restarts, "forward": restarts + 1}
-    else:
-        # ART's default iterations when the config leaves them out.
-        steps = int(cell.params.get("max_iter_1", 10)) + int(cell.params.get("max_iter_2", 4000))
-        return {"forward_backward": steps, "forward": 1}
-    return {"forward_backward": steps * eot_samples, "forward": 1}
-
-
-def _eot(system: SystemConfig) -> int:
-    return max([defence.eot_samples for defence in system.defences] + [1])
-
-
-def audio_seconds(config: BenchmarkConfig) -> Optional[float]:
-    """
-    :param config: The benchmark.
-    :return: Seconds of audio the run attacks (its good utterances, cropped as the run crops them), or None if the
-             data is missing.
-    :raises BadDataError: As the run would, for bad utterances the config does not skip.
-    """
-    if not config.data.librispeech.is_dir():
-        return None
-    utterances, _ = load_evaluation_data(config.data)
-    return sum(len(u.waveform) / u.sample_rate for u in utterances)
 
 
 @dataclasses.dataclass
@@ -107,7 +64,7 @@ def time_system(config: BenchmarkConfig, label: str, utterances: Sequence[Uttera
     """
     import torch
 
-    from art_asr_ext.benchmark.runner import release_memory
+    from art_asr_ext.benchmark.execution import release_memory
     from art_asr_ext.benchmark.systems import build_system
 
     system = config.system(label)
@@ -115,7 +72,7 @@ def time_system(config: BenchmarkConfig, label: str, utterances: Sequence[Uttera
     estimator = build_system(system, config.device, config.seed)
     build = time.perf_counter() - start
     lengths = [len(u.waveform) for u in utterances]
-    max_padding = float(getattr(estimator, "max_padding", 0.25))
+    max_padding = float(estimator.max_padding)
     batch = length_sorted_batches(lengths, system.batch_size, max_padding)[0]
     x = to_object_array([utterances[i].waveform for i in batch])
     y = np.array([utterances[i].transcript for i in batch])
@@ -134,7 +91,7 @@ def time_system(config: BenchmarkConfig, label: str, utterances: Sequence[Uttera
     backward = None
     if not system.estimator.black_box:
         backward = fastest(lambda: estimator.loss_gradient(x, y, batch_size=len(batch)))
-    fixed = int(estimator.max_samples) if math.isinf(max_padding) and hasattr(estimator, "max_samples") else None
+    fixed = estimator.fixed_input_samples
     estimator = None
     release_memory()
     padded = padded_samples([lengths[i] for i in batch], fixed)
@@ -270,11 +227,11 @@ def dry_run_report(
     for cell in grid:
         record = latest.get(cell.key, {})
         why = ""
-        if parts is not None and record and record.get("fingerprint") != fingerprint_digest(parts[cell.key]):
+        if parts is not None and record and not record_applies(record, fingerprint_digest(parts[cell.key])):
             why = f"  ({fingerprint_change(record.get('fingerprint_parts'), parts[cell.key])})"
             record = {}
         status = {"ok": "done", "failed": "failed"}.get(record.get("status"), "pending")
-        passes = cell_passes(cell, _eot(config.system(cell.source)))
+        passes = cell_passes(cell, config.system(cell.source).eot_samples)
         if status != "done":
             total_backward += passes["forward_backward"]
             total_forward += passes["forward"]

@@ -18,7 +18,7 @@ import numpy as np
 
 from art_asr_ext.data import BadUtterance, Utterance, check_librispeech
 from art_asr_ext.utils.text import to_librispeech_text
-from art_asr_ext.benchmark.config import DataConfig, TargetConfig
+from art_asr_ext.benchmark.config.schema import DataConfig, TargetConfig
 
 
 def crop_utterance(utterance: Utterance, seconds: float) -> Utterance:

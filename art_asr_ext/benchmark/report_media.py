@@ -21,8 +21,8 @@ import numpy as np
 
 from art_asr_ext.data import Utterance
 from art_asr_ext.utils.io import atomic_write
-from art_asr_ext.benchmark.attacks import Cell
-from art_asr_ext.benchmark.config import ReportConfig
+from art_asr_ext.benchmark.grid import Cell
+from art_asr_ext.benchmark.config.schema import ReportConfig
 from art_asr_ext.benchmark.store import REPORT_MEDIA as MEDIA_DIR
 
 #: `(soundfile format, subtype, compression level, file suffix)` of each report audio codec. Opus at compression

@@ -13,37 +13,9 @@ from typing import Iterable, List, Sequence
 import torch
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
-from art_asr_ext.benchmark.config import DefenceConfig, EstimatorConfig, SystemConfig
-from art_asr_ext.features.mel import LogMelConfig, LogMelSpectrogram
-from art_asr_ext.models.vocoder import Vocoder
-
-
-def random_init_vocoder(seed: int) -> Vocoder:
-    """
-    The vocoder of a config's `vocoder: {random_init: {seed}}`: a tiny random HiFi-GAN (8 kHz, 8 mel bands, hop 16)
-    for smoke runs, the vocoder defence's full pipeline at a fraction of the universal HiFi-GAN's cost. It does not
-    reconstruct speech.
-
-    :param seed: Seed of the weights.
-    :return: The vocoder, in eval mode.
-    """
-    from espnet2.gan_tts.hifigan.hifigan import HiFiGANGenerator
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        generator = HiFiGANGenerator(
-            in_channels=8,
-            channels=16,
-            upsample_scales=[4, 4],
-            upsample_kernel_sizes=[8, 8],
-            resblock_kernel_sizes=[3],
-            resblock_dilations=[[1, 3]],
-            use_weight_norm=False,
-        )
-    front_end = LogMelSpectrogram(
-        LogMelConfig.hifigan(sample_rate=8000, n_fft=64, hop_length=16, win_length=64, n_mels=8, fmax=None)
-    )
-    return Vocoder(front_end, generator.eval(), name=f"tiny-random-hifigan:{seed}").eval()
+from art_asr_ext.benchmark.config.schema import DefenceConfig, EstimatorConfig, SystemConfig
+from art_asr_ext.benchmark.registry import DEFENCES
+from art_asr_ext.defences.preprocessor.device_following import FollowsEstimatorDevice
 
 
 def build_defences(defences: Sequence[DefenceConfig], device: str, seed: int) -> List[PreprocessorPyTorch]:
@@ -53,30 +25,9 @@ def build_defences(defences: Sequence[DefenceConfig], device: str, seed: int) ->
     :param seed: Seed of the first random defence (the next ones get seed + 1, ...); the runner reseeds every cell.
     :return: The ART preprocessors.
     """
-    from art_asr_ext.defences.preprocessor import GaussianSmoothingPyTorch, WaveGANVocoderPyTorch
-
-    built: List[PreprocessorPyTorch] = []
-    for index, defence in enumerate(defences):
-        if defence.type == "rs":
-            built.append(
-                GaussianSmoothingPyTorch(
-                    sigma=defence.sigma, eot_samples=defence.eot_samples, seed=seed + index, device_type=device
-                )
-            )
-        else:
-            vocoder = defence.vocoder
-            if defence.random_init is not None:
-                vocoder = random_init_vocoder(int(defence.random_init["seed"]))
-            built.append(
-                WaveGANVocoderPyTorch(
-                    vocoder=vocoder,
-                    mode=defence.mode,
-                    eot_samples=defence.eot_samples,
-                    seed=seed + index,
-                    device_type=device,
-                )
-            )
-    return built
+    return [
+        DEFENCES[defence.type].build(defence.settings, device, seed + index) for index, defence in enumerate(defences)
+    ]
 
 
 def build_estimator(config: EstimatorConfig, defences: List[PreprocessorPyTorch], device: str):
@@ -137,10 +88,9 @@ def check_alphabet(estimator, texts: Iterable[str], label: str) -> None:
     :param label: The system's label, for the message.
     :raises ValueError: Naming the first text with characters outside the model's alphabet.
     """
-    labels = getattr(estimator, "labels", None)
-    if labels is None:
+    if estimator.alphabet is None:
         return
-    allowed = set(labels[1:])
+    allowed = set(estimator.alphabet)
     for text in texts:
         unknown = sorted(set(text) - allowed)
         if unknown:
@@ -168,7 +118,7 @@ def reseed_defences(estimator, seed: int) -> None:
     :param seed: The cell's seed; defence i gets seed + i.
     """
     for index, defence in enumerate(estimator.preprocessing_operations):
-        if "seed" in getattr(defence, "params", ()):
+        if isinstance(defence, FollowsEstimatorDevice):
             defence.set_params(seed=seed + index)
 
 
@@ -182,6 +132,6 @@ def set_eot_samples(estimator, system: SystemConfig, cell) -> None:
     :param cell: The cell about to run.
     """
     overrides = cell.params.get("eot_samples", {})
-    defences = [op for op in estimator.preprocessing_operations if "eot_samples" in getattr(op, "params", ())]
+    defences = [op for op in estimator.preprocessing_operations if isinstance(op, FollowsEstimatorDevice)]
     for index, (defence, config) in enumerate(zip(defences, system.defences)):
         defence.set_params(eot_samples=int(overrides.get(str(index), config.eot_samples)))

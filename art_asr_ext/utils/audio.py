@@ -5,13 +5,26 @@ ART passes speech as a numpy object array of 1-D float waveforms (or a 2-D float
 transcripts as a numpy array of strings. These helpers turn bad input into a `ValueError` that says what is wrong
 and what to do, instead of the silent guesses ART's own speech estimators make (dropping unknown characters,
 accepting int16 samples as floats).
+
+This module needs only numpy, so the data loaders, metrics and benchmark report can use it without loading torch;
+the helpers that take or make tensors are in :mod:`art_asr_ext.utils.audio_torch`.
 """
 
 import hashlib
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple
+import sys
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
+
+
+def _is_torch_tensor(x: Any) -> bool:
+    """
+    :param x: Any object.
+    :return: Whether `x` is a `torch.Tensor`, found without importing torch: a tensor can only exist once something
+             else has imported it.
+    """
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def check_waveforms(x: np.ndarray, name: str = "x") -> List[np.ndarray]:
@@ -23,7 +36,7 @@ def check_waveforms(x: np.ndarray, name: str = "x") -> List[np.ndarray]:
     :return: List of 1-D float arrays (not copied when already float).
     :raises ValueError: For non-float samples, NaN/inf, samples outside [-1, 1], empty or multi-channel waveforms.
     """
-    if isinstance(x, torch.Tensor):
+    if _is_torch_tensor(x):
         raise ValueError(f"{name} must be a numpy array; for torch tensors use the estimator's torch path.")
     waveforms, _ = _batch_rows(x, name)
     return [check_waveform(waveform, f"{name}[{index}]") for index, waveform in enumerate(waveforms)]
@@ -123,17 +136,6 @@ def check_transcripts(
     return [str(text) for text in transcripts]
 
 
-def pad_waveforms(waveforms: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
-    """
-    Zero-pad 1-D waveforms into a batch.
-
-    :param waveforms: 1-D tensors of possibly different lengths, on one device.
-    :return: Padded batch `(batch, max_samples)` and real lengths `(batch,)` (int64, same device).
-    """
-    lengths = torch.tensor([len(w) for w in waveforms], dtype=torch.long, device=waveforms[0].device)
-    return torch.nn.utils.rnn.pad_sequence(list(waveforms), batch_first=True), lengths
-
-
 def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_padding: float = 0.25) -> List[np.ndarray]:
     """
     Group utterance indices into batches of similar length (longest first), so padding stays small.
@@ -192,26 +194,6 @@ def to_object_array(items: Sequence) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def check_waveform_tensor(x: torch.Tensor, name: str = "x") -> None:
-    """
-    :param x: One waveform `(samples,)` or a batch of equal-length waveforms `(batch, samples)`.
-    :param name: Name of the argument, used in error messages.
-    :raises ValueError: For a non-tensor, a non-float dtype, ndim other than 1 or 2, no samples, or NaN/inf.
-    """
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor. Found: {type(x).__name__}")
-    if not torch.is_floating_point(x):
-        raise ValueError(f"{name} must be a float tensor in [-1, 1]. Found dtype: {x.dtype}")
-    if x.ndim not in (1, 2):
-        raise ValueError(
-            f"{name} must be one mono waveform (samples,) or a batch (batch, samples). Found shape: {tuple(x.shape)}"
-        )
-    if x.numel() == 0:
-        raise ValueError(f"{name} holds no samples. Found shape: {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or inf samples.")
-
-
 def split_numpy_batch(
     x: np.ndarray, name: str = "x"
 ) -> Tuple[List[np.ndarray], Callable[[List[np.ndarray]], np.ndarray]]:
@@ -223,7 +205,7 @@ def split_numpy_batch(
     :return: The 1-D waveforms, and a function that packs processed waveforms back into `x`'s layout and dtype.
     :raises ValueError: For any other layout, non-float, multi-channel, empty or non-finite waveforms.
     """
-    if isinstance(x, torch.Tensor):
+    if _is_torch_tensor(x):
         raise ValueError(f"{name} must be a numpy array here; call forward() with torch tensors.")
     waveforms, is_object = _batch_rows(x, name)
     dtype = None if is_object else np.asarray(x).dtype

@@ -11,8 +11,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-import torch
-
 #: Distributions whose versions shape a result of this package.
 RESULT_PACKAGES = (
     "torch",
@@ -57,6 +55,8 @@ def cpu_model() -> str:
 
 def cpu_has_bf16_matmul() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (AMX or AVX-512 BF16), where bf16 autocast pays off."""
+    import torch
+
     return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
 
 
@@ -65,6 +65,8 @@ def cpu_description() -> Dict[str, Any]:
     The CPU a result was computed on: its model, the vector extensions torch's kernels dispatch to, and whether it has
     bf16 matrix units. Results on CPU reproduce exactly only on the same kind of CPU and thread count.
     """
+    import torch
+
     return {
         "model": cpu_model(),
         "torch_capability": torch.backends.cpu.get_cpu_capability(),
@@ -110,6 +112,8 @@ def device_description(device: str) -> str:
     :param device: `cpu` or `gpu`.
     :return: The device a computation runs on, in words.
     """
+    import torch
+
     if device == "gpu" and torch.cuda.is_available():
         return f"cuda: {torch.cuda.get_device_name(0)}"
     return f"cpu: {cpu_model()}, {torch.get_num_threads()} torch threads"

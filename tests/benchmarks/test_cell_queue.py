@@ -6,8 +6,8 @@ pure scheduling logic, so it runs without Ray; the executor itself is tested on 
 
 import pytest
 
-from art_asr_ext.benchmark.attacks import Cell
-from art_asr_ext.benchmark.ray_executor import CellQueue, ExecutorError, slot_count
+from art_asr_ext.benchmark.grid import Cell
+from art_asr_ext.benchmark.executors.ray import CellQueue, ExecutorError, slot_count
 
 
 def _cell(system: str, attack: str, eps: float = 0.01, source: str = "") -> Cell:

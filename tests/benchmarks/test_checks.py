@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from art_asr_ext.benchmark.checks import FAILED, NOT_APPLICABLE, PASSED, checks_markdown, evaluation_checks
+from art_asr_ext.benchmark.outputs.checks import FAILED, NOT_APPLICABLE, PASSED, checks_markdown, evaluation_checks
 from art_asr_ext.benchmark.config import parse_config
 
 CONFIG = {

@@ -2,14 +2,17 @@
 End-to-end: the CI preset through the command line, checking every output file.
 """
 
+import csv
+import io
 import json
 import math
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import yaml
 
-from art_asr_ext.benchmark.cells import UTTERANCE_COLUMNS
+from art_asr_ext.benchmark.grid import UTTERANCE_COLUMNS
 from art_asr_ext.benchmark.presets import preset_path
 from art_asr_ext.utils.environment import cpu_description, cpu_model, source_digest
 from tests.benchmarks.helpers import read_csv
@@ -113,3 +116,47 @@ def test_ci_tiny_end_to_end(ci_tiny_run):
             assert (entry["spectrogram"] is None) == (record["attack"] == "clean")
             for kind in ("clean", "adversarial", "defended", "spectrogram"):
                 assert entry[kind] is None or (out / entry[kind]).stat().st_size > 100
+
+
+EXPECTED = Path(__file__).parent / "expected" / "ci_tiny"
+
+
+def _without_seconds(path: Path) -> str:
+    """utterances.csv less its wall-clock `seconds` column, the one field two runs of a config may differ in."""
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    keep = [index for index, name in enumerate(rows[0]) if name != "seconds"]
+    return "\n".join(",".join(row[index] for index in keep) for row in rows)
+
+
+def test_ci_tiny_gives_the_committed_table(ci_tiny_run):
+    """
+    The committed outputs of ci_tiny (one torch thread, seed 0) are reproduced byte for byte on the CPU kind they were
+    recorded on; on another kind, where float rounding may differ, the table's rows, columns, utterances and targets
+    must still match. A refactoring that changes a result fails here.
+    """
+    out, result = ci_tiny_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    recorded = json.loads((EXPECTED / "run.json").read_text())
+    expected_rows = list(csv.DictReader(io.StringIO((EXPECTED / "utterances.csv").read_text())))
+    rows = read_csv(out / "utterances.csv")
+    identity = (
+        "row",
+        "system",
+        "source",
+        "attack",
+        "eps",
+        "targeted",
+        "strength",
+        "utterance_id",
+        "reference",
+        "target",
+    )
+    assert [tuple(r[c] for c in identity) for r in rows] == [tuple(r[c] for c in identity) for r in expected_rows]
+    for name in ("table1.csv", "transfer_matrix.csv"):
+        lines, expected = (out / name).read_text().splitlines(), (EXPECTED / name).read_text().splitlines()
+        assert lines[0] == expected[0] and [line.split(",")[0] for line in lines] == [l.split(",")[0] for l in expected]
+    if recorded["cpu"] != cpu_description():
+        pytest.skip(f"the committed ci_tiny outputs were recorded on {recorded['cpu']}; this is {cpu_description()}")
+    for name in ("table1.csv", "checks.json", "transfer_matrix.csv"):
+        assert (out / name).read_text() == (EXPECTED / name).read_text(), name
+    assert _without_seconds(out / "utterances.csv") == _without_seconds(EXPECTED / "utterances.csv")

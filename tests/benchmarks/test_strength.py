@@ -12,7 +12,8 @@ import pytest
 
 from art_asr_ext.attacks.evasion import RandomRestartProjectedGradientDescent
 from art_asr_ext.benchmark import load_config, run_benchmark
-from art_asr_ext.benchmark.attacks import build_grid, make_attack
+from art_asr_ext.benchmark.grid import build_grid
+from art_asr_ext.benchmark.registry import ATTACKS
 from art_asr_ext.benchmark.config import ConfigError, parse_config
 from art_asr_ext.benchmark.systems import build_system, set_eot_samples
 from tests.benchmarks.helpers import mini_config_dict, read_csv, write_config
@@ -108,7 +109,7 @@ def test_random_restarts_use_the_restart_attack(tmp_path):
     pgd = [cell for cell in build_grid(config) if cell.attack == "pgd"]
     assert all(cell.params["num_random_init"] == 2 for cell in pgd)
     estimator = build_system(config.systems[0], "cpu", 0)
-    attack = make_attack(pgd[0], estimator, batch_size=2, max_length=16000)
+    attack = ATTACKS["pgd"].build(pgd[0], estimator, batch_size=2, max_length=16000, seed=0)
     assert isinstance(attack, RandomRestartProjectedGradientDescent) and attack.num_random_init == 2
     # Without restarts the cells keep their earlier settings (and so their fingerprints).
     plain = load_config(write_config(tmp_path, plain_config()))

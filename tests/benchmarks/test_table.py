@@ -5,25 +5,23 @@ import random
 import pytest
 
 from art_asr_ext.metrics import word_errors
-from art_asr_ext.benchmark.cells import UTTERANCE_COLUMNS
-from art_asr_ext.benchmark import table as table_module
-from art_asr_ext.benchmark.table import (
+from art_asr_ext.benchmark.grid import UTTERANCE_COLUMNS
+from art_asr_ext.benchmark.outputs import plots as table_module
+from art_asr_ext.benchmark.outputs.plots import plot_table_heatmap, wer_colour
+from art_asr_ext.benchmark.outputs.tables import (
     TableLayout,
-    format_eps,
     median_snr_markdown,
     perceptual_csv,
-    plot_table_heatmap,
     table_csv,
     table_markdown,
     table_values,
     utterances_csv,
-    wer_colour,
 )
+from art_asr_ext.benchmark.registry import format_eps
 
 LAYOUT = TableLayout(
     rows=(("(1) DS2", "(1) DS2"), ("(8) TF", "(8) TF"), ("Transfer attack: (1) + attack from (8)", "(1) DS2")),
-    fgsm_eps=(0.0001, 0.1),
-    pgd_eps=(0.1,),
+    attacks={"fgsm": (0.0001, 0.1), "pgd": (0.1,), "imperceptible": ()},
 )
 
 
@@ -96,7 +94,7 @@ def test_table1_csv_has_the_study_layout():
 
 
 def test_layout_without_imperceptible_and_eps_headers():
-    layout = TableLayout(rows=(("A", "A"),), fgsm_eps=(1e-4, 0.2), pgd_eps=(1e-2,), imperceptible=False)
+    layout = TableLayout(rows=(("A", "A"),), attacks={"fgsm": (1e-4, 0.2), "pgd": (1e-2,)})
     assert layout.columns == ["System", "Clean", "FGSM 0.0001", "FGSM 0.2", "PGD 0.01"]
     assert format_eps(1e-12) == "1e-12"
 
@@ -139,7 +137,7 @@ def test_perceptual_summary_per_cell_and_median_snr_table():
     assert [float(cell[f"pesq_{stat}"]) for stat in ("mean", "p10", "p90")] == pytest.approx([3.0, 2.2, 3.8])
     assert (cell["pesq_scored"], cell["stoi_scored"]) == ("2", "3")
     assert cell["unscored"] == "pesq: no speech found (silence) (1)"
-    layout = TableLayout(rows=(("(1) DS2", "(1) DS2"),), fgsm_eps=(0.1,), pgd_eps=(0.1,), imperceptible=False)
+    layout = TableLayout(rows=(("(1) DS2", "(1) DS2"),), attacks={"fgsm": (0.1,), "pgd": (0.1,)})
     assert median_snr_markdown(layout, rows).splitlines()[2] == "| (1) DS2 | \u2014 | 30.0 |"
     assert "| (1) DS2 | \u2014 | 30.0 |" in table_markdown(layout, rows, {}, "Caption")
 
@@ -151,7 +149,7 @@ def _rgb(css: str):
 def test_target_wer_columns_are_named_where_the_columns_are_defined():
     assert LAYOUT.target_columns == ("Imperceptible TGT",)
     assert [column for column in LAYOUT.columns if column in LAYOUT.target_columns] == ["Imperceptible TGT"]
-    assert TableLayout(rows=(), fgsm_eps=(0.1,), pgd_eps=(), imperceptible=False).target_columns == ()
+    assert TableLayout(rows=(), attacks={"fgsm": (0.1,), "pgd": ()}).target_columns == ()
 
 
 def test_target_wer_has_its_own_colour_scale_dark_where_the_attacker_succeeded():
@@ -207,7 +205,9 @@ def _near(found, expected, tolerance=4):
 
 
 def test_heatmap_png_draws_target_columns_on_their_own_scale(tmp_path, monkeypatch):
-    layout = TableLayout(rows=(("(1) DS2", "(1) DS2"), ("(8) TF", "(8) TF")), fgsm_eps=(0.1,), pgd_eps=())
+    layout = TableLayout(
+        rows=(("(1) DS2", "(1) DS2"), ("(8) TF", "(8) TF")), attacks={"fgsm": (0.1,), "imperceptible": ()}
+    )
     rows = [
         row("(1) DS2", "clean", 0.0, "u1", "A B C", "A B C"),  # Clean 0.0
         row("(1) DS2", "imperceptible", 0.05, "u1", "A B C", "OPEN THE DOOR"),  # GT 100.0, TGT 0.0: success
@@ -227,6 +227,6 @@ def test_heatmap_png_draws_target_columns_on_their_own_scale(tmp_path, monkeypat
     assert _near(colour(2, 0.99, 0.5, axes_fraction=True), (253, 224, 221))
 
     # Without a target-WER column the figure is the table alone, on the ground-truth scale.
-    plain = TableLayout(rows=layout.rows, fgsm_eps=(0.1,), pgd_eps=(), imperceptible=False)
+    plain = TableLayout(rows=layout.rows, attacks={"fgsm": (0.1,), "pgd": ()})
     colour, labels = _draw_heatmap(plain, rows, tmp_path / "plain.png", monkeypatch)
     assert labels == [] and _near(colour(0, 0.15, 0.5), (255, 255, 204))

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from art_asr_ext.benchmark.attacks import build_grid
+from art_asr_ext.benchmark.grid import build_grid
 from art_asr_ext.benchmark.config import ConfigError, parse_config
 from art_asr_ext.benchmark.presets import preset_path
 from art_asr_ext.benchmark.runner import run_benchmark
-from art_asr_ext.benchmark.table import format_eps
+from art_asr_ext.benchmark.registry import format_eps
 from tests.benchmarks.helpers import read_csv
 
 POCKETSPHINX = {"label": "(P) PocketSphinx", "estimator": {"type": "pocketsphinx"}}
@@ -155,7 +155,7 @@ def test_transfer_all_on_ci_tiny_writes_a_complete_matrix(tmp_path, single_torch
 def test_the_target_wer_panel_shows_the_attackers_success_bright_like_the_others(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
-    from art_asr_ext.benchmark.transfer_matrix import plot_transfer_matrix
+    from art_asr_ext.benchmark.outputs.transfer_matrix import plot_transfer_matrix
 
     config = parse(transfer=[{"source": "(1) DS2", "target": "(2) DS2, other seed"}])
     entries = [

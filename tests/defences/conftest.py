@@ -17,7 +17,7 @@ import yaml
 from espnet2.gan_tts.parallel_wavegan.parallel_wavegan import ParallelWaveGANDiscriminator, ParallelWaveGANGenerator
 
 from art_asr_ext.features.mel import LogMelConfig, LogMelSpectrogram
-from art_asr_ext.benchmark.systems import random_init_vocoder
+from art_asr_ext.models.vocoder import tiny_random_hifigan as random_init_vocoder
 from art_asr_ext.models.vocoder import Vocoder
 
 LIBRISPEECH = Path(__file__).resolve().parents[3] / "shared" / "data" / "LibriSpeech" / "test-clean"

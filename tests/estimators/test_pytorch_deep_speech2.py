@@ -351,7 +351,7 @@ def test_fit_keeps_parts_the_caller_froze_frozen(real_clips):
 
 def test_defence_at_another_sample_rate_is_refused():
     from art_asr_ext.defences.preprocessor import WaveGANVocoderPyTorch
-    from art_asr_ext.benchmark.systems import random_init_vocoder
+    from art_asr_ext.models.vocoder import tiny_random_hifigan as random_init_vocoder
 
     vocoder = WaveGANVocoderPyTorch(vocoder=random_init_vocoder(0), sample_rate=8000, device_type="cpu")
     with pytest.raises(ValueError, match="expects 8000 Hz audio but the model takes 16000 Hz"):

@@ -15,11 +15,16 @@ import torch
 class FollowsEstimatorDevice:
     """
     Mixin for an ART `PreprocessorPyTorch` with a seeded noise generator: device resolution (`resolve_device_type`
-    before ART's constructor, `follow_device` from the estimator) and the generator itself (`_new_generator`).
+    before ART's constructor, `follow_device` from the estimator) and the generator itself (`_new_generator`). Its
+    `seed` and `eot_samples` are parameters (`set_params`) a caller may reset before each computation, e.g. the
+    benchmark's per-cell seed and attack-strength EOT draws.
     """
 
     _device_pinned: bool = True
+    #: Seed of the noise generator (None: drawn from the system's entropy).
     seed: Optional[int] = None
+    #: Draws of the defence an estimator's `loss_gradient` averages over (expectation over transformation).
+    eot_samples: int = 1
 
     def resolve_device_type(self, device_type: Optional[str]) -> str:
         """

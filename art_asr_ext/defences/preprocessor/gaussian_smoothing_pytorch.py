@@ -18,11 +18,8 @@ from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
 from art_asr_ext.defences.preprocessor.device_following import FollowsEstimatorDevice
 
-from art_asr_ext.utils.audio import (
-    check_gradient_layout,
-    check_waveform_tensor,
-    split_numpy_batch,
-)
+from art_asr_ext.utils.audio import check_gradient_layout, split_numpy_batch
+from art_asr_ext.utils.audio_torch import check_waveform_tensor
 
 Sigma = Union[float, Tuple[float, float]]
 

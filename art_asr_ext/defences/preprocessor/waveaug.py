@@ -21,13 +21,8 @@ import numpy as np
 import torch
 
 from art_asr_ext.defences.preprocessor.wavegan_vocoder_pytorch import WaveGANVocoderPyTorch
-from art_asr_ext.utils.audio import (
-    length_sorted_batches,
-    pad_waveforms,
-    split_numpy_batch,
-    to_object_array,
-    waveform_digest,
-)
+from art_asr_ext.utils.audio import length_sorted_batches, split_numpy_batch, to_object_array, waveform_digest
+from art_asr_ext.utils.audio_torch import pad_waveforms
 from art_asr_ext.utils.io import atomic_save_npy
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")

@@ -19,6 +19,7 @@ import numpy as np
 from art.estimators.estimator import BaseEstimator
 from art.estimators.speech_recognition.speech_recognizer import SpeechRecognizerMixin
 
+from art_asr_ext.estimators.speech_recognition.recognizer_hooks import RecognizerHooks
 from art_asr_ext.utils.audio import check_waveforms
 from art_asr_ext.utils.text import to_librispeech_text
 
@@ -31,7 +32,7 @@ _BLACK_BOX = (
 )
 
 
-class PocketSphinxRecognizer(SpeechRecognizerMixin, BaseEstimator):
+class PocketSphinxRecognizer(RecognizerHooks, SpeechRecognizerMixin, BaseEstimator):
     """
     ART speech recognizer for CMU PocketSphinx 5, for predictions only (a black-box transfer target).
 

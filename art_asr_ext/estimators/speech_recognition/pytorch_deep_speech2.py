@@ -84,6 +84,11 @@ class PyTorchDeepSpeech2(PyTorchSpeechRecognizer):
         return self._model.labels
 
     @property
+    def alphabet(self) -> List[str]:
+        """The characters the model emits (its labels less the CTC blank)."""
+        return self._model.labels[1:]
+
+    @property
     def sample_rate(self) -> int:
         """Sample rate the model expects, in Hz."""
         return self._model.sample_rate

@@ -22,12 +22,9 @@ from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 from art.estimators.pytorch import PyTorchEstimator
 from art.estimators.speech_recognition.speech_recognizer import PytorchSpeechRecognizerMixin, SpeechRecognizerMixin
 
-from art_asr_ext.utils.audio import (
-    check_waveforms,
-    length_sorted_batches,
-    pad_waveforms,
-    to_object_array,
-)
+from art_asr_ext.estimators.speech_recognition.recognizer_hooks import RecognizerHooks
+from art_asr_ext.utils.audio import check_waveforms, length_sorted_batches, to_object_array
+from art_asr_ext.utils.audio_torch import pad_waveforms
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +36,9 @@ def _same_value(new: Any, current: Any) -> bool:
     return new == current
 
 
-class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixin, PyTorchEstimator, abc.ABC):
+class PyTorchSpeechRecognizer(
+    RecognizerHooks, PytorchSpeechRecognizerMixin, SpeechRecognizerMixin, PyTorchEstimator, abc.ABC
+):
     """
     Shared implementation of ART's speech recognizer interface for waveform-input torch models.
 
@@ -54,9 +53,6 @@ class PyTorchSpeechRecognizer(PytorchSpeechRecognizerMixin, SpeechRecognizerMixi
     estimator_params = PyTorchEstimator.estimator_params + ["optimizer"]
     #: Where :meth:`recording_defended_inputs` collects `(input, defended input)` pairs (None: not recording).
     _defended_record: Optional[List[Tuple[np.ndarray, np.ndarray]]] = None
-
-    #: Largest fraction of padding over real samples in an internal batch (see `length_sorted_batches`).
-    max_padding: float = 0.25
 
     def __init__(
         self,

@@ -157,6 +157,11 @@ class PyTorchWhisper(PyTorchSpeechRecognizer):
         return self._model.dims.n_audio_ctx * 2 * HOP_LENGTH
 
     @property
+    def fixed_input_samples(self) -> int:
+        """Every clip is padded to Whisper's 30 s input."""
+        return self.max_samples
+
+    @property
     def tokenizer(self):
         """openai-whisper's tokenizer of the model."""
         return self._tokenizer

@@ -14,8 +14,9 @@ Run a benchmark's cells on the workers of a Ray cluster (``--executor ray``), ke
   cluster fits. Each keeps one system's models at a time, as the serial runner does, and the driver hands a free
   worker the next cell of the system it holds (:class:`CellQueue`), so two workers share a system only to keep both
   busy at the end. Each worker also encodes its cells' report media; the driver writes them.
-- **Same seed, same table.** A worker computes its cell with :func:`compute_cell` (the cell's own seed) and the torch
-  thread count of the run (``--threads``, else the system's ``resources.num_cpus``), exactly as the serial runner.
+- **Same seed, same table.** A worker computes its cell with
+  :func:`~art_asr_ext.benchmark.execution.compute_cell` (the cell's own seed) and the torch thread count of the run
+  (``--threads``, else the system's ``resources.num_cpus``), exactly as the serial executor.
 - **No network.** Ray's usage statistics are switched off (``RAY_USAGE_STATS_ENABLED=0``) before Ray is imported,
   and a Ray instance started here has no dashboard and binds 127.0.0.1.
 
@@ -33,9 +34,10 @@ import socket
 import traceback
 from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from art_asr_ext.benchmark.grid import Cell, cell_passes
+
 if TYPE_CHECKING:  # the CLI checks --ray-address with this module before torch and ART are imported
-    from art_asr_ext.benchmark.attacks import Cell
-    from art_asr_ext.benchmark.cells import CellOutput
+    from art_asr_ext.benchmark.execution import CellOutput, RunContext
 
 logger = logging.getLogger("art_asr_ext.benchmark")
 
@@ -124,7 +126,7 @@ def _check_head_answers(address: str, timeout: float = 10.0) -> None:
 class CellWorker:
     """
     One slot of the cluster, run as a Ray actor: it keeps one system's models at a time (a
-    :class:`~art_asr_ext.benchmark.runner.SystemCache`, as the serial runner does), so a system's models load once
+    :class:`~art_asr_ext.benchmark.execution.SystemCache`, as the serial executor does), so a system's models load once
     per worker while the driver hands that worker the system's cells, and it encodes each cell's report media.
     """
 
@@ -132,7 +134,7 @@ class CellWorker:
         """
         :param shared: `(config, utterances, targets, texts)`, put in the object store once per run.
         """
-        from art_asr_ext.benchmark.runner import SystemCache
+        from art_asr_ext.benchmark.execution import SystemCache
 
         self.config, self.utterances, self.targets, texts = shared
         logging.getLogger("art").setLevel(logging.WARNING)  # ART logs every batch at INFO
@@ -157,24 +159,20 @@ class CellWorker:
         :return: `("ok", CellOutput, None, media)` or `("failed", message, traceback, None)`, as the serial runner
                  records them; `media` (None without a report) is what the driver's `record_cell` takes.
         """
-        import torch
+        from art_asr_ext.benchmark.execution import compute_cell, failure, torch_settings
 
-        from art_asr_ext.benchmark.runner import compute_cell
-
-        torch.set_num_threads(threads)
-        if self.config.device == "gpu":
-            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-        try:
-            # The system first, as the serial runner does: a system that cannot be built names that error.
-            estimator = self.systems.get(cell.system)
-            if source_error is not None:
-                raise RuntimeError(source_error)
-            output = compute_cell(
-                self.config, cell, estimator, self.utterances, self.targets, source_adversarial, source_rows
-            )
-        except Exception as error:  # recorded by the driver; the worker goes on with the next cell
-            return "failed", f"{type(error).__name__}: {error}", traceback.format_exc(), None
-        return "ok", output, None, self._media(cell, estimator, output)
+        with torch_settings(threads, self.config.device):
+            try:
+                # The system first, as the serial executor does: a system that cannot be built names that error.
+                estimator = self.systems.get(cell.system)
+                if source_error is not None:
+                    raise RuntimeError(source_error)
+                output = compute_cell(
+                    self.config, cell, estimator, self.utterances, self.targets, source_adversarial, source_rows
+                )
+            except Exception as error:  # recorded by the driver; the worker goes on with the next cell
+                return ("failed", *failure(error), None)
+            return "ok", output, None, self._media(cell, estimator, output)
 
     def _media(self, cell: "Cell", estimator, output: "CellOutput") -> Optional[Dict[str, Any]]:
         """The cell's report media, encoded here where the system's defences are (the driver only writes them)."""
@@ -270,49 +268,30 @@ class CellQueue:
         return None
 
 
-def run_cells_on_ray(
-    config,
-    cells: Sequence["Cell"],
-    utterances: Sequence[Any],
-    targets: Mapping[str, str],
-    texts: Sequence[str],
-    source_of: Callable[["Cell"], Tuple[Optional[Mapping[str, Any]], Optional[str]]],
-    store,
-    record_cell: Callable[..., None],
-    address: str = "auto",
-    threads: Optional[int] = None,
-) -> None:
+def run_cells(cells: Sequence[Cell], context: "RunContext", recorder: Callable[..., None]) -> None:
     """
-    Run `cells` on Ray workers; `record_cell` is called in this process for each as it finishes (or fails).
+    Run `cells` on Ray workers; `recorder` is called in this process for each as it finishes (or fails).
 
-    :param config: The benchmark.
     :param cells: The cells to run.
-    :param utterances: The benchmark's utterances.
-    :param targets: Their targets.
-    :param texts: Every transcript and target (each system's alphabet is checked against them).
-    :param source_of: A transfer cell's source record and None, or None and the error the cell fails with.
-    :param store: The run's :class:`~art_asr_ext.benchmark.store.ResultStore` (the source examples are read here).
-    :param record_cell: Writes a finished cell: `(cell, output, None, media=...)` or
-                        `(cell, None, (message, traceback))`.
-    :param address: See :func:`connect`.
-    :param threads: torch threads per cell (default: the system's `resources.num_cpus`, at least 1).
-    :raises ExecutorError: If no Ray cluster answers at `address`, or it cannot fit one worker.
+    :param context: The run; its `ray_address` names the cluster (see :func:`connect`), and its `threads` the torch
+                    threads per cell (default: the system's `resources.num_cpus`, at least 1).
+    :param recorder: Writes a finished cell: `(cell, output, None, media=...)` or `(cell, None, (message, trace))`.
+    :raises ExecutorError: If no Ray cluster answers at the address, or it cannot fit one worker.
     """
-    from art_asr_ext.benchmark.dry_run import _eot, cell_passes
-
     ray = import_ray()
     if not cells:
         return
-    connected_here = connect(address)
+    config, utterances = context.config, context.utterances
+    connected_here = connect(context.ray_address)
     systems = {cell.system: config.system(cell.system) for cell in cells}
     worker_class = ray.remote(max_restarts=0, max_task_retries=0)(CellWorker)
     workers: List[Any] = []
     in_flight: Dict[Any, Tuple[int, "Cell"]] = {}
     try:
-        shared = ray.put((config, list(utterances), dict(targets), list(texts)))
+        shared = ray.put((config, list(utterances), dict(context.targets), context.texts))
 
         def passes(cell: "Cell") -> float:
-            counts = cell_passes(cell, _eot(systems[cell.system]))
+            counts = cell_passes(cell, systems[cell.system].eot_samples)
             return 3.0 * counts["forward_backward"] + counts["forward"]  # a backward pass costs about two forwards
 
         queue = CellQueue(passes)
@@ -325,17 +304,12 @@ def run_cells_on_ray(
                 queue.add(cell)
 
         def submit(slot: int, cell: "Cell") -> None:
-            source_error = source_adversarial = source_rows = None
             try:
-                if cell.is_transfer:
-                    source, source_error = source_of(cell)
-                    if source is not None:
-                        ids = [u.utterance_id for u in utterances]
-                        source_adversarial = store.load_adversarial(cell.source_key, ids)
-                        source_rows = source["rows"]
-            except Exception as error:  # as in the serial runner: the cell fails, the run goes on
-                record_cell(cell, None, (f"{type(error).__name__}: {error}", traceback.format_exc()))
+                source_error, source_adversarial, source_rows = context.source_inputs(cell)
+            except Exception as error:  # as in the serial executor: the cell fails, the run goes on
+                recorder(cell, None, (f"{type(error).__name__}: {error}", traceback.format_exc()))
                 return
+            threads = context.threads
             cell_threads = threads if threads is not None else max(1, int(systems[cell.system].resources.num_cpus))
             held[slot] = cell.system
             reference = workers[slot].run_cell.remote(cell, source_error, source_adversarial, source_rows, cell_threads)
@@ -375,9 +349,9 @@ def run_cells_on_ray(
                     except ray.exceptions.RayError as error:
                         status, value, trace = "failed", f"{type(error).__name__}: {error}".strip(), ""
                     if status == "ok":
-                        record_cell(cell, value, None, media=media)
+                        recorder(cell, value, None, media=media)
                     else:
-                        record_cell(cell, None, (value, trace))
+                        recorder(cell, None, (value, trace))
                     for follower in [c for c in waiting if c.source_key == cell.key]:
                         waiting.remove(follower)
                         queue.add(follower)

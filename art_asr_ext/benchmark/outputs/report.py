@@ -13,17 +13,15 @@ checks).
 """
 
 import dataclasses
-import html
 import json
-import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from art_asr_ext.metrics import word_alignment
+from art_asr_ext.benchmark.grid import CLEAN, Cell
+from art_asr_ext.benchmark.outputs.plots import WER_SCALE_MAX, wer_colour
+from art_asr_ext.benchmark.outputs.tables import TableLayout, table_values
+from art_asr_ext.benchmark.outputs.report_cells import anchor, drill_down_html, escape, number_text
 from art_asr_ext.utils.io import atomic_write_text
-from art_asr_ext.benchmark.attacks import Cell
-from art_asr_ext.benchmark.store import slug
-from art_asr_ext.benchmark.table import WER_SCALE_MAX, TableLayout, format_eps, table_values, wer_colour, wer_percent
 
 REPORT = "report.html"
 #: Status of a heatmap cell without a value: in the grid and failed, in the grid and not run yet, or not in the
@@ -85,18 +83,6 @@ class HeatmapCell:
     error: str = ""
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def anchor(key: str) -> str:
-    """
-    :param key: A cell key.
-    :return: The id of its drill-down in report.html.
-    """
-    return f"cell-{slug(key)}"
-
-
 def heatmap_cells(
     layout: TableLayout, grid: Sequence[Cell], records: Mapping[str, Mapping[str, Any]]
 ) -> List[List[HeatmapCell]]:
@@ -116,14 +102,13 @@ def heatmap_cells(
     ]
     values = table_values(layout, rows)
     by_position = {(cell.row, cell.attack, float(cell.eps)): cell for cell in grid if not cell.strength}
-    imperceptible = {cell.row: cell for cell in grid if cell.attack == "imperceptible"}
+    per_row = {(cell.row, cell.attack): cell for cell in grid if not cell.strength}
     headers = layout.columns[1:]
     out = []
     for (label, clean_system), line in zip(layout.rows, values):
-        cells: List[Optional[Cell]] = [by_position.get((clean_system, "clean", 0.0))]
+        cells: List[Optional[Cell]] = [by_position.get((clean_system, CLEAN, 0.0))]
         cells += [by_position.get((label, attack, eps)) for _, attack, eps in layout.attack_columns()]
-        if layout.imperceptible:
-            cells += [imperceptible.get(label)] * 2
+        cells += [per_row.get((label, attack)) for _, attack, _ in layout.row_columns()]
         entries = []
         for header, value, cell in zip(headers, line, cells):
             record = records.get(cell.key) if cell is not None else None
@@ -159,7 +144,8 @@ def _heatmap_html(layout: TableLayout, cells: List[List[HeatmapCell]], transfer_
     )
     lines = ['<table class="heatmap" id="table1">', "<thead><tr>"]
     lines += [
-        f'<th scope="col"{target_header if column in targets else ""}>{_e(column)}</th>' for column in layout.columns
+        f'<th scope="col"{target_header if column in targets else ""}>{escape(column)}</th>'
+        for column in layout.columns
     ]
     lines.append("</tr></thead><tbody>")
     own_rows = len(layout.rows) - transfer_rows
@@ -167,10 +153,12 @@ def _heatmap_html(layout: TableLayout, cells: List[List[HeatmapCell]], transfer_
         if index == own_rows and transfer_rows:
             lines.append(f'<tr class="group"><th colspan="{len(layout.columns)}">Transfer attacks</th></tr>')
         kind = "transfer" if index >= own_rows else "system"
-        lines.append(f'<tr class="{kind}"><th class="system" scope="row">{_e(layout.rows[index][0])}</th>')
+        lines.append(f'<tr class="{kind}"><th class="system" scope="row">{escape(layout.rows[index][0])}</th>')
         for entry in row:
             where = f"{entry.row} \u00b7 {entry.column}"
-            attributes = f'data-row="{_e(entry.row)}" data-column="{_e(entry.column)}" data-status="{entry.status}"'
+            attributes = (
+                f'data-row="{escape(entry.row)}" data-column="{escape(entry.column)}" data-status="{entry.status}"'
+            )
             target = entry.column in targets
             if target:
                 attributes += ' data-scale="target"'
@@ -194,10 +182,10 @@ def _heatmap_html(layout: TableLayout, cells: List[List[HeatmapCell]], transfer_
             else:
                 text, title, style = "\u2014", f"{where}: not in this config's grid", ""
             if entry.key is not None and entry.status in (OK, FAILED):
-                text = f'<a href="#{anchor(entry.key)}">{_e(text)}</a>'
+                text = f'<a href="#{anchor(entry.key)}">{escape(text)}</a>'
             else:
-                text = _e(text)
-            lines.append(f'<td class="{entry.status}" {attributes} title="{_e(title)}"{style}>{text}</td>')
+                text = escape(text)
+            lines.append(f'<td class="{entry.status}" {attributes} title="{escape(title)}"{style}>{text}</td>')
         lines.append("</tr>")
     lines.append("</tbody></table>")
     lines.append(
@@ -210,145 +198,15 @@ def _heatmap_html(layout: TableLayout, cells: List[List[HeatmapCell]], transfer_
     if targets:
         # The scale runs the other way: a reader must not take a target WER of 0 for a robust system.
         lines.append(
-            f'<p class="legend" id="target-legend">Target WER ({_e(", ".join(targets))}: WER against the attacker\'s '
+            f'<p class="legend" id="target-legend">Target WER ({escape(", ".join(targets))}: WER against the attacker\'s '
             f"target phrase): {_legend_swatches(True)} &nbsp; a <b>low</b> target WER means the attacker succeeded "
             "(0 %: the system transcribed exactly the attacker's phrase), so it is dark.</p>"
         )
     return "\n".join(lines)
 
 
-def transcript_diff_html(reference: str, hypothesis: str) -> str:
-    """
-    :param reference: The text the hypothesis is scored against (reference or target).
-    :param hypothesis: The recognised text.
-    :return: The hypothesis as HTML with its word-level differences marked: substitutions highlighted (the reference
-             word in their title), reference words it misses struck out (`<del>`), words it adds underlaid (`<ins>`).
-    """
-    parts = []
-    for operation, reference_words, hypothesis_words in word_alignment(reference, hypothesis):
-        if operation == "equal":
-            parts.append(_e(" ".join(hypothesis_words)))
-        elif operation == "substitute":
-            for wanted, got in zip(reference_words, hypothesis_words):
-                parts.append(f'<span class="sub" title="{_e(wanted)}">{_e(got)}</span>')
-        elif operation == "delete":
-            parts.append(f"<del>{_e(' '.join(reference_words))}</del>")
-        else:
-            parts.append(f"<ins>{_e(' '.join(hypothesis_words))}</ins>")
-    return " ".join(parts) if parts else "<i>(empty)</i>"
-
-
-def _number(value: Any, digits: int = 2, unit: str = "") -> str:
-    if value is None or value == "":
-        return "\u2014"
-    value = float(value)
-    if math.isinf(value):
-        return "\u221e"
-    return f"{value:.{digits}f}{unit}"
-
-
-def _player(label: str, path: Optional[str], entry: Mapping[str, Any]) -> str:
-    if path is None:
-        return ""
-    return (
-        f'<figure><figcaption>{_e(label)}</figcaption><audio controls preload="none" src="{_e(path)}" '
-        f"data-utterance=\"{_e(entry['utterance_id'])}\" data-seconds=\"{float(entry['seconds']):.4f}\">"
-        f'<a href="{_e(path)}">{_e(path)}</a></audio></figure>'
-    )
-
-
-def _utterance_html(cell: Cell, entry: Mapping[str, Any], row: Optional[Mapping[str, Any]]) -> str:
-    lines = [f'<div class="utterance"><b>{_e(entry["utterance_id"])}</b> ({float(entry["seconds"]):.2f} s)']
-    players = [_player("clean", entry.get("clean"), entry)]
-    if cell.attack != "clean":
-        source = "" if not cell.is_transfer else f" (made on {cell.source})"
-        players.append(_player(f"adversarial{source}", entry.get("adversarial"), entry))
-    players.append(_player(f"defended input to {cell.system}", entry.get("defended"), entry))
-    lines.append('<div class="players">' + "".join(players) + "</div>")
-    if row is not None:
-        targeted = "targeted attack" if cell.targeted else "not the attack's goal: shown for comparison"
-        lines.append('<table class="transcripts">')
-        lines.append(f"<tr><td>reference</td><td>{_e(row['reference'])}</td></tr>")
-        lines.append(
-            f"<tr><td>hypothesis vs reference ({row['gt_errors']}/{row['gt_words']} errors)</td>"
-            f"<td>{transcript_diff_html(row['reference'], row['hypothesis'])}</td></tr>"
-        )
-        lines.append(f"<tr><td>target ({_e(targeted)})</td><td>{_e(row['target'])}</td></tr>")
-        lines.append(
-            f"<tr><td>hypothesis vs target ({row['tgt_errors']}/{row['tgt_words']} errors)</td>"
-            f"<td>{transcript_diff_html(row['target'], row['hypothesis'])}</td></tr>"
-        )
-        lines.append("</table>")
-        lines.append(
-            '<table class="metrics"><tr><th>SNR</th><th>PESQ</th><th>STOI</th><th>L\u221e</th></tr>'
-            f"<tr><td>{_number(row.get('snr_db'), 1, ' dB')}</td><td>{_number(row.get('pesq'))}</td>"
-            f"<td>{_number(row.get('stoi'))}</td><td>{_number(row.get('linf'), 5)}</td></tr></table>"
-        )
-        if row.get("perceptual_note"):
-            lines.append(f"<p class=\"caption\">{_e(row['perceptual_note'])}</p>")
-    if entry.get("spectrogram"):
-        low, high = -100, -20
-        lines.append(
-            f'<img class="spectrogram" loading="lazy" src="{_e(entry["spectrogram"])}" alt="spectrogram of the perturbation">'
-            f'<p class="caption">Spectrogram of the perturbation x<sub>adv</sub> \u2212 x: 0\u20138 kHz bottom to top, '
-            f"32 ms windows, colour {low} (black) to {high} dB (yellow) relative to a full-scale sine.</p>"
-        )
-    lines.append("</div>")
-    return "\n".join(lines)
-
-
-def _cell_title(cell: Cell) -> str:
-    if cell.strength:
-        return f"{_cell_title(dataclasses.replace(cell, strength=''))}, {cell.strength.replace('_', ' ')}"
-    if cell.attack == "clean":
-        return "Clean"
-    if cell.attack == "pgd_snr":
-        return f"PGD SNR {format_eps(cell.eps)} dB"
-    if cell.attack == "imperceptible":
-        return f"Imperceptible (eps {format_eps(cell.eps)})"
-    return f"{cell.attack.upper() if cell.attack != 'noise' else 'Noise'} {format_eps(cell.eps)}"
-
-
-def _drill_down_html(grid: Sequence[Cell], records: Mapping[str, Mapping[str, Any]], row_order: Sequence[str]) -> str:
-    lines = []
-    position = {label: index for index, label in enumerate(row_order)}
-    for row_label in sorted({cell.row for cell in grid}, key=lambda label: position.get(label, len(position))):
-        lines.append(f"<h3>{_e(row_label)}</h3>")
-        for cell in [cell for cell in grid if cell.row == row_label]:
-            record = records.get(cell.key)
-            if record is None:
-                continue
-            title = _cell_title(cell)
-            if record.get("status") != "ok":
-                summary = f"{title}: \u2715 failed"
-                body = f"<pre>{_e(record.get('error', ''))}</pre>"
-            else:
-                rows = list(record.get("rows", ()))
-                wer = wer_percent(rows)
-                summary = f"{title}: WER {_number(wer, 1, ' %')}"
-                if cell.targeted:
-                    summary += f", {_number(wer_percent(rows, target=True), 1, ' %')} against the targets"
-                by_utterance = {row["utterance_id"]: row for row in rows}
-                media = record.get("report_media")
-                if media is None:
-                    body = "<p>No media: this cell was computed before the report kept its audio.</p>"
-                elif not media:
-                    body = "<p>No media (<code>report.utterances</code> is 0).</p>"
-                else:
-                    body = "\n".join(
-                        _utterance_html(cell, entry, by_utterance.get(entry["utterance_id"])) for entry in media
-                    )
-                body = (
-                    f"<p class=\"caption\">{len(rows)} utterances, {float(record.get('seconds', 0)):.1f} s.</p>" + body
-                )
-            lines.append(
-                f'<details class="cell" id="{anchor(cell.key)}"><summary>{_e(summary)}</summary>\n{body}\n</details>'
-            )
-    return "\n".join(lines)
-
-
 def _key_values(pairs: Sequence[Tuple[str, Any]]) -> str:
-    rows = "".join(f"<tr><td>{_e(key)}</td><td>{_e(value)}</td></tr>" for key, value in pairs)
+    rows = "".join(f"<tr><td>{escape(key)}</td><td>{escape(value)}</td></tr>" for key, value in pairs)
     return f'<table class="kv">{rows}</table>'
 
 
@@ -373,7 +231,7 @@ def _provenance_html(run: Mapping[str, Any], checks: Optional[Mapping[str, Any]]
         ("status", invocation.get("status")),
         ("started", invocation.get("started")),
         ("finished", invocation.get("finished")),
-        ("wall time of this invocation", _number(invocation.get("wall_time_s"), 1, " s")),
+        ("wall time of this invocation", number_text(invocation.get("wall_time_s"), 1, " s")),
         ("cells", ", ".join(f"{count} {name}" for name, count in cells.items())),
         ("torch threads", invocation.get("torch_threads")),
         ("CPU", _cpu_text(run.get("cpu"))),
@@ -388,14 +246,14 @@ def _provenance_html(run: Mapping[str, Any], checks: Optional[Mapping[str, Any]]
         rows = []
         for check in checks.get("checks", []):
             status = str(check.get("status", ""))
-            details = "<br>".join(_e(detail) for detail in check.get("details", [])[:8])
+            details = "<br>".join(escape(detail) for detail in check.get("details", [])[:8])
             rows.append(
-                f"<tr><td>({_e(check.get('check'))})</td><td>{_e(check.get('description'))}</td>"
-                f'<td class="status-{_e(status.split()[0])}">{_e(status)}</td><td>{details}</td></tr>'
+                f"<tr><td>({escape(check.get('check'))})</td><td>{escape(check.get('description'))}</td>"
+                f'<td class="status-{escape(status.split()[0])}">{escape(status)}</td><td>{details}</td></tr>'
             )
         lines.append(f'<table class="kv">{"".join(rows)}</table>')
     lines.append("<h3>Config</h3>")
-    lines.append(f"<pre>{_e(yaml.safe_dump(run.get('config'), sort_keys=False, allow_unicode=True))}</pre>")
+    lines.append(f"<pre>{escape(yaml.safe_dump(run.get('config'), sort_keys=False, allow_unicode=True))}</pre>")
     return "\n".join(lines)
 
 
@@ -422,16 +280,16 @@ def report_html(
     """
     transfer_rows = len({cell.row for cell in grid if cell.is_transfer})
     figure_html = "".join(
-        f'<figure><img src="{_e(name)}" alt="{_e(text)}"><figcaption>{_e(text)}</figcaption></figure>'
+        f'<figure><img src="{escape(name)}" alt="{escape(text)}"><figcaption>{escape(text)}</figcaption></figure>'
         for name, text in figures
     )
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{_STYLE}</style><script>{_SCRIPT}</script></head><body>",
-        f"<h1>{_e(title)}</h1>",
-        f'<p class="caption">{_e(caption)} WER in percent, corpus-level. Click a cell for its utterances.</p>',
+        f"<title>{escape(title)}</title><style>{_STYLE}</style><script>{_SCRIPT}</script></head><body>",
+        f"<h1>{escape(title)}</h1>",
+        f'<p class="caption">{escape(caption)} WER in percent, corpus-level. Click a cell for its utterances.</p>',
         '<h2 id="table">Table I</h2>',
         _heatmap_html(layout, heatmap_cells(layout, grid, records), transfer_rows),
     ]
@@ -443,7 +301,7 @@ def report_html(
         "input (what the recognizer received after its preprocessing defences, recorded as it transcribed), "
         'the transcripts with their word-level differences (<span class="sub">substituted</span>, '
         "<del>missing</del>, <ins>inserted</ins>), and the perturbation's measures.</p>",
-        _drill_down_html(grid, records, [label for label, _ in layout.rows]),
+        drill_down_html(grid, records, [label for label, _ in layout.rows]),
         _provenance_html(run, checks),
         "</body></html>",
     ]

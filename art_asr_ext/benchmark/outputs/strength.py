@@ -16,10 +16,11 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from art_asr_ext.benchmark.config.schema import BenchmarkConfig
+from art_asr_ext.benchmark.grid import group_of
+from art_asr_ext.benchmark.outputs.scores import wer_percent
+from art_asr_ext.benchmark.registry import ATTACKS, attack_order
 from art_asr_ext.utils.io import atomic_write
-from art_asr_ext.benchmark.attacks import ATTACK_ORDER
-from art_asr_ext.benchmark.config import BenchmarkConfig
-from art_asr_ext.benchmark.table import format_eps, wer_percent
 
 logger = logging.getLogger(__name__)
 
@@ -38,30 +39,26 @@ STRENGTH_COLUMNS = (
     "gt_wer",
     "tgt_wer",
 )
-#: The attacks a strength cell can vary.
-STRENGTH_ATTACKS = ("fgsm", "pgd", "pgd_snr")
 
 
 def cell_strength(config: BenchmarkConfig, system: str, attack: str, strength: str) -> Dict[str, int]:
     """
     :param config: The benchmark.
     :param system: Label of the attacked system.
-    :param attack: `fgsm`, `pgd` or `pgd_snr`.
+    :param attack: An attack's key.
     :param strength: The cell's strength (empty for a Table I cell).
-    :return: The cell's `max_iter`, `num_random_init` and `eot_samples` (the most draws of its defences).
+    :return: The cell's `max_iter` (1 for a one-step attack), `num_random_init` and `eot_samples` (the most draws of
+             its defences).
     """
-    attacks = config.attacks
-    max_iter = {"fgsm": 1, "pgd": attacks.pgd_max_iter, "pgd_snr": attacks.pgd_snr_max_iter}[attack]
-    eot = max([d.eot_samples for d in config.system(system).defences] + [1])
+    settings = dict(config.attacks.settings(attack))
+    settings["eot_samples"] = config.system(system).eot_samples
     name, _, value = strength.partition("=")
-    if name == "max_iter":
-        max_iter = int(value)
-    elif name == "eot_samples":
-        eot = int(value)
+    if name:
+        settings[name] = int(value)
     return {
-        "max_iter": max_iter,
-        "num_random_init": attacks.pgd_num_random_init if attack == "pgd" else 0,
-        "eot_samples": eot,
+        "max_iter": int(settings.get("max_iter", 1)),
+        "num_random_init": int(settings.get("num_random_init", 0)),
+        "eot_samples": int(settings["eot_samples"]),
     }
 
 
@@ -75,9 +72,8 @@ def strength_groups(
     """
     groups: Dict[Tuple[str, str, float], Dict[str, List[Mapping[str, Any]]]] = {}
     for row in rows:
-        if row["attack"] in STRENGTH_ATTACKS:
-            key = (row["row"], row["attack"], float(row["eps"]))
-            groups.setdefault(key, {}).setdefault(str(row.get("strength") or ""), []).append(row)
+        if row["attack"] in ATTACKS:
+            groups.setdefault(group_of(row), {}).setdefault(str(row.get("strength") or ""), []).append(row)
     return {key: cells for key, cells in groups.items() if any(strength for strength in cells)}
 
 
@@ -87,11 +83,12 @@ def strength_entries(config: BenchmarkConfig, rows: Iterable[Mapping[str, Any]])
     :param rows: Utterance rows of every finished cell.
     :return: One entry per line of strength.csv, in table order, weakest attack first within a (row, attack, eps).
     """
-    order = {label: i for i, label in enumerate([s.label for s in config.systems] + [t.label for t in config.transfer])}
+    order = {label: i for i, label in enumerate(config.row_labels)}
     entries = []
     groups = strength_groups(rows)
     for (row_label, attack, eps), cells in sorted(
-        groups.items(), key=lambda item: (order.get(item[0][0], len(order)), ATTACK_ORDER.index(item[0][1]), item[0][2])
+        groups.items(),
+        key=lambda item: (order.get(item[0][0], len(order)), attack_order().index(item[0][1]), item[0][2]),
     ):
         first = next(iter(cells.values()))[0]
         lines = []
@@ -144,7 +141,7 @@ def _axis_lines(entries: Sequence[Mapping[str, Any]], axis: str) -> Dict[str, Di
         along = [e for e in group if e[other] == table[0][other] and e["gt_wer"] is not None]
         if len({e[axis] for e in along}) < 2:
             continue
-        name = f"PGD SNR {format_eps(eps)} dB" if attack == "pgd_snr" else f"{attack.upper()} {format_eps(eps)}"
+        name = ATTACKS[attack].column(eps)
         panels.setdefault(row, {})[name] = sorted((int(e[axis]), float(e["gt_wer"])) for e in along)
     return panels
 

@@ -13,9 +13,11 @@ to ``checks.json`` and listed under "Evaluation checks" in ``table1.md``.
 import dataclasses
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from art_asr_ext.benchmark.config import BenchmarkConfig, SystemConfig
-from art_asr_ext.benchmark.strength import cell_strength, strength_wers
-from art_asr_ext.benchmark.table import format_eps, wer_percent
+from art_asr_ext.benchmark.config.schema import BenchmarkConfig, SystemConfig
+from art_asr_ext.benchmark.grid import cell_key, group_of
+from art_asr_ext.benchmark.outputs.scores import cell_wers
+from art_asr_ext.benchmark.outputs.strength import cell_strength, strength_wers
+from art_asr_ext.benchmark.registry import ATTACKS, DEFENCES, format_eps
 
 #: Slack of every comparison: one word error per 100 reference words, so that a one-word tie on a small corpus is no
 #: finding.
@@ -40,22 +42,8 @@ class CheckResult:
     compared: int = 0
 
 
-def _cell_wers(rows: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str, float], Tuple[Optional[float], float]]:
-    """(row, attack, eps) -> (ground-truth WER, target WER) in percent, of the Table I cells."""
-    groups: Dict[Tuple[str, str, float], List[Mapping[str, Any]]] = {}
-    for row in rows:
-        if row.get("strength"):
-            continue
-        groups.setdefault((row["row"], row["attack"], float(row["eps"])), []).append(row)
-    return {key: (wer_percent(group), wer_percent(group, target=True)) for key, group in groups.items()}
-
-
-def _key(row: str, attack: str, eps: float, strength: str = "") -> str:
-    return f"{row} | {attack} | {eps!r}" + (f" | {strength}" if strength else "")
-
-
-def _label(attack: str, eps: float, strength: str = "") -> str:
-    label = f"PGD SNR {format_eps(eps)} dB" if attack == "pgd_snr" else f"{attack.upper()} {format_eps(eps)}"
+def _label(attack_key: str, eps: float, strength: str = "") -> str:
+    label = ATTACKS[attack_key].cell_label(eps)
     return f"{label} ({strength})" if strength else label
 
 
@@ -64,15 +52,13 @@ def _along_strength(config: BenchmarkConfig, strengths, name: str):
     Per (row, attack, eps) with strength cells varying `name` (`max_iter` or `eot_samples`): its cells from the
     weakest to the strongest, as (strength value, strength label, WER), the Table I cell under an empty label.
     """
-    systems = {s.label: s.label for s in config.systems}
-    systems.update({t.label: t.target for t in config.transfer})
     other = "eot_samples" if name == "max_iter" else "max_iter"
     by_cell: Dict[Tuple[str, str, float], List[Tuple[int, str, Optional[float]]]] = {}
     for (row, attack, eps, strength), value in strengths.items():
         if strength and not strength.startswith(f"{name}="):
             continue
-        settings = cell_strength(config, systems.get(row, row), attack, strength)
-        table = cell_strength(config, systems.get(row, row), attack, "")
+        settings = cell_strength(config, config.row_system(row), attack, strength)
+        table = cell_strength(config, config.row_system(row), attack, "")
         if settings[other] == table[other]:
             by_cell.setdefault((row, attack, eps), []).append((settings[name], strength, value))
     return {key: sorted(cells) for key, cells in by_cell.items() if len(cells) > 1}
@@ -100,7 +86,7 @@ def _weaker_when_stronger(config: BenchmarkConfig, strengths, name: str) -> Tupl
                     (
                         f"{row}: {_label(attack, eps, strong)} {after:.1f} % < "
                         f"{_label(attack, eps, weak or 'Table I')} {before:.1f} %",
-                        [_key(row, attack, eps, weak), _key(row, attack, eps, strong)],
+                        [cell_key(row, attack, eps, weak), cell_key(row, attack, eps, strong)],
                     )
                 )
     return violations, compared
@@ -111,12 +97,14 @@ def check_monotone(config: BenchmarkConfig, wers, strengths=None) -> CheckResult
     tolerance."""
     violations, compared = [], 0
     strengths = strengths or {}
-    rows = [system.label for system in config.systems] + [row.label for row in config.transfer]
-    for row in rows:
-        for attack in ("fgsm", "pgd", "pgd_snr"):
+    for row in config.row_labels:
+        for attack, spec in ATTACKS.items():
+            if spec.stronger_with_budget is None:
+                continue
+            # A larger max-norm is a stronger attack; a lower SNR is a larger perturbation.
             budgets = sorted(eps for (label, kind, eps) in wers if label == row and kind == attack)
-            if attack == "pgd_snr":
-                budgets.reverse()  # a lower SNR is a larger perturbation
+            if not spec.stronger_with_budget:
+                budgets.reverse()
             for weaker, stronger in zip(budgets, budgets[1:]):
                 before, after = wers[(row, attack, weaker)][0], wers[(row, attack, stronger)][0]
                 if before is None or after is None:
@@ -126,7 +114,7 @@ def check_monotone(config: BenchmarkConfig, wers, strengths=None) -> CheckResult
                     violations.append(
                         (
                             f"{row}: {_label(attack, weaker)} {before:.1f} % > {_label(attack, stronger)} {after:.1f} %",
-                            [_key(row, attack, weaker), _key(row, attack, stronger)],
+                            [cell_key(row, attack, weaker), cell_key(row, attack, stronger)],
                         )
                     )
     # More iterations of the same attack and budget (the attack-strength axis).
@@ -156,7 +144,7 @@ def _pgd_versus(wers, baseline: str, name: str) -> Tuple[List[Tuple[str, List[st
             violations.append(
                 (
                     f"{row}: PGD {format_eps(eps)} {pgd:.1f} % < {name} {format_eps(eps)} {other:.1f} %",
-                    [_key(row, baseline, eps), _key(row, "pgd", eps)],
+                    [cell_key(row, baseline, eps), cell_key(row, "pgd", eps)],
                 )
             )
     return violations, compared
@@ -166,12 +154,13 @@ def check_pgd_beats_fgsm(config: BenchmarkConfig, wers) -> CheckResult:
     """(b) PGD at least as strong as FGSM at the same max-norm."""
     violations, compared = _pgd_versus(wers, "fgsm", "FGSM")
     description = "PGD is at least as strong as FGSM at equal max-norm (ground-truth WER)"
-    if config.attacks.pgd_targeted != config.attacks.fgsm_targeted:
-        # The study's protocol: targeted PGD steers toward a phrase of similar length, so it may err less on the
-        # reference than untargeted FGSM; the check still reports it, saying so.
+    pgd, fgsm = (ATTACKS[key].is_targeted(config.attacks.settings(key)) for key in ("pgd", "fgsm"))
+    if pgd != fgsm:
+        # Targeted PGD steers toward a phrase of similar length, so it may err less on the reference than
+        # untargeted FGSM; the check still reports it, saying so.
         description += (
-            f" (here PGD is {'' if config.attacks.pgd_targeted else 'un'}targeted and FGSM "
-            f"{'' if config.attacks.fgsm_targeted else 'un'}targeted: their objectives differ)"
+            f" (here PGD is {'' if pgd else 'un'}targeted and FGSM {'' if fgsm else 'un'}targeted: their objectives "
+            f"differ)"
         )
     return _result("b", description, compared, violations, "no row has FGSM and PGD at the same max-norm")
 
@@ -179,7 +168,8 @@ def check_pgd_beats_fgsm(config: BenchmarkConfig, wers) -> CheckResult:
 def _attacker_view(system: SystemConfig) -> Tuple[Any, ...]:
     """A system less what the attacker's knowledge changes: vocoder mode and EOT draws."""
     defences = tuple(
-        (d.type, d.sigma, d.vocoder, d.random_init and tuple(sorted(d.random_init.items()))) for d in system.defences
+        (d.type, repr({k: v for k, v in sorted(d.settings.items()) if k not in DEFENCES[d.type].attacker_settings}))
+        for d in system.defences
     )
     return (repr(system.estimator), defences)
 
@@ -187,8 +177,8 @@ def _attacker_view(system: SystemConfig) -> Tuple[Any, ...]:
 def _strength(system: SystemConfig) -> Tuple[int, int]:
     """(white-box vocoder defences, most EOT draws): an attacker at least as strong in both sees at least as much."""
     return (
-        sum(d.type == "vocoder" and d.mode == "white-box" for d in system.defences),
-        max([d.eot_samples for d in system.defences] + [1]),
+        sum(d.settings.get("mode") == "white-box" for d in system.defences),
+        system.eot_samples,
     )
 
 
@@ -215,7 +205,7 @@ def check_adaptive_beats_bpda(config: BenchmarkConfig, wers, strengths=None) -> 
                     violations.append(
                         (
                             f"{_label(attack, eps)}: {strong.label} {stronger:.1f} % < {weak.label} {value:.1f} %",
-                            [_key(weak.label, attack, eps), _key(strong.label, attack, eps)],
+                            [cell_key(weak.label, attack, eps), cell_key(strong.label, attack, eps)],
                         )
                     )
     return _result(
@@ -248,7 +238,7 @@ def check_transfer_weaker(config: BenchmarkConfig, wers) -> CheckResult:
                     (
                         f"{transfer.label}, {_label(attack, eps)}: +{gain:.1f} points on the target > +{white_gain:.1f} "
                         f"white-box on {transfer.source}",
-                        [_key(transfer.label, attack, eps), _key(transfer.source, attack, eps)],
+                        [cell_key(transfer.label, attack, eps), cell_key(transfer.source, attack, eps)],
                     )
                 )
     return _result(
@@ -276,19 +266,19 @@ def check_unbounded_pgd(config: BenchmarkConfig, wers, rows: Sequence[Mapping[st
     """(f) Unbounded PGD (max-norm >= 1) reaches a target on every undefended system."""
     violations, compared = [], 0
     for system in config.systems:
-        if system.defences or not config.attacks.pgd_targeted:
+        if system.defences or not ATTACKS["pgd"].is_targeted(config.attacks.settings("pgd")):
             continue
-        for eps in system.pgd_eps:
+        for eps in system.budgets("pgd"):
             if eps < 1.0 or (system.label, "pgd", float(eps)) not in wers:
                 continue
             compared += 1
-            cell = [r for r in rows if (r["row"], r["attack"], float(r["eps"])) == (system.label, "pgd", float(eps))]
+            cell = [r for r in rows if group_of(r) == (system.label, "pgd", float(eps))]
             best = min(100.0 * int(r["tgt_errors"]) / max(int(r["tgt_words"]), 1) for r in cell)
             if best > 10.0:
                 violations.append(
                     (
                         f"{system.label}: PGD {format_eps(eps)} reaches target WER {best:.1f} % at best (> 10 %)",
-                        [_key(system.label, "pgd", float(eps))],
+                        [cell_key(system.label, "pgd", float(eps))],
                     )
                 )
     return _result(
@@ -307,7 +297,7 @@ def evaluation_checks(config: BenchmarkConfig, rows: Iterable[Mapping[str, Any]]
     :return: Checks (a) to (f), in order.
     """
     rows = list(rows)
-    wers, strengths = _cell_wers(rows), strength_wers(rows)
+    wers, strengths = cell_wers(rows), strength_wers(rows)
     table_rows = [row for row in rows if not row.get("strength")]
     return [
         check_monotone(config, wers, strengths),

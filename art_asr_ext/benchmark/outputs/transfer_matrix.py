@@ -14,8 +14,10 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from art_asr_ext.benchmark.config import BenchmarkConfig
-from art_asr_ext.benchmark.table import format_eps, wer_percent
+from art_asr_ext.benchmark.config.schema import BenchmarkConfig
+from art_asr_ext.benchmark.grid import CLEAN, Cell, group_rows
+from art_asr_ext.benchmark.outputs.scores import wer_percent
+from art_asr_ext.benchmark.registry import ATTACKS, attack_order, format_eps
 from art_asr_ext.utils.io import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -46,16 +48,17 @@ def matrix_axes(config: BenchmarkConfig) -> Tuple[List[str], List[str]]:
     return [label for label in order if label in sources], [label for label in order if label in targets]
 
 
-def matrix_rows(config: BenchmarkConfig, rows: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+def matrix_rows(
+    config: BenchmarkConfig, grid: Sequence[Cell], rows: Iterable[Mapping[str, Any]]
+) -> List[Dict[str, Any]]:
     """
     :param config: The benchmark.
+    :param grid: Its cells.
     :param rows: Utterance rows of every finished cell.
     :return: One entry per source, target, attack and max-norm of the transfer rows, and per white-box cell of each
              source (the diagonal); a cell without a result yet has empty WERs and 0 utterances.
     """
-    groups: Dict[Tuple[str, str, float], List[Mapping[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault((row["row"], row["attack"], float(row["eps"])), []).append(row)
+    groups = group_rows(rows)
     # (source, target) -> the table row holding its cells and the attacks transferred; the diagonal is the source's
     # own row, with every attack any of its transfer rows takes.
     pairs: Dict[Tuple[str, str], Tuple[str, set]] = {}
@@ -66,13 +69,11 @@ def matrix_rows(config: BenchmarkConfig, rows: Iterable[Mapping[str, Any]]) -> L
     sources, targets = matrix_axes(config)
     entries: List[Dict[str, Any]] = []
     for source in sources:
-        system = config.system(source)
-        cells = [("noise", eps, False) for eps in system.noise_eps]
-        cells += [("fgsm", eps, config.attacks.fgsm_targeted) for eps in system.fgsm_eps]
-        cells += [("pgd", eps, config.attacks.pgd_targeted) for eps in system.pgd_eps]
-        cells += [("pgd_snr", snr, config.attacks.pgd_snr_targeted) for snr in system.pgd_snr_db]
-        if system.imperceptible is not None:
-            cells.append(("imperceptible", float(system.imperceptible.get("eps", 0.05)), True))
+        cells = [
+            (cell.attack, cell.eps, cell.targeted)
+            for cell in grid
+            if cell.row == source and not cell.is_transfer and not cell.strength and cell.attack != CLEAN
+        ]
         for target in targets:
             if (source, target) not in pairs:
                 continue
@@ -130,18 +131,16 @@ def _panels(entries: Sequence[Mapping[str, Any]]) -> List[Tuple[str, str, float,
     seen: Dict[Tuple[str, float], None] = {}
     for entry in entries:
         seen.setdefault((entry["attack"], float(entry["eps"])), None)
-    order = {"noise": 0, "fgsm": 1, "pgd": 2, "pgd_snr": 3, "imperceptible": 4}
+    order = attack_order()
     panels = []
-    for attack, eps in sorted(seen, key=lambda item: (order[item[0]], item[1])):
-        if attack == "imperceptible":
-            panels.append(("Imperceptible, ground-truth WER", attack, eps, "gt_wer"))
-            panels.append(("Imperceptible, target WER", attack, eps, "tgt_wer"))
-        elif attack == "noise":
-            panels.append((f"Uniform noise {format_eps(eps)}, ground-truth WER", attack, eps, "gt_wer"))
-        elif attack == "pgd_snr":
-            panels.append((f"PGD at SNR {format_eps(eps)} dB, ground-truth WER", attack, eps, "gt_wer"))
+    for attack, eps in sorted(seen, key=lambda item: (order.index(item[0]), item[1])):
+        spec = ATTACKS[attack]
+        if spec.budget is None:
+            for _, target in spec.columns:
+                column, scored = ("tgt_wer", "target") if target else ("gt_wer", "ground-truth")
+                panels.append((f"{spec.title}, {scored} WER", attack, eps, column))
         else:
-            panels.append((f"{attack.upper()} {format_eps(eps)}, ground-truth WER", attack, eps, "gt_wer"))
+            panels.append((f"{spec.column(eps)}, ground-truth WER", attack, eps, "gt_wer"))
     return panels
 
 
