@@ -8,16 +8,17 @@ import dataclasses
 import heapq
 import time
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from art_asr_ext.benchmark.config.fields import ConfigError
+from art_asr_ext.benchmark.config.fields import ConfigError, default_of
 from art_asr_ext.benchmark.config.load import missing_files
 from art_asr_ext.benchmark.config.schema import BenchmarkConfig
 from art_asr_ext.benchmark.evaluation_data import load_evaluation_data, sample_targets
 from art_asr_ext.benchmark.fingerprint import fingerprint_change, fingerprint_digest, fingerprint_parts, record_applies
 from art_asr_ext.benchmark.grid import Cell, build_grid, cell_passes
+from art_asr_ext.benchmark.registry import ATTACKS
 from art_asr_ext.benchmark.store import ResultStore
 from art_asr_ext.data import Utterance
 from art_asr_ext.utils.audio import length_sorted_batches, to_object_array
@@ -171,6 +172,24 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
+def attack_settings_lines(config: BenchmarkConfig) -> List[str]:
+    """
+    :param config: The benchmark.
+    :return: Each system's effective settings of each attack it is attacked with, where they differ from the
+             attack's defaults (the registry's; ART's for the imperceptible attack), one line per system and attack.
+    """
+    lines = ["Attack settings per system (where they differ from the attack's defaults):"]
+    for system in config.systems:
+        for key, share in system.attacks.items():
+            spec = ATTACKS[key]
+            defaults = {f.name: default_of(f) for f in dataclasses.fields(spec.settings)}
+            changed = {name: value for name, value in share.settings.items() if defaults.get(name) != value}
+            if changed:
+                text = ", ".join(f"{name} {value!r}" for name, value in changed.items())
+                lines.append(f"  {system.label}: {key}: {text}")
+    return lines
+
+
 def dry_run_report(
     config: BenchmarkConfig,
     out_dir: Optional[Path] = None,
@@ -254,6 +273,7 @@ def dry_run_report(
             else "."
         )
     )
+    lines += ["", *attack_settings_lines(config)]
     if estimate:
         import torch
 

@@ -83,3 +83,22 @@ def test_outputs_stay_within_clip_values_on_a_clip_peaking_at_0_999(setup):
             assert example.dtype == np.float32 and example.shape == clean.shape
             assert np.max(np.abs(example)) <= 1.0 and np.max(np.abs(example - clean)) > 0
         assert len(estimator.predict(adversarial)) == len(batch)  # the recognizer accepts them
+
+
+def test_the_max_norm_halves_on_each_success_as_the_study_ran_deepspeech2(trained_deepspeech2):
+    """
+    The study's first stage for DeepSpeech2: whenever the target is reached, the max-norm bound shrinks by a factor of
+    0.5 (ART's `decrease_factor_eps`, the Carlini & Wagner schedule), so the perturbation ends smaller than with
+    ART's default 0.8, and far below the initial max-norm.
+    """
+    estimator, clip = trained_deepspeech2
+    target = np.array(["OPEN THE DOOR"])
+    settings = dict(eps=0.05, max_iter_1=20, max_iter_2=1, learning_rate_1=0.01, learning_rate_2=8e-7)
+    settings["global_max_length"] = clip.shape[1]
+    size = {}
+    for factor in (0.5, 0.8):
+        attack = RaggedImperceptibleASRPyTorch(estimator, batch_size=1, decrease_factor_eps=factor, **settings)
+        adversarial = attack.generate(clip, target)
+        assert estimator.predict(adversarial)[0] == "OPEN THE DOOR"
+        size[factor] = float(np.max(np.abs(adversarial[0] - clip[0])))
+    assert 0 < size[0.5] < size[0.8] and size[0.5] <= 0.5 * settings["eps"]

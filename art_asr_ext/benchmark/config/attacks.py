@@ -86,34 +86,60 @@ def _share(spec: AttackSpec, item: Any, path: str, grid: Tuple[float, ...]) -> T
     return tuple(budget for budget in grid if budget in values)  # in the table's column order
 
 
+def _override(spec: AttackSpec, value: Any, path: str, settings: Mapping[str, Any]) -> Dict[str, Any]:
+    """A system's override of an attack's settings, over the section's; an axis setting takes one value here."""
+    parsed = parse_fields(spec.settings, value, path, defaults=settings)
+    for name in spec.strength_axes():
+        if isinstance(parsed[name], tuple):
+            if len(parsed[name]) > 1:
+                fail(join(path, name), "takes one value in a system (lists are the attacks section's strength axis)")
+            parsed[name] = parsed[name][0]
+    return parsed
+
+
 def system_attacks(spec: Mapping[str, Any], path: str, attacks: AttackConfig) -> Dict[str, SystemAttack]:
     """
     A system's share of the attacks: `systems[i].attacks` picks budgets (`{pgd: {eps: [...]}, fgsm: false}`; an
-    attack left out runs all of its budgets), and `systems[i].<key>` overrides an attack without a budget (`false`
-    skips it).
+    attack left out runs all of its budgets); `systems[i].attack_overrides` overrides any setting of an attack the
+    config runs (`{imperceptible: {eps: 0.75, learning_rate_2: 1.0e-7}}`); and `systems[i].<key>` of an attack
+    without a budget (`imperceptible`) overrides its settings too, or skips it with `false`.
 
     :param spec: The system's section.
     :param path: Its key path.
     :param attacks: The `attacks` section.
-    :return: Each attack the system is attacked with, by key, in the table's order.
+    :return: Each attack the system is attacked with, by key, in the table's order, with its effective settings.
     """
     budgeted = [key for key, attack in ATTACKS.items() if attack.budget is not None]
     chosen = mapping(spec.get("attacks") or {}, join(path, "attacks"), optional=budgeted)
+    overrides_path = join(path, "attack_overrides")
+    given = spec.get("attack_overrides")
+    overrides = {} if given is None else mapping(given, overrides_path, optional=tuple(ATTACKS))
+    for key in overrides:
+        if key not in attacks.sections:
+            fail(join(overrides_path, key), f"overrides an attack the config does not run (no attacks.{key})")
     shares: Dict[str, SystemAttack] = {}
     for key, attack in ATTACKS.items():
         section = attacks.sections.get(key)
+        override_path = join(overrides_path, key)
         if attack.budget is None:
             own = spec.get(key, True)
             if own is False or (section is None and own in (True, None)):
                 continue
             settings = dict(section.settings) if section is not None else {}
             if own not in (True, None):
+                if key in overrides:
+                    fail(override_path, f"overrides what {join(path, key)} sets; give the settings in one place")
                 settings = parse_fields(attack.settings, own, join(path, key), defaults=settings)
+            if key in overrides:
+                settings = _override(attack, overrides[key], override_path, settings)
             shares[key] = SystemAttack(budgets=(float(settings["eps"]),), settings=settings)
             continue
         budgets = _share(attack, chosen.get(key, True), join(join(path, "attacks"), key), attacks.budgets(key))
         if budgets:
-            shares[key] = SystemAttack(budgets=budgets, settings=dict(section.settings))
+            settings = dict(section.settings)
+            if key in overrides:
+                settings = _override(attack, overrides[key], override_path, settings)
+            shares[key] = SystemAttack(budgets=budgets, settings=settings)
     return shares
 
 

@@ -196,7 +196,7 @@ def parse_system(
         value,
         path,
         required=("label", "estimator"),
-        optional=("defences", "attacks", "batch_size", "training", "resources") + own_attack_keys(),
+        optional=("defences", "attacks", "attack_overrides", "batch_size", "training", "resources") + own_attack_keys(),
     )
     label = string(spec["label"], join(path, "label"))
     defences = tuple(
@@ -209,7 +209,7 @@ def parse_system(
         # A recognizer without gradients gets its clean column only; it is attacked by transfer rows.
         if defences:
             fail(join(path, "defences"), f"a {estimator.type} system is black-box and takes no defences here")
-        for key in ("attacks",) + own_attack_keys():
+        for key in ("attacks", "attack_overrides") + own_attack_keys():
             if spec.get(key) not in (None, False):
                 fail(
                     join(path, key),

@@ -54,7 +54,7 @@ def wer_colour(value: float, target: bool = False) -> Tuple[str, str]:
 #: Most rows (lines of one colour) in one panel of wer_vs_eps.png: a larger family is split over several panels.
 MAX_LINES_PER_PANEL = 8
 #: Line style and marker of each attack in wer_vs_eps.png.
-ATTACK_STYLES = {"fgsm": ("-", "o"), "pgd": ("--", "s")}
+ATTACK_STYLES = {"fgsm": ("-", "o"), "fgsm_u": (":", "^"), "pgd": ("--", "s")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +116,8 @@ def plot_wer_vs_eps(
 ) -> List[LineSpec]:
     """
     Plot WER against the max-norm as small multiples: one panel per family of rows (see :func:`panel_rows`), one
-    colour per row within a panel, FGSM solid with circles and PGD dashed with squares (matplotlib's Agg backend).
+    colour per row within a panel, FGSM solid with circles, FGSM-U dotted with triangles and PGD dashed with squares
+    (matplotlib's Agg backend).
 
     :param layout: Rows and columns.
     :param rows: Utterance rows of every finished cell.
@@ -175,10 +176,9 @@ def plot_wer_vs_eps(
         axis.set_ylabel("WER (%)")
     for axis in list(axes.flat)[len(panels) :]:
         axis.set_visible(False)
-    styles = [
-        Line2D([], [], color="#444", linestyle=ATTACK_STYLES[a][0], marker=ATTACK_STYLES[a][1]) for a in ATTACK_STYLES
-    ]
-    figure.legend(styles, [ATTACKS[a].title for a in ATTACK_STYLES], loc="upper center", ncol=2, fontsize="small")
+    drawn = [attack for attack, indexed in attacks if indexed]
+    styles = [Line2D([], [], color="#444", linestyle=ATTACK_STYLES[a][0], marker=ATTACK_STYLES[a][1]) for a in drawn]
+    figure.legend(styles, [ATTACKS[a].title for a in drawn], loc="upper center", ncol=len(drawn), fontsize="small")
     figure.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (4.6 * lines_of_panels)))
     _save_figure(figure, path)
     return specs

@@ -50,7 +50,8 @@ def cell_strength(config: BenchmarkConfig, system: str, attack: str, strength: s
     :return: The cell's `max_iter` (1 for a one-step attack), `num_random_init` and `eot_samples` (the most draws of
              its defences).
     """
-    settings = dict(config.attacks.settings(attack))
+    share = config.system(system).attacks.get(attack)
+    settings = dict(share.settings if share is not None else config.attacks.settings(attack))  # the system's own
     settings["eot_samples"] = config.system(system).eot_samples
     name, _, value = strength.partition("=")
     if name:

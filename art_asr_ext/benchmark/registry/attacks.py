@@ -85,9 +85,10 @@ class AttackSpec:
     def cell_label(self, budget: float) -> str:
         """
         :param budget: The cell's budget.
-        :return: How a cell is named in the evaluation checks and plots (`PGD 0.01`, `PGD SNR 35 dB`).
+        :return: How the evaluation checks name a cell: its title in capitals and its budget (`PGD 0.01`,
+                 `NOISE 0.01`, `PGD SNR 35 dB`), as checks.json always has.
         """
-        return self.column(budget)
+        return dataclasses.replace(self, title=self.title.upper()).column(budget)
 
     def is_targeted(self, settings: Mapping[str, Any]) -> bool:
         """
@@ -200,9 +201,12 @@ register_attack(
 
 @dataclasses.dataclass(frozen=True)
 class FGSMSettings:
-    """FGSM (Goodfellow et al.): one step of the max-norm."""
+    """FGSM (Goodfellow et al.): one step of the max-norm, toward the target phrase as in the study (its eq. 1)."""
 
-    targeted: bool = setting(False, doc="step toward the target phrase (the study) instead of away from the reference")
+
+@dataclasses.dataclass(frozen=True)
+class UntargetedFGSMSettings:
+    """FGSM-U: one step of the max-norm away from the reference (not the study's protocol)."""
 
 
 def _build_fgsm(cell: "Cell", estimator, batch_size: int, max_length: int, seed: int):
@@ -220,7 +224,16 @@ def _build_fgsm(cell: "Cell", estimator, batch_size: int, max_length: int, seed:
     )
 
 
-register_attack(AttackSpec(key="fgsm", title="FGSM", settings=FGSMSettings, build=_build_fgsm, passes=_gradient_passes))
+register_attack(
+    AttackSpec(
+        key="fgsm", title="FGSM", settings=FGSMSettings, build=_build_fgsm, passes=_gradient_passes, targeted=True
+    )
+)
+register_attack(
+    AttackSpec(
+        key="fgsm_u", title="FGSM-U", settings=UntargetedFGSMSettings, build=_build_fgsm, passes=_gradient_passes
+    )
+)
 
 
 @dataclasses.dataclass(frozen=True)
