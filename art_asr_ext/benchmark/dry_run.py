@@ -18,7 +18,7 @@ from art_asr_ext.benchmark.config.schema import BenchmarkConfig
 from art_asr_ext.benchmark.evaluation_data import load_evaluation_data, sample_targets
 from art_asr_ext.benchmark.fingerprint import fingerprint_change, fingerprint_digest, fingerprint_parts, record_applies
 from art_asr_ext.benchmark.grid import Cell, build_grid, cell_passes
-from art_asr_ext.benchmark.registry import ATTACKS
+from art_asr_ext.benchmark.registry import ATTACKS, DEFENCES
 from art_asr_ext.benchmark.store import ResultStore
 from art_asr_ext.data import Utterance
 from art_asr_ext.utils.audio import length_sorted_batches, to_object_array
@@ -190,6 +190,19 @@ def attack_settings_lines(config: BenchmarkConfig) -> List[str]:
     return lines
 
 
+def defence_lines(config: BenchmarkConfig) -> List[str]:
+    """
+    :param config: The benchmark.
+    :return: Each defended system's chain, in order, each defence with how the attacker differentiates it.
+    """
+    lines = ["Defences and how the attacks differentiate them:"]
+    for system in config.systems:
+        if system.defences:
+            chain = " -> ".join(f"{d.type} ({DEFENCES[d.type].gradient(d.settings)})" for d in system.defences)
+            lines.append(f"  {system.label}: {chain}")
+    return lines if len(lines) > 1 else []
+
+
 def dry_run_report(
     config: BenchmarkConfig,
     out_dir: Optional[Path] = None,
@@ -273,7 +286,7 @@ def dry_run_report(
             else "."
         )
     )
-    lines += ["", *attack_settings_lines(config)]
+    lines += ["", *attack_settings_lines(config), "", *defence_lines(config)]
     if estimate:
         import torch
 

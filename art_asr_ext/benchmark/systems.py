@@ -132,6 +132,6 @@ def set_eot_samples(estimator, system: SystemConfig, cell) -> None:
     :param cell: The cell about to run.
     """
     overrides = cell.params.get("eot_samples", {})
-    defences = [op for op in estimator.preprocessing_operations if isinstance(op, FollowsEstimatorDevice)]
-    for index, (defence, config) in enumerate(zip(defences, system.defences)):
-        defence.set_params(eot_samples=int(overrides.get(str(index), config.eot_samples)))
+    for index, (operation, config) in enumerate(zip(estimator.preprocessing_operations, system.defences)):
+        if isinstance(operation, FollowsEstimatorDevice):  # a random defence: its draws per gradient
+            operation.set_params(eot_samples=int(overrides.get(str(index), config.eot_samples)))

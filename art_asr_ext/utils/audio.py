@@ -136,6 +136,13 @@ def check_transcripts(
     return [str(text) for text in transcripts]
 
 
+#: The bitrates (kbit/s) of MPEG-2 Layer III, the MP3 of 16, 22.05 and 24 kHz audio, that libsndfile encodes (its
+#: 8 kbit/s is compression level 1.0, which it refuses).
+MP3_BITRATES = (16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
+#: Sample rates whose MP3 is MPEG-2 Layer III (the bitrates above).
+MP3_SAMPLE_RATES = (16000, 22050, 24000)
+
+
 def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_padding: float = 0.25) -> List[np.ndarray]:
     """
     Group utterance indices into batches of similar length (longest first), so padding stays small.

@@ -112,3 +112,42 @@ def test_paper_table1_on_the_embedded_models_dry_runs_with_the_studys_impercepti
     assert imperceptible[0].eps == 0.01 and imperceptible[0].params["decrease_factor_eps"] == 0.5
     # FGSM is targeted, as in the study.
     assert all(c.targeted for c in build_grid(config) if c.attack == "fgsm")
+
+
+@pytest.mark.parametrize(
+    "defence, message",
+    [
+        ({"type": "mp3", "bitrate": 100}, r"defences\[0\]\.bitrate: must be one of \[16, 24, .*\]. Found: 100"),
+        ({"type": "mp3", "eot_samples": 2}, r"defences\[0\]\.eot_samples: unknown key; expected one of \['bitrate', "),
+        ({"type": "resample", "rate": 16000}, r"defences\[0\]\.rate: must be <= 15999. Found: 16000"),
+        ({"type": "quantize", "bits": 1}, r"defences\[0\]\.bits: must be >= 2. Found: 1"),
+        ({"type": "lowpass", "cutoff_hz": 8000}, r"defences\[0\]\.cutoff_hz: must be below half the sample rate, 8000"),
+        ({"type": "lowpass", "order": 0}, r"defences\[0\]\.order: must be >= 1. Found: 0"),
+    ],
+)
+def test_input_transform_defences_are_checked_like_every_key(defence, message):
+    raw = copy.deepcopy(BASE)
+    raw["systems"][1]["defences"] = [defence]
+    with pytest.raises(ConfigError, match=r"^systems\[1\]\." + message):
+        parse_config(raw, Path("/base"))
+
+
+def test_input_transform_defences_parse_and_say_how_they_are_attacked():
+    raw = copy.deepcopy(BASE)
+    raw["systems"][1]["defences"] = [
+        {"type": "mp3", "bitrate": 32},
+        {"type": "resample", "rate": 8000},
+        {"type": "quantize"},
+        {"type": "lowpass", "cutoff_hz": 3000},
+    ]
+    config = parse_config(raw, Path("/base"))
+    defences = config.systems[1].defences
+    assert [(d.type, dict(d.settings)) for d in defences] == [
+        ("mp3", {"bitrate": 32}),
+        ("resample", {"rate": 8000}),
+        ("quantize", {"bits": 8}),
+        ("lowpass", {"cutoff_hz": 3000.0, "order": 4}),
+    ]
+    assert all(d.eot_samples == 1 for d in defences)  # deterministic: nothing to average
+    report = dry_run_report(config)
+    assert "(2) DS2 + RS: mp3 (BPDA) -> resample (true gradient) -> quantize (BPDA (straight-through)) -> " in report

@@ -144,7 +144,7 @@ _DELETE = object()
         (("systems", 1, "defences", 0, "sigma"), -1, r"^systems\[1\].defences\[0\].sigma: must be >= 0.0. Found: -1"),
         (("systems", 1, "defences", 1, "mode"), "grey-box", r"^systems\[1\].defences\[1\].mode: must be one of"),
         (("systems", 1, "defences", 0), {"type": "rs_aug"}, r"^systems\[1\].defences\[0\].type: RS-aug is how a"),
-        (("systems", 1, "defences", 0), {"type": "mp3"}, r"^systems\[1\].defences\[0\].type: must be 'rs' or 'voc"),
+        (("systems", 1, "defences", 0), {"type": "wiener"}, r"^systems\[1\].defences\[0\].type: must be 'rs' or 'voc"),
         (("systems", 1, "training"), {"rs_aug": [0.3]}, r"^systems\[1\].training.rs_aug: must be false or the"),
         (("systems", 1, "imperceptible"), {"eps": 0}, r"^systems\[1\].imperceptible.eps: must be > 0"),
         (("systems", 1, "attacks"), {"cw": False}, r"^systems\[1\].attacks.cw: unknown key"),

@@ -209,7 +209,10 @@ def parse_value(field: dataclasses.Field, value: Any, path: str, base_dir: Optio
     if kind is bool:
         return boolean(value, path)
     if kind is int:
-        return integer(value, path, minimum=meta.get("minimum"), maximum=meta.get("maximum"))
+        parsed = integer(value, path, minimum=meta.get("minimum"), maximum=meta.get("maximum"))
+        if meta.get("choices") is not None and parsed not in meta["choices"]:
+            fail(path, f"must be one of {list(meta['choices'])}", value)
+        return parsed
     if kind is float:
         return number(value, path, minimum=meta.get("minimum"), positive=meta.get("positive", False))
     if kind is str:

@@ -21,6 +21,8 @@ TARGET_MATCHES = ("words", "chars")
 BAD_UTTERANCE_ACTIONS = ("error", "skip")
 #: Codecs of the report's audio: Opus (small, lossy) or FLAC (lossless, about twice the size).
 REPORT_AUDIO_FORMATS = ("opus", "flac")
+#: The sample rate every utterance is read at, and the defences work at (Hz).
+SAMPLE_RATE = 16000
 #: Marker that a path in a preset must be filled in by the user.
 PLACEHOLDER = "FILL_ME"
 
@@ -37,7 +39,7 @@ class DataConfig:
     #: them out of the table, listed in run.json and table1.md).
     on_bad_utterance: str = setting("error", choices=BAD_UTTERANCE_ACTIONS, doc="error | skip")
     #: Not a config key: the rate every utterance is read at.
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
 
 
 @dataclasses.dataclass(frozen=True)

