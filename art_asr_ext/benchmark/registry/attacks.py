@@ -138,15 +138,6 @@ def register_attack(spec: AttackSpec) -> AttackSpec:
     return spec
 
 
-def attack(key: str) -> AttackSpec:
-    """
-    :param key: An attack's key.
-    :return: Its spec.
-    :raises KeyError: If no attack has the key.
-    """
-    return ATTACKS[key]
-
-
 def attack_order() -> Tuple[str, ...]:
     """The order of the attacks in the table and in utterances.csv, `clean` first."""
     return (CLEAN,) + tuple(ATTACKS)
