@@ -85,20 +85,23 @@ def test_outputs_stay_within_clip_values_on_a_clip_peaking_at_0_999(setup):
         assert len(estimator.predict(adversarial)) == len(batch)  # the recognizer accepts them
 
 
-def test_the_max_norm_halves_on_each_success_as_the_study_ran_deepspeech2(trained_deepspeech2):
+def test_the_max_norm_shrinks_by_the_decrease_factor_on_each_success(trained_deepspeech2):
     """
-    The study's first stage for DeepSpeech2: whenever the target is reached, the max-norm bound shrinks by a factor of
-    0.5 (ART's `decrease_factor_eps`, the Carlini & Wagner schedule), so the perturbation ends smaller than with
-    ART's default 0.8, and far below the initial max-norm.
+    The study's first stage for DeepSpeech2 shrinks the max-norm bound by 0.5 whenever the target is reached (ART's
+    `decrease_factor_eps`, checked every iteration, the Carlini & Wagner schedule); ART's default is 0.8. Sign steps of
+    0.01 fill the bound, so the example kept from the last success sits exactly on `eps * factor**k`, with k >= 1
+    successes before it. Which factor ends smaller depends on how far the model is trained (a halved bound can stop
+    the target being reached), so each factor is checked on its own grid, not against the other.
     """
     estimator, clip = trained_deepspeech2
     target = np.array(["OPEN THE DOOR"])
     settings = dict(eps=0.05, max_iter_1=20, max_iter_2=1, learning_rate_1=0.01, learning_rate_2=8e-7)
     settings["global_max_length"] = clip.shape[1]
-    size = {}
     for factor in (0.5, 0.8):
         attack = RaggedImperceptibleASRPyTorch(estimator, batch_size=1, decrease_factor_eps=factor, **settings)
         adversarial = attack.generate(clip, target)
         assert estimator.predict(adversarial)[0] == "OPEN THE DOOR"
-        size[factor] = float(np.max(np.abs(adversarial[0] - clip[0])))
-    assert 0 < size[0.5] < size[0.8] and size[0.5] <= 0.5 * settings["eps"]
+        ratio = float(np.max(np.abs(adversarial[0] - clip[0]))) / settings["eps"]
+        successes = np.log(ratio) / np.log(factor)
+        assert ratio <= factor + 1e-6, f"factor {factor}: the bound never shrank (L-inf / eps = {ratio})"
+        assert abs(successes - round(successes)) < 1e-3, f"factor {factor}: L-inf / eps = {ratio} is off the grid"
