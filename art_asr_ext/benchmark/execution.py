@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from art_asr_ext.benchmark.config.schema import BenchmarkConfig
-from art_asr_ext.benchmark.grid import CLEAN, PERCEPTUAL_COLUMNS, Cell
+from art_asr_ext.benchmark.grid import CLEAN, PERCEPTUAL_COLUMNS, VOTE_COLUMNS, Cell
 from art_asr_ext.benchmark.registry import ATTACKS
 from art_asr_ext.benchmark.systems import build_system, check_alphabet, reseed_defences, set_eot_samples
 from art_asr_ext.data import Utterance
@@ -161,6 +161,7 @@ def utterance_row(
     hypothesis: str,
     seconds: float,
     perceptual: Optional[Mapping[str, Any]] = None,
+    vote: Optional[Any] = None,
 ) -> Dict[str, Any]:
     """
     :param cell: The cell.
@@ -171,6 +172,7 @@ def utterance_row(
     :param seconds: Wall-clock seconds spent on this utterance (its batch's time over the batch size).
     :param perceptual: Its :func:`perceptual_columns`, when already known (a transfer cell's source measured them on
                        the same waveform); computed otherwise.
+    :param vote: The stability of its vote, for a system that votes over noisy draws (a `VoteStability`).
     :return: One row of utterances.csv.
     """
     ground_truth = word_errors(utterance.transcript, hypothesis)
@@ -197,6 +199,7 @@ def utterance_row(
         "linf": linf,
         "snr_db": snr,
         **{column: perceptual[column] for column in PERCEPTUAL_COLUMNS},
+        **dict(zip(VOTE_COLUMNS, (None, None) if vote is None else (vote.agreement, vote.draw_wer))),
         "seconds": seconds,
     }
 
@@ -250,6 +253,7 @@ def run_cell(
     max_padding = float(estimator.max_padding)
     adversarial: List[Optional[np.ndarray]] = [None] * len(utterances)
     hypotheses: List[str] = [""] * len(utterances)
+    votes: List[Any] = [None] * len(utterances)
     seconds = np.zeros(len(utterances))
     defended: Dict[str, np.ndarray] = {}
     start_cell = time.perf_counter()
@@ -273,9 +277,11 @@ def run_cell(
         else:
             transcripts = estimator.predict(x_adv, batch_size=len(index))
         elapsed = time.perf_counter() - start
+        stability = estimator.last_vote_stability
         for row, i in enumerate(index):
             adversarial[i] = np.asarray(x_adv[row], dtype=np.float32)
             hypotheses[i] = str(transcripts[row])
+            votes[i] = None if stability is None else stability[row]
             seconds[i] = elapsed / len(index)
         if on_batch is not None:
             on_batch(len(index))
@@ -289,6 +295,7 @@ def run_cell(
             hypotheses[i],
             float(seconds[i]),
             known.get(u.utterance_id),
+            votes[i],
         )
         for i, u in enumerate(utterances)
     ]

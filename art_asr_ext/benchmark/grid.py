@@ -41,10 +41,15 @@ UTTERANCE_COLUMNS = (
     "pesq",
     "stoi",
     "perceptual_note",
+    "vote_agreement",
+    "vote_draw_wer",
     "seconds",
 )
 #: The perceptual columns, measured on x_adv against x (empty on clean cells and where a metric cannot score).
 PERCEPTUAL_COLUMNS = ("pesq", "stoi", "perceptual_note")
+#: The stability of a voting system's transcript (empty for a system that does not vote): the share of its noisy
+#: draws that agree with the vote, and the draws' mean WER against the vote.
+VOTE_COLUMNS = ("vote_agreement", "vote_draw_wer")
 
 
 def cell_key(row: str, attack: str, eps: float, strength: str = "") -> str:

@@ -106,7 +106,14 @@ def build_system(system: SystemConfig, device: str, seed: int):
     :param seed: Seed of its random defences.
     :return: The defended ART speech recognizer.
     """
-    return build_estimator(system.estimator, build_defences(system.defences, device, seed), device)
+    wrappers = [(index, d) for index, d in enumerate(system.defences) if DEFENCES[d.type].wrap is not None]
+    preprocessors = [d for d in system.defences if DEFENCES[d.type].wrap is None]
+    # The config puts a wrapping defence first (it adds its noise in front of the chain), so defence i of the config
+    # is preprocessor i of the estimator and gets seed + i, as reseed_defences gives it.
+    estimator = build_estimator(system.estimator, build_defences(preprocessors, device, seed + len(wrappers)), device)
+    for index, defence in wrappers:
+        estimator = DEFENCES[defence.type].wrap(estimator, defence.settings, seed + index)
+    return estimator
 
 
 def reseed_defences(estimator, seed: int) -> None:

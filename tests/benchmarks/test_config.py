@@ -144,7 +144,7 @@ _DELETE = object()
         (("systems", 1, "defences", 0, "sigma"), -1, r"^systems\[1\].defences\[0\].sigma: must be >= 0.0. Found: -1"),
         (("systems", 1, "defences", 1, "mode"), "grey-box", r"^systems\[1\].defences\[1\].mode: must be one of"),
         (("systems", 1, "defences", 0), {"type": "rs_aug"}, r"^systems\[1\].defences\[0\].type: RS-aug is how a"),
-        (("systems", 1, "defences", 0), {"type": "wiener"}, r"^systems\[1\].defences\[0\].type: must be 'rs' or 'voc"),
+        (("systems", 1, "defences", 0), {"type": "wiener"}, r"^systems\[1\].defences\[0\].type: must be 'rs' or 'vote' or 'voc"),
         (("systems", 1, "training"), {"rs_aug": [0.3]}, r"^systems\[1\].training.rs_aug: must be false or the"),
         (("systems", 1, "imperceptible"), {"eps": 0}, r"^systems\[1\].imperceptible.eps: must be > 0"),
         (("systems", 1, "attacks"), {"cw": False}, r"^systems\[1\].attacks.cw: unknown key"),
@@ -256,7 +256,12 @@ def test_whisper_real_preset_needs_only_the_repository_and_the_shared_data():
     *whisper, pocketsphinx = config.systems
     assert all(s.estimator.type == "whisper" and s.estimator.bundled for s in whisper)
     defences = [[(d.type, d.settings.get("mode", d.settings.get("sigma"))) for d in s.defences] for s in whisper]
-    assert defences == [[], [("rs", 0.01)], [("vocoder", "black-box")], [("vocoder", "white-box")]]
+    assert defences[:4] == [[], [("rs", 0.01)], [("vocoder", "black-box")], [("vocoder", "white-box")]]
+    # issue 27: the vote (majority and ROVER, 8 draws; EOT 1, 4 and 16 on one row) and three input transforms
+    votes = [d.settings for s in whisper for d in s.defences if d.type == "vote"]
+    assert sorted(v["vote"] for v in votes) == ["majority", "majority", "rover"] and {v["draws"] for v in votes} == {8}
+    assert [s.eot_variants for s in whisper if s.eot_variants] == [({0: 4}, {0: 16})]
+    assert [d.type for s in whisper[7:] for d in s.defences] == ["mp3", "resample", "quantize"]
     # PocketSphinx with the wheel's own model, the black-box target of Whisper's attacks.
     assert pocketsphinx.estimator.type == "pocketsphinx" and pocketsphinx.estimator.language_model is None
     assert [(t.source, t.target) for t in config.transfer] == [(whisper[0].label, pocketsphinx.label)]
@@ -277,3 +282,35 @@ def test_ray_resources_default_to_one_gpu_per_cell_on_gpu_and_are_overridden_per
     raw["systems"][1]["resources"] = {"num_gpus": 1.5}
     with pytest.raises(ConfigError, match=r"^systems\[1\].resources.num_gpus: must be a whole number above 1"):
         parse(raw)
+
+
+@pytest.mark.parametrize(
+    "defences, message",
+    [
+        ([{"type": "vote", "sigma": 0.01, "draws": 0}], r"systems\[1\]\.defences\[0\]\.draws: must be >= 1. Found: 0"),
+        ([{"type": "vote", "sigma": -0.01}], r"systems\[1\]\.defences\[0\]\.sigma: must be >= 0"),
+        ([{"type": "vote", "sigma": 0.01, "vote": "median"}], r"systems\[1\]\.defences\[0\]\.vote: must be one of"),
+        (
+            [{"type": "rs", "sigma": 0.01}, {"type": "vote", "sigma": 0.01}],
+            r"systems\[1\]\.defences\[1\]\.type: wraps the recognizer .* must be the first defence. Found: 'vote'",
+        ),
+        ([{"type": "quantize", "bits": 1}], r"systems\[1\]\.defences\[0\]\.bits: must be >= 2. Found: 1"),
+        ([{"type": "quantize", "bits": 17}], r"systems\[1\]\.defences\[0\]\.bits: must be <= 16. Found: 17"),
+        ([{"type": "mp3", "bitrate": 100}], r"systems\[1\]\.defences\[0\]\.bitrate: must be one of"),
+        ([{"type": "lowpass", "cutoff_hz": 9000}], r"systems\[1\]\.defences\[0\]\.cutoff_hz: must be below half"),
+        ([{"type": "resample", "gradient": "zero"}], r"systems\[1\]\.defences\[0\]\.gradient: must be one of"),
+    ],
+)
+def test_bad_vote_and_transform_settings_name_their_key(defences, message):
+    raw = copy.deepcopy(BASE)
+    raw["systems"][1]["defences"] = defences
+    with pytest.raises(ConfigError, match=message):
+        parse(raw)
+
+
+def test_a_vote_parses_with_its_eot_axis():
+    raw = copy.deepcopy(BASE)
+    raw["systems"][1]["defences"] = [{"type": "vote", "sigma": 0.02, "eot_samples": [1, 4, 16]}, {"type": "mp3"}]
+    system = parse(raw).systems[1]
+    assert system.defences[0].settings == {"sigma": 0.02, "draws": 8, "vote": "majority", "eot_samples": 1}
+    assert system.eot_variants == ({0: 4}, {0: 16})

@@ -11,6 +11,7 @@ from art_asr_ext.defences.preprocessor import (
     QuantizationPyTorch,
     ResamplePyTorch,
     SoundfileMp3CompressionPyTorch,
+    StraightThroughPyTorch,
     butterworth_lowpass,
 )
 from art_asr_ext.utils.audio import MP3_BITRATES, to_object_array
@@ -126,3 +127,70 @@ def test_every_bitrate_encodes():
     clip = (np.random.RandomState(0).randn(8000) * 0.1).astype(np.float32)
     for bitrate in MP3_BITRATES:
         assert SoundfileMp3CompressionPyTorch(bitrate=bitrate).forward(torch.from_numpy(clip))[0].shape == (8000,)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [lambda: ResamplePyTorch(down_sample_rate=8000), lambda: butterworth_lowpass(3000.0, order=4)],
+    ids=["resample", "lowpass"],
+)
+def test_true_gradients_match_a_finite_difference_in_double_precision(build, clip):
+    defence = build()
+    x = torch.from_numpy(clip[:8000].astype(np.float64)).requires_grad_(True)
+    weights = torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    output = defence.forward(x)[0]
+    assert output.dtype == torch.float64
+    (output * weights).sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.shape == x.shape
+    direction = torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    step = 1e-6
+    with torch.no_grad():
+        plus = (defence.forward(x + step * direction)[0] * weights).sum()
+        minus = (defence.forward(x - step * direction)[0] * weights).sum()
+    finite_difference = (plus - minus) / (2 * step)
+    assert torch.isclose(finite_difference, (x.grad * direction).sum(), rtol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [lambda: ResamplePyTorch(down_sample_rate=8000), lambda: butterworth_lowpass(3000.0, order=4)],
+    ids=["resample", "lowpass"],
+)
+def test_bpda_on_a_transform_with_a_true_gradient_keeps_its_values_and_passes_the_gradient_through(build, clip):
+    defence = build()
+    bpda = StraightThroughPyTorch(defence)
+    x = torch.from_numpy(clip)
+    assert torch.equal(bpda.forward(x)[0], defence.forward(x)[0])
+    given = x.clone().requires_grad_(True)
+    bpda.estimate_forward(given).sum().backward()
+    assert torch.equal(given.grad, torch.ones_like(given))  # exactly the identity
+    assert not bpda.forward_is_differentiable and not bpda.is_random
+    assert np.array_equal(bpda(clip[None, :])[0], defence(clip[None, :])[0])
+
+
+def test_bpda_refuses_a_random_defence():
+    from art_asr_ext.defences.preprocessor import GaussianSmoothingPyTorch
+
+    with pytest.raises(ValueError, match="deterministic PreprocessorPyTorch"):
+        StraightThroughPyTorch(GaussianSmoothingPyTorch(sigma=0.01, seed=0))
+
+
+def test_an_estimator_attacks_the_bpda_transform_with_the_identity(clip):
+    from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2
+    from art_asr_ext.models import DeepSpeech2
+
+    torch.manual_seed(0)
+    model = DeepSpeech2(hidden_size=16, hidden_layers=1)
+    x, y = clip[None, :16000], np.array(["HELLO"])
+    gradients = {}
+    for name, chain in (
+        ("none", None),
+        ("true", [ResamplePyTorch(down_sample_rate=4000)]),
+        ("bpda", [StraightThroughPyTorch(ResamplePyTorch(down_sample_rate=4000))]),
+    ):
+        gradients[name] = PyTorchDeepSpeech2(model=model, preprocessing_defences=chain).loss_gradient(x, y)[0]
+    resampled = ResamplePyTorch(down_sample_rate=4000)(x)[0]
+    undefended_at_resampled = PyTorchDeepSpeech2(model=model).loss_gradient(resampled, y)[0]
+    # BPDA: the model's gradient at the transformed input, passed through unchanged; the true gradient differs
+    np.testing.assert_allclose(gradients["bpda"], undefended_at_resampled, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(gradients["bpda"], gradients["true"], atol=1e-7)

@@ -203,6 +203,13 @@ def parse_system(
         parse_defence(item, join(join(path, "defences"), i), base_dir)
         for i, item in enumerate(list_of(spec.get("defences") or [], join(path, "defences"), allow_empty=True))
     )
+    for index, defence in enumerate(defences):
+        if DEFENCES[defence.type].wrap is not None and index > 0:
+            fail(
+                join(join(join(path, "defences"), index), "type"),
+                "wraps the recognizer (its noise comes before every other defence), so it must be the first defence",
+                defence.type,
+            )
     shares = system_attacks(spec, path, attacks)
     estimator = parse_estimator(spec["estimator"], join(path, "estimator"), base_dir)
     if estimator.black_box:

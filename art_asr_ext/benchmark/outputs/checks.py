@@ -175,9 +175,13 @@ def _attacker_view(system: SystemConfig) -> Tuple[Any, ...]:
 
 
 def _strength(system: SystemConfig) -> Tuple[int, int]:
-    """(white-box vocoder defences, most EOT draws): an attacker at least as strong in both sees at least as much."""
+    """(defences attacked white-box or with their true gradient rather than BPDA, most EOT draws): an attacker at
+    least as strong in both sees at least as much."""
     return (
-        sum(d.settings.get("mode") == "white-box" for d in system.defences),
+        sum(
+            d.settings.get("mode") == "white-box" or d.settings.get("gradient") == "true-gradient"
+            for d in system.defences
+        ),
         system.eot_samples,
     )
 

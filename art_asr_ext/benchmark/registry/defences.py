@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from art_asr_ext.benchmark.config.fields import MAX_SEED, fail, join, setting
 from art_asr_ext.benchmark.config.schema import SAMPLE_RATE
+from art_asr_ext.estimators.speech_recognition.transcript_vote import VOTES, find_rover
 from art_asr_ext.utils.audio import MP3_BITRATES
 
 
@@ -29,8 +30,9 @@ class DefenceSpec:
     #: The dataclass of its keys, declared with :func:`~art_asr_ext.benchmark.config.fields.setting`. An
     #: `eot_samples` field (an axis: a list adds attack-strength cells) is its gradient draws per attack step.
     settings: type
-    #: Builds the ART preprocessor: `(settings, device, seed) -> preprocessor`, `seed` its own noise's seed.
-    build: Callable[[Mapping[str, Any], str, int], Any]
+    #: Builds the ART preprocessor: `(settings, device, seed) -> preprocessor`, `seed` its own noise's seed. For a
+    #: defence that wraps the recognizer instead (see `wrap`), builds nothing.
+    build: Optional[Callable[[Mapping[str, Any], str, int], Any]]
     #: Settings that name a file or folder its weights come from: checked before a run, their contents hashed into
     #: the fingerprints.
     files: Tuple[str, ...] = ()
@@ -44,6 +46,10 @@ class DefenceSpec:
     #: How an attacker differentiates it (Athalye et al.): `(settings) -> words`, e.g. BPDA or its true gradient;
     #: printed by --dry-run.
     gradient: Callable[[Mapping[str, Any]], str] = lambda settings: "true gradient"
+    #: For a defence that changes how the recognizer decodes, not its input (a vote over noisy draws):
+    #: `(estimator, settings, seed) -> estimator`, applied to the recognizer built with the rest of the chain, its own
+    #: random preprocessor put first in that chain. It must then be the chain's first defence.
+    wrap: Optional[Callable[[Any, Mapping[str, Any], int], Any]] = None
 
 
 #: The defences, by the `type` a config gives.
@@ -86,6 +92,49 @@ register_defence(
         settings=RSDefence,
         build=_build_rs,
         gradient=lambda s: f"true gradient, EOT over {s['eot_samples']} draw(s)",
+    )
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class VoteDefence:
+    """`type: vote`: randomized smoothing with a vote over noisy draws (majority or NIST SCTK's ROVER)."""
+
+    sigma: float = setting(minimum=0.0, doc="standard deviation of the noise")
+    draws: int = setting(8, minimum=1, doc="noisy draws decoded and voted over per utterance")
+    vote: str = setting("majority", choices=VOTES, doc="majority (most frequent transcript) | rover (SCTK, per word)")
+    eot_samples: Tuple[int, ...] = setting(1, axis="EOT draws", doc="gradient draws per step; a list: strength axis")
+
+
+def _wrap_vote(estimator, settings: Mapping[str, Any], seed: int):
+    from art_asr_ext.estimators.speech_recognition.voting_smoothing import voting_smoothing
+
+    return voting_smoothing(
+        estimator,
+        sigma=settings["sigma"],
+        draws=settings["draws"],
+        vote=settings["vote"],
+        eot_samples=settings["eot_samples"],
+        seed=seed,
+    )
+
+
+def _check_vote(settings: Mapping[str, Any], path: str) -> None:
+    if settings["vote"] == "rover" and settings["draws"] > 1:
+        try:
+            find_rover()
+        except FileNotFoundError as error:
+            fail(join(path, "vote"), str(error), settings["vote"])
+
+
+register_defence(
+    DefenceSpec(
+        key="vote",
+        settings=VoteDefence,
+        build=None,
+        wrap=_wrap_vote,
+        check=_check_vote,
+        gradient=lambda s: f"true gradient, EOT over {s['eot_samples']} draw(s); the attack sees no vote",
     )
 )
 
@@ -164,20 +213,48 @@ def _build_mp3(settings: Mapping[str, Any], device: str, seed: int):
 register_defence(DefenceSpec(key="mp3", settings=Mp3Defence, build=_build_mp3, gradient=lambda s: "BPDA"))
 
 
+#: How an attacker differentiates a transform that has a true gradient: with it, or with BPDA (the identity).
+TRANSFORM_GRADIENTS = ("true-gradient", "bpda")
+
+
+def _attacked(settings: Mapping[str, Any], transform):
+    """The transform as its `gradient` setting says it is attacked."""
+    if settings["gradient"] == "bpda":
+        from art_asr_ext.defences.preprocessor import StraightThroughPyTorch
+
+        return StraightThroughPyTorch(transform)
+    return transform
+
+
+def _transform_gradient(settings: Mapping[str, Any]) -> str:
+    return "BPDA (it has a true gradient)" if settings["gradient"] == "bpda" else "true gradient"
+
+
 @dataclasses.dataclass(frozen=True)
 class ResampleDefence:
     """`type: resample`: down-sampling to a lower rate and back."""
 
     rate: int = setting(8000, minimum=1000, maximum=SAMPLE_RATE - 1, doc="the lower sample rate in Hz")
+    gradient: str = setting("true-gradient", choices=TRANSFORM_GRADIENTS, doc="the attacker's gradient")
 
 
 def _build_resample(settings: Mapping[str, Any], device: str, seed: int):
     from art_asr_ext.defences.preprocessor import ResamplePyTorch
 
-    return ResamplePyTorch(down_sample_rate=settings["rate"], sample_rate=SAMPLE_RATE, device_type=device)
+    return _attacked(
+        settings, ResamplePyTorch(down_sample_rate=settings["rate"], sample_rate=SAMPLE_RATE, device_type=device)
+    )
 
 
-register_defence(DefenceSpec(key="resample", settings=ResampleDefence, build=_build_resample))
+register_defence(
+    DefenceSpec(
+        key="resample",
+        settings=ResampleDefence,
+        build=_build_resample,
+        attacker_settings=("gradient",),
+        gradient=_transform_gradient,
+    )
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,12 +283,15 @@ class LowPassDefence:
 
     cutoff_hz: float = setting(4000.0, positive=True, doc="cut-off frequency in Hz, below half the sample rate")
     order: int = setting(4, minimum=1, maximum=10, doc="the filter's order")
+    gradient: str = setting("true-gradient", choices=TRANSFORM_GRADIENTS, doc="the attacker's gradient")
 
 
 def _build_lowpass(settings: Mapping[str, Any], device: str, seed: int):
     from art_asr_ext.defences.preprocessor import butterworth_lowpass
 
-    return butterworth_lowpass(settings["cutoff_hz"], settings["order"], SAMPLE_RATE, device_type=device)
+    return _attacked(
+        settings, butterworth_lowpass(settings["cutoff_hz"], settings["order"], SAMPLE_RATE, device_type=device)
+    )
 
 
 def _check_lowpass(settings: Mapping[str, Any], path: str) -> None:
@@ -229,5 +309,7 @@ register_defence(
         settings=LowPassDefence,
         build=_build_lowpass,
         check=_check_lowpass,
+        attacker_settings=("gradient",),
+        gradient=_transform_gradient,
     )
 )

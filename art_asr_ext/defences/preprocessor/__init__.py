@@ -10,6 +10,7 @@ from art_asr_ext.defences.preprocessor.input_transforms import (
     QuantizationPyTorch,
     ResamplePyTorch,
     SoundfileMp3CompressionPyTorch,
+    StraightThroughPyTorch,
     butterworth_lowpass,
 )
 from art_asr_ext.defences.preprocessor.wavegan_vocoder_pytorch import WaveGANVocoderPyTorch
@@ -19,6 +20,7 @@ __all__ = [
     "QuantizationPyTorch",
     "ResamplePyTorch",
     "SoundfileMp3CompressionPyTorch",
+    "StraightThroughPyTorch",
     "WaveGANVocoderPyTorch",
     "butterworth_lowpass",
 ]

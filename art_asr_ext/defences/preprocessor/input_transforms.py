@@ -10,7 +10,8 @@ Each says how an attacker differentiates it (Athalye et al., "Obfuscated gradien
 - :class:`QuantizationPyTorch` has a zero gradient almost everywhere: BPDA, the straight-through identity;
 - the low-pass filter is linear and differentiable: its true gradient.
 
-None is random, so expectation over transformation does not apply to them.
+None is random, so expectation over transformation does not apply to them. :class:`StraightThroughPyTorch` attacks any
+of them with BPDA instead, so that an evaluation can compare BPDA with the true gradient where there is one.
 
 | Paper link: https://arxiv.org/abs/1802.00420
 """
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
+from art_asr_ext.defences.preprocessor.device_following import FollowsEstimatorDevice
 from art_asr_ext.utils.audio import MP3_BITRATES, MP3_SAMPLE_RATES, check_gradient_layout, split_numpy_batch
 from art_asr_ext.utils.audio_torch import check_waveform_tensor
 
@@ -208,6 +210,67 @@ class QuantizationPyTorch(_StraightThrough):
     def _check_params(self) -> None:
         if isinstance(self.bits, bool) or not isinstance(self.bits, (int, np.integer)) or not 2 <= self.bits <= 16:
             raise ValueError(f"bits must be an integer from 2 to 16. Found: {self.bits!r}")
+
+
+class StraightThroughPyTorch(PreprocessorPyTorch):
+    """
+    Another deterministic preprocessor attacked with BPDA: values from its `forward`, the identity in the backward
+    pass. For a transform that has a true gradient (resampling, a filter), it is the weaker attacker an evaluation
+    compares the true gradient with (Athalye et al.'s BPDA, applied where it is not needed).
+
+    | Paper link: https://arxiv.org/abs/1802.00420
+    """
+
+    params = ["defence"]
+    is_random = False
+    #: Its `forward` may be differentiable, but the attacker must get the identity (see :meth:`estimate_forward`).
+    forward_is_differentiable = False
+
+    def __init__(self, defence: PreprocessorPyTorch) -> None:
+        """
+        :param defence: The preprocessor whose values are kept; it must not be random (EOT, not BPDA, is the attack
+                        on a random one).
+        :raises ValueError: For a random or non-torch preprocessor.
+        """
+        random = isinstance(defence, FollowsEstimatorDevice) or getattr(defence, "is_random", False)
+        if not isinstance(defence, PreprocessorPyTorch) or random:
+            raise ValueError(
+                f"defence must be a deterministic PreprocessorPyTorch (is_random = False). Found: {defence!r}"
+            )
+        super().__init__(
+            device_type=defence._device_type if hasattr(defence, "_device_type") else "cpu",
+            is_fitted=True,
+            apply_fit=defence.apply_fit,
+            apply_predict=defence.apply_predict,
+        )
+        self.defence = defence
+
+    def __getattr__(self, name: str) -> Any:
+        # What the wrapped transform declares (its sample_rate, its settings) is read through the wrapper.
+        if name == "defence":
+            raise AttributeError(name)
+        return getattr(self.defence, name)
+
+    def forward(self, x: torch.Tensor, y: Any = None) -> Tuple[torch.Tensor, Any]:
+        """The wrapped transform's values."""
+        return self.defence.forward(x, y)
+
+    def estimate_forward(self, x: torch.Tensor, y: Any = None) -> torch.Tensor:
+        """
+        :return: `x`: the identity stands in for the transform in the backward pass (BPDA).
+        """
+        check_waveform_tensor(x)
+        return x
+
+    def __call__(self, x: np.ndarray, y: Any = None) -> Tuple[np.ndarray, Any]:
+        return self.defence(x, y)
+
+    def estimate_gradient(self, x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """
+        :return: `grad`, unchanged (BPDA).
+        """
+        check_gradient_layout(x, grad)
+        return grad
 
 
 def butterworth_lowpass(cutoff_hz: float, order: int = 4, sample_rate: int = 16000, device_type: str = "cpu"):

@@ -32,6 +32,10 @@ class RecognizerHooks:
         utterance."""
         return None
 
+    #: For a recognizer that votes over noisy draws, the stability of each utterance's vote in its last `predict`
+    #: (:class:`~art_asr_ext.estimators.speech_recognition.transcript_vote.VoteStability`); None for one that does not.
+    last_vote_stability: Optional[List] = None
+
     @contextlib.contextmanager
     def recording_defended_inputs(self) -> Iterator[List[Tuple[np.ndarray, np.ndarray]]]:
         """
