@@ -15,17 +15,19 @@ import gc
 import logging
 import time
 import zlib
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from art_asr_ext.benchmark.config.schema import BenchmarkConfig
-from art_asr_ext.benchmark.grid import CLEAN, PERCEPTUAL_COLUMNS, VOTE_COLUMNS, Cell
+from art_asr_ext.benchmark.grid import CLEAN, PERCEPTUAL_COLUMNS, QUERY_COLUMN, VOTE_COLUMNS, Cell
 from art_asr_ext.benchmark.registry import ATTACKS
 from art_asr_ext.benchmark.systems import build_system, check_alphabet, reseed_defences, set_eot_samples
 from art_asr_ext.data import Utterance
 from art_asr_ext.metrics import perceptual_scores, perturbation_size, word_errors
+from art_asr_ext.metrics.wer import WordErrors
 from art_asr_ext.utils.audio import length_sorted_batches, to_object_array
 
 logger = logging.getLogger("art_asr_ext.benchmark")
@@ -134,6 +136,12 @@ class CellOutput:
     defended: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
+def sum_errors(counts) -> WordErrors:
+    """The word errors of several transcripts of one utterance, added up (an example heard in several rooms)."""
+    counts = list(counts)
+    return WordErrors(*(sum(getattr(c, f.name) for c in counts) for f in dataclasses.fields(WordErrors)))
+
+
 def perceptual_columns(cell: Cell, utterance: Utterance, adversarial: np.ndarray) -> Dict[str, Any]:
     """
     :param cell: The cell.
@@ -158,25 +166,29 @@ def utterance_row(
     utterance: Utterance,
     target: str,
     adversarial: np.ndarray,
-    hypothesis: str,
+    hypothesis: Union[str, Sequence[str]],
     seconds: float,
     perceptual: Optional[Mapping[str, Any]] = None,
     vote: Optional[Any] = None,
+    queries: Optional[int] = None,
 ) -> Dict[str, Any]:
     """
     :param cell: The cell.
     :param utterance: The clean utterance.
     :param target: Its target phrase.
     :param adversarial: The waveform the system transcribed.
-    :param hypothesis: The transcript.
+    :param hypothesis: The transcript; or, for an example heard in several places (test rooms), one transcript per
+                       place: the errors are summed over them and the column joins them with " | ".
     :param seconds: Wall-clock seconds spent on this utterance (its batch's time over the batch size).
     :param perceptual: Its :func:`perceptual_columns`, when already known (a transfer cell's source measured them on
                        the same waveform); computed otherwise.
     :param vote: The stability of its vote, for a system that votes over noisy draws (a `VoteStability`).
+    :param queries: The transcriptions a black-box attack asked for on this utterance.
     :return: One row of utterances.csv.
     """
-    ground_truth = word_errors(utterance.transcript, hypothesis)
-    toward_target = word_errors(target, hypothesis)
+    heard = [hypothesis] if isinstance(hypothesis, str) else [str(text) for text in hypothesis]
+    ground_truth = sum_errors(word_errors(utterance.transcript, text) for text in heard)
+    toward_target = sum_errors(word_errors(target, text) for text in heard)
     linf, snr = perturbation_size(utterance.waveform, adversarial)
     if perceptual is None or any(column not in perceptual for column in PERCEPTUAL_COLUMNS):
         perceptual = perceptual_columns(cell, utterance, adversarial)
@@ -191,7 +203,7 @@ def utterance_row(
         "utterance_id": utterance.utterance_id,
         "reference": utterance.transcript,
         "target": target,
-        "hypothesis": hypothesis,
+        "hypothesis": " | ".join(heard),
         "gt_errors": ground_truth.errors,
         "gt_words": ground_truth.reference_words,
         "tgt_errors": toward_target.errors,
@@ -200,6 +212,7 @@ def utterance_row(
         "snr_db": snr,
         **{column: perceptual[column] for column in PERCEPTUAL_COLUMNS},
         **dict(zip(VOTE_COLUMNS, (None, None) if vote is None else (vote.agreement, vote.draw_wer))),
+        QUERY_COLUMN: queries,
         "seconds": seconds,
     }
 
@@ -215,6 +228,7 @@ def run_cell(
     source_rows: Optional[Sequence[Mapping[str, Any]]] = None,
     keep_defended: int = 0,
     seed: int = 0,
+    cache_dir: Optional[Path] = None,
 ) -> CellOutput:
     """
     Run a cell over all utterances. Batches group utterances of similar length (longest first) with the estimator's
@@ -233,6 +247,7 @@ def run_cell(
                           (the report's defended input; recorded during `predict`, see
                           `PyTorchSpeechRecognizer.recording_defended_inputs`).
     :param seed: The cell's seed, handed to the attack.
+    :param cache_dir: The run's folder for what an attack generates once (the rooms of an over-the-air attack).
     :return: The rows and adversarial examples.
     :raises ValueError: If a transfer cell lacks the adversarial example of an utterance.
     """
@@ -247,13 +262,16 @@ def run_cell(
                     f"{len(u.waveform)} samples; rerun that cell."
                 )
     labels = [targets[u.utterance_id] if cell.targeted else u.transcript for u in utterances]
-    attack = None
+    attack, spec = None, ATTACKS.get(cell.attack)
     if cell.attack != CLEAN and not cell.is_transfer:
-        attack = ATTACKS[cell.attack].build(cell, estimator, batch_size, max(len(w) for w in waveforms), seed)
+        extra = {"cache_dir": cache_dir} if spec.cached else {}
+        attack = spec.build(cell, estimator, batch_size, max(len(w) for w in waveforms), seed, **extra)
+    heard_elsewhere = spec is not None and spec.transcribe is not None and not cell.is_transfer
     max_padding = float(estimator.max_padding)
     adversarial: List[Optional[np.ndarray]] = [None] * len(utterances)
-    hypotheses: List[str] = [""] * len(utterances)
+    hypotheses: List[Union[str, List[str]]] = [""] * len(utterances)
     votes: List[Any] = [None] * len(utterances)
+    queries: List[Optional[int]] = [None] * len(utterances)
     seconds = np.zeros(len(utterances))
     defended: Dict[str, np.ndarray] = {}
     start_cell = time.perf_counter()
@@ -265,8 +283,13 @@ def run_cell(
             x_adv = to_object_array([waveforms[i] for i in index])
             if attack is not None:
                 x_adv = attack.generate(x_adv, np.array([labels[i] for i in index]))
+                if spec.black_box:
+                    for row, i in enumerate(index):
+                        queries[i] = int(attack.queries[row])
         wanted = [i for i in index if i < keep_defended]
-        if wanted:
+        if heard_elsewhere:
+            transcripts = spec.transcribe(attack, x_adv, len(index))
+        elif wanted:
             with estimator.recording_defended_inputs() as received:
                 transcripts = estimator.predict(x_adv, batch_size=len(index))
             for row, i in enumerate(index):
@@ -280,8 +303,8 @@ def run_cell(
         stability = estimator.last_vote_stability
         for row, i in enumerate(index):
             adversarial[i] = np.asarray(x_adv[row], dtype=np.float32)
-            hypotheses[i] = str(transcripts[row])
-            votes[i] = None if stability is None else stability[row]
+            hypotheses[i] = transcripts[row] if heard_elsewhere else str(transcripts[row])
+            votes[i] = None if stability is None or heard_elsewhere else stability[row]
             seconds[i] = elapsed / len(index)
         if on_batch is not None:
             on_batch(len(index))
@@ -296,6 +319,7 @@ def run_cell(
             float(seconds[i]),
             known.get(u.utterance_id),
             votes[i],
+            queries[i],
         )
         for i, u in enumerate(utterances)
     ]
@@ -324,6 +348,7 @@ def compute_cell(
     source_adversarial: Optional[Mapping[str, np.ndarray]] = None,
     source_rows: Optional[Sequence[Mapping[str, Any]]] = None,
     on_batch: Optional[Callable[[int], None]] = None,
+    cache_dir: Optional[Path] = None,
 ) -> CellOutput:
     """
     Run one cell from its own seed: torch, numpy and the defences' noise are reset to :func:`cell_seed` first, and
@@ -338,6 +363,7 @@ def compute_cell(
     :param source_adversarial: For a transfer cell, its source cell's adversarial examples.
     :param source_rows: For a transfer cell, its source cell's utterance rows.
     :param on_batch: Called with the number of utterances of each finished batch.
+    :param cache_dir: The run's folder for what an attack generates once (rooms).
     :return: The cell's rows and adversarial examples.
     """
     seed = cell_seed(config.seed, cell)
@@ -356,6 +382,7 @@ def compute_cell(
         source_rows=source_rows,
         keep_defended=config.report.utterances,
         seed=seed,
+        cache_dir=cache_dir,
     )
 
 
@@ -378,6 +405,8 @@ class RunContext:
     system_cache: Callable[..., SystemCache] = SystemCache
     #: The Ray cluster of the Ray executor: `auto`, `local` or `HOST:PORT`.
     ray_address: str = "auto"
+    #: The run's folder for what an attack generates once and keeps with the run (the rooms of over-the-air attacks).
+    cache_dir: Optional[Path] = None
 
     @property
     def texts(self) -> List[str]:

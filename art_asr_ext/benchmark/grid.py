@@ -43,6 +43,7 @@ UTTERANCE_COLUMNS = (
     "perceptual_note",
     "vote_agreement",
     "vote_draw_wer",
+    "queries",
     "seconds",
 )
 #: The perceptual columns, measured on x_adv against x (empty on clean cells and where a metric cannot score).
@@ -50,6 +51,8 @@ PERCEPTUAL_COLUMNS = ("pesq", "stoi", "perceptual_note")
 #: The stability of a voting system's transcript (empty for a system that does not vote): the share of its noisy
 #: draws that agree with the vote, and the draws' mean WER against the vote.
 VOTE_COLUMNS = ("vote_agreement", "vote_draw_wer")
+#: Of a black-box attack's cell: the transcriptions it asked for per utterance (empty for any other cell).
+QUERY_COLUMN = "queries"
 
 
 def cell_key(row: str, attack: str, eps: float, strength: str = "") -> str:

@@ -220,6 +220,7 @@ def _run_locked(
             progress=options.progress,
             system_cache=options.system_cache,
             ray_address=options.ray_address,
+            cache_dir=out_dir / "rooms",
         )
         if options.executor == "ray":
             from art_asr_ext.benchmark.executors import ray as executor

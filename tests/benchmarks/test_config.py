@@ -144,7 +144,11 @@ _DELETE = object()
         (("systems", 1, "defences", 0, "sigma"), -1, r"^systems\[1\].defences\[0\].sigma: must be >= 0.0. Found: -1"),
         (("systems", 1, "defences", 1, "mode"), "grey-box", r"^systems\[1\].defences\[1\].mode: must be one of"),
         (("systems", 1, "defences", 0), {"type": "rs_aug"}, r"^systems\[1\].defences\[0\].type: RS-aug is how a"),
-        (("systems", 1, "defences", 0), {"type": "wiener"}, r"^systems\[1\].defences\[0\].type: must be 'rs' or 'vote' or 'voc"),
+        (
+            ("systems", 1, "defences", 0),
+            {"type": "wiener"},
+            r"^systems\[1\].defences\[0\].type: must be 'rs' or 'vote' or 'voc",
+        ),
         (("systems", 1, "training"), {"rs_aug": [0.3]}, r"^systems\[1\].training.rs_aug: must be false or the"),
         (("systems", 1, "imperceptible"), {"eps": 0}, r"^systems\[1\].imperceptible.eps: must be > 0"),
         (("systems", 1, "attacks"), {"cw": False}, r"^systems\[1\].attacks.cw: unknown key"),
@@ -314,3 +318,70 @@ def test_a_vote_parses_with_its_eot_axis():
     system = parse(raw).systems[1]
     assert system.defences[0].settings == {"sigma": 0.02, "draws": 8, "vote": "majority", "eot_samples": 1}
     assert system.eot_variants == ({0: 4}, {0: 16})
+
+
+def _beyond_the_lab():
+    raw = copy.deepcopy(BASE)
+    raw["attacks"].update(
+        {
+            "kenansville": {"snr_db": [20, 30]},
+            "genetic": {"eps": [0.01], "max_queries": 50, "population": 5},
+            "ota_pgd": {"eps": 0.01, "train_rooms": 3, "test_rooms": 2},
+        }
+    )
+    raw["systems"].append({"label": "(19) PocketSphinx", "estimator": {"type": "pocketsphinx"}})
+    return raw
+
+
+def test_opt_in_attacks_run_only_where_a_system_names_them_and_black_box_systems_take_black_box_attacks():
+    raw = _beyond_the_lab()
+    raw["systems"][0]["attacks"] = {"kenansville": True}
+    raw["systems"][0]["ota_pgd"] = True
+    raw["systems"][2]["attacks"] = {"kenansville": {"snr_db": [30]}, "genetic": True}
+    config = parse(raw)
+    first, second, sphinx = config.systems
+    assert set(first.attacks) == {"fgsm", "pgd", "imperceptible", "kenansville", "ota_pgd"}
+    assert first.attacks["kenansville"].budgets == (20.0, 30.0)
+    assert first.attacks["ota_pgd"].settings["test_rooms"] == 2
+    assert not {"kenansville", "genetic", "ota_pgd"} & set(second.attacks)  # not named: not run
+    assert set(sphinx.attacks) == {"kenansville", "genetic"} and sphinx.attacks["kenansville"].budgets == (30.0,)
+    keys = {cell.key for cell in build_grid(config)}
+    assert "(19) PocketSphinx | genetic | 0.01" in keys and "(1) DS2 | ota_pgd | 0.01" in keys
+    assert all(t.attacks == ("noise", "fgsm", "fgsm_u", "pgd", "pgd_snr", "imperceptible") for t in config.transfer)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda raw: raw["systems"][2].update(attacks={"pgd": True}),
+            r"systems\[2\]\.attacks\.pgd: a pocketsphinx system is black-box: only a black-box attack \(kenansville, genetic\)",
+        ),
+        (
+            lambda raw: raw["systems"][2].update(imperceptible={"eps": 0.1}),
+            r"systems\[2\]\.imperceptible: a pocketsphinx system is black-box",
+        ),
+        (
+            lambda raw: raw["systems"][0].update(attacks={"pgd_snr": True}),
+            r"systems\[0\]\.attacks\.pgd_snr: names an attack the config does not run",
+        ),
+        (
+            lambda raw: raw["attacks"]["genetic"].update(population=1),
+            r"attacks\.genetic\.population: must be >= 2. Found: 1",
+        ),
+        (
+            lambda raw: raw["attacks"]["genetic"].update(max_queries=0),
+            r"attacks\.genetic\.max_queries: must be >= 1. Found: 0",
+        ),
+        (lambda raw: raw["attacks"]["kenansville"].update(snr_db=[".inf"]), r"attacks\.kenansville\.snr_db\[0\]"),
+        (
+            lambda raw: raw["attacks"]["ota_pgd"].update(test_rooms=0),
+            r"attacks\.ota_pgd\.test_rooms: must be >= 1. Found: 0",
+        ),
+    ],
+)
+def test_bad_black_box_and_room_settings_name_their_key(change, message):
+    raw = _beyond_the_lab()
+    change(raw)
+    with pytest.raises(ConfigError, match=message):
+        parse(raw)

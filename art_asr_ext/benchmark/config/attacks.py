@@ -100,7 +100,8 @@ def _override(spec: AttackSpec, value: Any, path: str, settings: Mapping[str, An
 def system_attacks(spec: Mapping[str, Any], path: str, attacks: AttackConfig) -> Dict[str, SystemAttack]:
     """
     A system's share of the attacks: `systems[i].attacks` picks budgets (`{pgd: {eps: [...]}, fgsm: false}`; an
-    attack left out runs all of its budgets); `systems[i].attack_overrides` overrides any setting of an attack the
+    attack left out runs all of its budgets, except an opt-in attack (`AttackSpec.opt_in`: the black-box and
+    over-the-air attacks), which runs only where a system names it, e.g. `{kenansville: true}`); `systems[i].attack_overrides` overrides any setting of an attack the
     config runs (`{imperceptible: {eps: 0.75, learning_rate_2: 1.0e-7}}`); and `systems[i].<key>` of an attack
     without a budget (`imperceptible`) overrides its settings too, or skips it with `false`.
 
@@ -122,7 +123,7 @@ def system_attacks(spec: Mapping[str, Any], path: str, attacks: AttackConfig) ->
         section = attacks.sections.get(key)
         override_path = join(overrides_path, key)
         if attack.budget is None:
-            own = spec.get(key, True)
+            own = spec.get(key, False if attack.opt_in else True)
             if own is False or (section is None and own in (True, None)):
                 continue
             settings = dict(section.settings) if section is not None else {}
@@ -134,7 +135,10 @@ def system_attacks(spec: Mapping[str, Any], path: str, attacks: AttackConfig) ->
                 settings = _override(attack, overrides[key], override_path, settings)
             shares[key] = SystemAttack(budgets=(float(settings["eps"]),), settings=settings)
             continue
-        budgets = _share(attack, chosen.get(key, True), join(join(path, "attacks"), key), attacks.budgets(key))
+        share = chosen.get(key, not attack.opt_in)
+        if section is None and share is not False and key in chosen:
+            fail(join(join(path, "attacks"), key), f"names an attack the config does not run (no attacks.{key})")
+        budgets = _share(attack, share, join(join(path, "attacks"), key), attacks.budgets(key)) if section else ()
         if budgets:
             settings = dict(section.settings)
             if key in overrides:

@@ -24,7 +24,7 @@ from art_asr_ext.benchmark.config.fields import (
     section_keys,
     string,
 )
-from art_asr_ext.benchmark.registry import DEFENCES
+from art_asr_ext.benchmark.registry import ATTACKS, DEFENCES
 from art_asr_ext.benchmark.config.schema import (
     ESTIMATOR_TYPES,
     AttackConfig,
@@ -213,19 +213,23 @@ def parse_system(
     shares = system_attacks(spec, path, attacks)
     estimator = parse_estimator(spec["estimator"], join(path, "estimator"), base_dir)
     if estimator.black_box:
-        # A recognizer without gradients gets its clean column only; it is attacked by transfer rows.
+        # A recognizer without gradients gets its clean column, the black-box attacks it names (they only call
+        # `predict`), and transfer rows evaluate attacks made on other systems on it.
         if defences:
             fail(join(path, "defences"), f"a {estimator.type} system is black-box and takes no defences here")
-        for key in ("attacks", "attack_overrides") + own_attack_keys():
-            if spec.get(key) not in (None, False):
+        gradient_keys = [key for key, attack in ATTACKS.items() if not attack.black_box]
+        given = {**(spec.get("attacks") or {}), **(spec.get("attack_overrides") or {})}
+        given.update({key: spec[key] for key in own_attack_keys() if key in spec})
+        for key in gradient_keys:
+            if given.get(key) not in (None, False):
                 fail(
-                    join(path, key),
-                    f"a {estimator.type} system is black-box: no attack can be computed on it; it gets a clean "
-                    f"column, and transfer rows (`transfer`, with it as a target) evaluate attacks made on other "
-                    f"systems",
-                    spec[key],
+                    join(path, key if key in own_attack_keys() else f"attacks.{key}"),
+                    f"a {estimator.type} system is black-box: only a black-box attack "
+                    f"({', '.join(k for k, a in ATTACKS.items() if a.black_box)}) can be computed on it; transfer "
+                    f"rows (`transfer`, with it as a target) evaluate attacks made on other systems",
+                    given[key],
                 )
-        shares = {}
+        shares = {key: share for key, share in shares.items() if ATTACKS[key].black_box}
     return SystemConfig(
         label=label,
         estimator=estimator,

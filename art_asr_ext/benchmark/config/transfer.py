@@ -48,7 +48,12 @@ def _transfer_system(label: Any, path: str, systems: Sequence[SystemConfig], sou
 def _transfer_attacks(spec: Mapping[str, Any], path: str) -> Tuple[str, ...]:
     return tuple(
         string(item, join(join(path, "attacks"), i), tuple(ATTACKS))
-        for i, item in enumerate(list_of(spec.get("attacks", list(ATTACKS)), join(path, "attacks")))
+        for i, item in enumerate(
+            list_of(
+                spec.get("attacks", [key for key, attack in ATTACKS.items() if attack.transferable]),
+                join(path, "attacks"),
+            )
+        )
     )
 
 

@@ -132,11 +132,11 @@ class CellWorker:
 
     def __init__(self, shared: Tuple[Any, ...]) -> None:
         """
-        :param shared: `(config, utterances, targets, texts)`, put in the object store once per run.
+        :param shared: `(config, utterances, targets, texts, cache_dir)`, put in the object store once per run.
         """
         from art_asr_ext.benchmark.execution import SystemCache
 
-        self.config, self.utterances, self.targets, texts = shared
+        self.config, self.utterances, self.targets, texts, self.cache_dir = shared
         logging.getLogger("art").setLevel(logging.WARNING)  # ART logs every batch at INFO
         self.systems = SystemCache(self.config, texts)
         #: Media files this worker has returned: the driver wrote them, so they are named, not sent, again.
@@ -168,7 +168,14 @@ class CellWorker:
                 if source_error is not None:
                     raise RuntimeError(source_error)
                 output = compute_cell(
-                    self.config, cell, estimator, self.utterances, self.targets, source_adversarial, source_rows
+                    self.config,
+                    cell,
+                    estimator,
+                    self.utterances,
+                    self.targets,
+                    source_adversarial,
+                    source_rows,
+                    cache_dir=self.cache_dir,
                 )
             except Exception as error:  # recorded by the driver; the worker goes on with the next cell
                 return ("failed", *failure(error), None)
@@ -288,7 +295,7 @@ def run_cells(cells: Sequence[Cell], context: "RunContext", recorder: Callable[.
     workers: List[Any] = []
     in_flight: Dict[Any, Tuple[int, "Cell"]] = {}
     try:
-        shared = ray.put((config, list(utterances), dict(context.targets), context.texts))
+        shared = ray.put((config, list(utterances), dict(context.targets), context.texts, context.cache_dir))
 
         def passes(cell: "Cell") -> float:
             counts = cell_passes(cell, systems[cell.system].eot_samples)

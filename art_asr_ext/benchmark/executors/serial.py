@@ -42,6 +42,7 @@ def run_cells(cells: Sequence[Cell], context: RunContext, recorder: Callable[...
                         source_adversarial,
                         source_rows,
                         on_batch=inner.update,
+                        cache_dir=context.cache_dir,
                     )
             except Exception as error:  # a failing cell is recorded and the run goes on
                 failed = failure(error)

@@ -1,6 +1,6 @@
 """
 Write a run's result files from its current records: utterances.csv, Table I (csv, md, figures), perceptual.csv,
-strength.csv, checks.json, failures.csv and the transfer matrix; and report.html of a finished run from its output
+queries.csv (black-box attacks' model queries), strength.csv, checks.json, failures.csv and the transfer matrix; and report.html of a finished run from its output
 directory alone (``art-asr-benchmark report``).
 
 | Paper link: https://arxiv.org/abs/2103.17122
@@ -21,6 +21,7 @@ from art_asr_ext.benchmark.outputs.plots import plot_table_heatmap, plot_wer_vs_
 from art_asr_ext.benchmark.outputs.strength import plot_strength, strength_csv
 from art_asr_ext.benchmark.outputs.tables import (
     perceptual_csv,
+    queries_csv,
     table_csv,
     table_layout,
     table_markdown,
@@ -111,6 +112,8 @@ def write_outputs(
     rows = [row for row in rows if not row.get("strength")]  # Table I and its companions: the Table I cells
     atomic_write_text(out / "table1.csv", table_csv(layout, rows))
     atomic_write_text(out / "perceptual.csv", perceptual_csv(rows, row_order))
+    if any(row.get("queries") is not None for row in rows):
+        atomic_write_text(out / "queries.csv", queries_csv(config, rows, row_order))
     caption = table_caption(config, rows, skipped_utterances)
     table = table_markdown(layout, rows, failed, caption, skipped=[str(bad) for bad in skipped_utterances])
     atomic_write_text(out / "checks.json", json.dumps(checks_json(checks), indent=2) + "\n")

@@ -268,6 +268,35 @@ def perceptual_csv(rows: Iterable[Mapping[str, Any]], row_order: Sequence[str]) 
     return buffer.getvalue()
 
 
+#: Columns of queries.csv: per black-box cell, the transcriptions its attack asked for per utterance.
+QUERY_SUMMARY_COLUMNS = ("row", "system", "attack", "eps", "utterances", "queries_mean", "queries_max", "query_budget")
+
+
+def queries_csv(config: BenchmarkConfig, rows: Iterable[Mapping[str, Any]], row_order: Sequence[str]) -> str:
+    """
+    :param config: The benchmark.
+    :param rows: Utterance rows of every finished cell.
+    :param row_order: Table row labels in order.
+    :return: queries.csv: per cell of a black-box attack, the mean and largest number of model queries (transcriptions)
+             per utterance, and the attack's budget (`max_queries`).
+    """
+    cells: Dict[Tuple[str, str, float], List[Mapping[str, Any]]] = {}
+    for row in sort_rows(rows, row_order):
+        if row.get("queries") is not None and not row.get("strength"):
+            cells.setdefault(group_of(row), []).append(row)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(QUERY_SUMMARY_COLUMNS)
+    for group in cells.values():
+        first = group[0]
+        counts = [int(row["queries"]) for row in group]
+        budget = config.system(first["system"]).attacks[first["attack"]].settings["max_queries"]
+        line = [first["row"], first["system"], first["attack"], first["eps"], len(group)]
+        line += [float(np.mean(counts)), max(counts), int(budget)]
+        writer.writerow([_csv_value(value) for value in line])
+    return buffer.getvalue()
+
+
 def median_snr_markdown(layout: TableLayout, rows: Iterable[Mapping[str, Any]]) -> str:
     """
     :param layout: Rows and columns of Table I.

@@ -12,6 +12,7 @@ target alphabet.
 
 import abc
 import contextlib
+import copy
 import logging
 import os
 from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
@@ -108,6 +109,22 @@ class PyTorchSpeechRecognizer(
                     f"{type(self).__name__}({key}=...) instead. Found: {kwargs[key]!r} (current: {current!r})"
                 )
         super().set_params(**kwargs)
+
+    def with_first_defence(self, defence: PreprocessorPyTorch) -> "PyTorchSpeechRecognizer":
+        """
+        A copy of this recognizer that applies `defence` before its own chain, sharing its model (a channel the input
+        passes through first, e.g. the noise of a vote or a room an attacker plays its example in). This recognizer
+        is left as it was.
+
+        :param defence: The preprocessor to put first.
+        :return: The copy.
+        """
+        own = self.preprocessing_defences
+        own = [own] if isinstance(own, PreprocessorPyTorch) else list(own or [])
+        chained = copy.copy(self)
+        chained.preprocessing_operations = []  # a list of its own: ART rebuilds it in place
+        chained.set_params(preprocessing_defences=[defence, *own])
+        return chained
 
     @contextlib.contextmanager
     def _input_gradient_only(self):

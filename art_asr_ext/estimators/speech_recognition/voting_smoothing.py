@@ -14,7 +14,6 @@ against it unchanged; the imperceptible attack's own success check decodes one d
 | Paper link (the study it extends): https://arxiv.org/abs/2103.17122
 """
 
-import copy
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -103,8 +102,6 @@ def voting_smoothing(
     :raises ValueError: For a bad parameter, naming it (from the noise defence for `sigma` and `eot_samples`).
     :raises FileNotFoundError: For `rover` without SCTK's rover binary.
     """
-    from art.defences.preprocessor import Preprocessor
-
     from art_asr_ext.defences.preprocessor import GaussianSmoothingPyTorch
     from art_asr_ext.estimators.speech_recognition.pytorch_speech_recognizer import PyTorchSpeechRecognizer
 
@@ -114,16 +111,12 @@ def voting_smoothing(
     if not isinstance(estimator, PyTorchSpeechRecognizer):
         # PocketSphinx applies no defences: its draws would all be the clean input.
         raise ValueError(f"estimator must be one of this package's PyTorch speech recognizers. Found: {base.__name__}")
-    defences = estimator.preprocessing_defences
-    defences = [defences] if isinstance(defences, Preprocessor) else list(defences or [])
     noise = GaussianSmoothingPyTorch(sigma=sigma, eot_samples=eot_samples, seed=seed)
     voting_class = _VOTING_CLASSES.setdefault(
         base, type(f"VotingSmoothing{base.__name__}", (VotingSmoothingMixin, base), {"__module__": __name__})
     )
-    wrapped = copy.copy(estimator)
+    wrapped = estimator.with_first_defence(noise)
     wrapped.__class__ = voting_class
     wrapped.draws, wrapped.vote, wrapped.rover = draws, vote, rover
     wrapped._check_vote_params()
-    wrapped.preprocessing_operations = []  # a list of its own: ART rebuilds it in place
-    wrapped.set_params(preprocessing_defences=[noise, *defences])
     return wrapped
