@@ -139,3 +139,27 @@ def test_checks_without_the_cells_they_compare_are_not_applicable(config):
     results = evaluation_checks(config, rows_of(only_clean))
     assert [result.status for result in results] == [NOT_APPLICABLE] * 6
     assert all(result.details for result in results)
+
+
+def test_check_c_compares_bpda_with_the_true_gradient_of_a_transform_that_has_one():
+    raw = copy.deepcopy(CONFIG)
+    raw["systems"] = [
+        {
+            "label": "(1) A + resample",
+            "estimator": {"type": "deepspeech2", "checkpoint": "a.ckpt"},
+            "defences": [{"type": "resample", "rate": 8000}],
+        },
+        {
+            "label": "(1) A + resample, BPDA",
+            "estimator": {"type": "deepspeech2", "checkpoint": "a.ckpt"},
+            "defences": [{"type": "resample", "rate": 8000, "gradient": "bpda"}],
+        },
+    ]
+    raw["transfer"] = []
+    config = parse_config(raw, Path("/base"))
+    cells = {(label, "pgd", 0.01): 50 for label in ("(1) A + resample", "(1) A + resample, BPDA")}
+    assert by_check(evaluation_checks(config, rows_of(cells)))["c"].status == PASSED
+    # the true gradient doing worse than BPDA: a weak or masked gradient, flagged
+    weaker = {**cells, ("(1) A + resample", "pgd", 0.01): 20}
+    result = by_check(evaluation_checks(config, rows_of(weaker)))["c"]
+    assert result.status == FAILED and "(1) A + resample | pgd | 0.01" in result.cells

@@ -115,7 +115,12 @@ def room_impulse_response(room: Room, sample_rate: int = 16000) -> np.ndarray:
     :return: The response, float32, starting at the moment the loudspeaker plays (causal: the direct path arrives
              after `room.direct_delay`, less pyroomacoustics' fractional-delay filter of 40 samples).
     """
-    import pyroomacoustics
+    try:
+        import pyroomacoustics
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            "Simulating rooms needs pyroomacoustics: pip install 'art-asr-ext[rooms]' (pyroomacoustics 0.10)."
+        ) from error
     from pyroomacoustics.utilities import design_highpass_filter_sos
     from scipy.signal import sosfilt
 
