@@ -11,8 +11,10 @@ import contextlib
 import traceback
 import ctypes
 import dataclasses
+import functools
 import gc
 import logging
+import operator
 import time
 import zlib
 from pathlib import Path
@@ -27,7 +29,6 @@ from art_asr_ext.benchmark.registry import ATTACKS
 from art_asr_ext.benchmark.systems import build_system, check_alphabet, reseed_defences, set_eot_samples
 from art_asr_ext.data import Utterance
 from art_asr_ext.metrics import perceptual_scores, perturbation_size, word_errors
-from art_asr_ext.metrics.wer import WordErrors
 from art_asr_ext.utils.audio import length_sorted_batches, to_object_array
 
 logger = logging.getLogger("art_asr_ext.benchmark")
@@ -136,12 +137,6 @@ class CellOutput:
     defended: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
-def sum_errors(counts) -> WordErrors:
-    """The word errors of several transcripts of one utterance, added up (an example heard in several rooms)."""
-    counts = list(counts)
-    return WordErrors(*(sum(getattr(c, f.name) for c in counts) for f in dataclasses.fields(WordErrors)))
-
-
 def perceptual_columns(cell: Cell, utterance: Utterance, adversarial: np.ndarray) -> Dict[str, Any]:
     """
     :param cell: The cell.
@@ -187,8 +182,8 @@ def utterance_row(
     :return: One row of utterances.csv.
     """
     heard = [hypothesis] if isinstance(hypothesis, str) else [str(text) for text in hypothesis]
-    ground_truth = sum_errors(word_errors(utterance.transcript, text) for text in heard)
-    toward_target = sum_errors(word_errors(target, text) for text in heard)
+    ground_truth = functools.reduce(operator.add, (word_errors(utterance.transcript, text) for text in heard))
+    toward_target = functools.reduce(operator.add, (word_errors(target, text) for text in heard))
     linf, snr = perturbation_size(utterance.waveform, adversarial)
     if perceptual is None or any(column not in perceptual for column in PERCEPTUAL_COLUMNS):
         perceptual = perceptual_columns(cell, utterance, adversarial)

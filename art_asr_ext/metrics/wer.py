@@ -34,6 +34,10 @@ class WordErrors:
         """Words in the reference: substitutions + deletions + hits."""
         return self.substitutions + self.deletions + self.hits
 
+    def __add__(self, other: "WordErrors") -> "WordErrors":
+        """The counts of two alignments together (one utterance heard twice, or two utterances)."""
+        return WordErrors(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
+
 
 def word_errors(reference: str, hypothesis: str) -> WordErrors:
     """

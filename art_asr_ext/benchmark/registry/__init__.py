@@ -1,5 +1,6 @@
 """
-The registries of the benchmark: its attacks (:mod:`~.attacks`) and its defences (:mod:`~.defences`). An entry is
+The registries of the benchmark: its attacks (:mod:`~.attacks`, and :mod:`~.beyond_the_lab` for the over-the-air
+and black-box ones) and its defences (:mod:`~.defences`). An entry is
 the one place an attack or a defence type is described; the config, the grid, the tables, the dry run and the
 report read them from here.
 
@@ -16,6 +17,7 @@ from art_asr_ext.benchmark.registry.attacks import (
     format_eps,
     register_attack,
 )
+from art_asr_ext.benchmark.registry import beyond_the_lab  # noqa: F401  (registers its attacks after the study's)
 from art_asr_ext.benchmark.registry.defences import DEFENCES, DefenceSpec, register_defence
 
 __all__ = [
