@@ -48,6 +48,9 @@ def row(table_row, attack, eps, uid, reference, hypothesis, target="OPEN THE DOO
         pesq=None if eps == 0 else pesq,
         stoi=None if eps == 0 else 0.9,
         perceptual_note="" if eps == 0 or pesq is not None else "pesq: no speech found (silence)",
+        vote_agreement=None,
+        vote_draw_wer=None,
+        queries=None,
         seconds=0.5,
     )
     assert set(values) == set(UTTERANCE_COLUMNS)
@@ -118,7 +121,8 @@ def test_utterances_csv_is_sorted_whatever_the_input_order():
     assert [line.split(",")[3] for line in lines[1:9]] == ["clean"] * 2 + ["fgsm"] * 2 + ["pgd"] * 2 + [
         "imperceptible"
     ] * 2
-    assert lines[1].split(",")[-5:] == ["inf", "", "", "", "0.5"]  # snr, pesq, stoi and note of a clean row, seconds
+    # snr, pesq, stoi and note of a clean row, its vote agreement and draws' WER, queries (none of them), seconds
+    assert lines[1].split(",")[-8:] == ["inf", "", "", "", "", "", "", "0.5"]
 
 
 def test_perceptual_summary_per_cell_and_median_snr_table():
