@@ -51,14 +51,15 @@ def trained_deepspeech2():
 
 
 def test_second_stage_keeps_working_once_the_target_is_reached(trained_deepspeech2):
-    # The first stage reaches the target within 10 steps; from then on every second-stage iteration compares its loss
-    # with the best one so far, which ART stores as a numpy array, and torch refuses that comparison.
+    # The first stage reaches the target (30 steps leave a margin: with 10, the embedded model at step 3,260 ended one
+    # letter short on 2 threads); from then on every second-stage iteration compares its loss with the best one so
+    # far, which ART stores as a numpy array, and torch refuses that comparison.
     estimator, clip = trained_deepspeech2
     target = np.array(["OPEN THE DOOR"])
     # The study's second-stage learning rate for DeepSpeech2 (8e-7): the second stage stays on the example the first
     # stage left, which decodes as the target, so every iteration compares its loss with the best one, however far
     # the embedded model (retrained piece by piece) has got.
-    settings = dict(eps=0.05, max_iter_1=10, max_iter_2=4, learning_rate_1=0.01, learning_rate_2=8e-7)
+    settings = dict(eps=0.05, max_iter_1=30, max_iter_2=4, learning_rate_1=0.01, learning_rate_2=8e-7)
     settings["global_max_length"] = clip.shape[1]
     with pytest.raises(TypeError, match="not supported between instances of 'Tensor' and 'numpy.ndarray'"):
         ImperceptibleASRPyTorch(estimator, batch_size=1, **settings).generate(clip, target)

@@ -144,9 +144,9 @@ def test_input_transform_defences_parse_and_say_how_they_are_attacked():
     defences = config.systems[1].defences
     assert [(d.type, dict(d.settings)) for d in defences] == [
         ("mp3", {"bitrate": 32}),
-        ("resample", {"rate": 8000}),
+        ("resample", {"rate": 8000, "gradient": "true-gradient"}),
         ("quantize", {"bits": 8}),
-        ("lowpass", {"cutoff_hz": 3000.0, "order": 4}),
+        ("lowpass", {"cutoff_hz": 3000.0, "order": 4, "gradient": "true-gradient"}),
     ]
     assert all(d.eot_samples == 1 for d in defences)  # deterministic: nothing to average
     report = dry_run_report(config)

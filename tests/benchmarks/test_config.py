@@ -355,7 +355,7 @@ def test_opt_in_attacks_run_only_where_a_system_names_them_and_black_box_systems
     [
         (
             lambda raw: raw["systems"][2].update(attacks={"pgd": True}),
-            r"systems\[2\]\.attacks\.pgd: a pocketsphinx system is black-box: only a black-box attack \(kenansville, genetic\)",
+            r"systems\[2\]\.attacks: a pocketsphinx system is black-box: only a black-box attack \(kenansville, genetic\)",
         ),
         (
             lambda raw: raw["systems"][2].update(imperceptible={"eps": 0.1}),

@@ -26,7 +26,11 @@ SECTIONS = {
     "resources": schema.Resources,
     **{f"defences ({key})": spec.settings for key, spec in DEFENCES.items()},
     "estimator.random_init": schema.RandomInitModel,
-    **{f"attacks.{key}": spec.settings for key, spec in ATTACKS.items() if spec.settings is not ImperceptibleSettings},
+    **{
+        f"attacks.{key}": spec.settings
+        for key, spec in ATTACKS.items()
+        if not issubclass(spec.settings, ImperceptibleSettings)
+    },
 }
 
 

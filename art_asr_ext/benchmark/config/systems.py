@@ -217,17 +217,18 @@ def parse_system(
         # `predict`), and transfer rows evaluate attacks made on other systems on it.
         if defences:
             fail(join(path, "defences"), f"a {estimator.type} system is black-box and takes no defences here")
-        gradient_keys = [key for key, attack in ATTACKS.items() if not attack.black_box]
-        given = {**(spec.get("attacks") or {}), **(spec.get("attack_overrides") or {})}
-        given.update({key: spec[key] for key in own_attack_keys() if key in spec})
-        for key in gradient_keys:
-            if given.get(key) not in (None, False):
+        black_box = [key for key, attack in ATTACKS.items() if attack.black_box]
+        for key in ("attacks", "attack_overrides") + own_attack_keys():
+            given = spec.get(key)
+            if key in ("attacks", "attack_overrides") and isinstance(given, Mapping):
+                given = {name: item for name, item in given.items() if name not in black_box and item is not False}
+            if given not in (None, False, {}):
                 fail(
-                    join(path, key if key in own_attack_keys() else f"attacks.{key}"),
-                    f"a {estimator.type} system is black-box: only a black-box attack "
-                    f"({', '.join(k for k, a in ATTACKS.items() if a.black_box)}) can be computed on it; transfer "
-                    f"rows (`transfer`, with it as a target) evaluate attacks made on other systems",
-                    given[key],
+                    join(path, key),
+                    f"a {estimator.type} system is black-box: only a black-box attack ({', '.join(black_box)}) can "
+                    f"be computed on it; it gets a clean column, and transfer rows (`transfer`, with it as a target) "
+                    f"evaluate attacks made on other systems",
+                    given,
                 )
         shares = {key: share for key, share in shares.items() if ATTACKS[key].black_box}
     return SystemConfig(
