@@ -4,7 +4,6 @@ subprocesses, variants from their baselines, each piece published in the models'
 that holds nothing but the repository continuing where the last commit left off.
 """
 
-import json
 import subprocess
 from pathlib import Path
 
