@@ -163,6 +163,50 @@ def test_hifigan_is_deterministic(make_tiny_hifigan, make_speech):
     assert torch.equal(defence.forward(x)[0], defence.forward(x)[0])
 
 
+def vocoder_runs(defence) -> list:
+    calls = []
+    defence.vocoder.front_end.register_forward_hook(lambda *args: calls.append(1))  # one analysis per re-synthesis
+    return calls
+
+
+@pytest.mark.parametrize("mode, clip_seed", [("black-box", 11), ("white-box", 13)])  # clips no other test has
+def test_a_deterministic_vocoder_remembers_its_resyntheses_bit_exactly(make_tiny_hifigan, make_speech, mode, clip_seed):
+    x = torch.from_numpy(make_speech(500, seed=clip_seed))
+    defence = vocoder_defence(make_tiny_hifigan(seed=5), mode=mode)
+    calls = vocoder_runs(defence)
+    expected = defence.resynthesise(x[None, :])[0].detach()
+    first = defence.forward(x)[0]
+    first.add_(1.0)  # the caller owns what it gets: the remembered tensor is not touched
+    from_numpy = defence(object_array(x.numpy()))[0][0]
+    # a new instance with the same weights, as each row of a benchmark builds, finds it too
+    again = vocoder_defence(make_tiny_hifigan(seed=5), mode=mode)
+    again_calls = vocoder_runs(again)
+    assert torch.equal(again.forward(x)[0], expected) and np.array_equal(from_numpy, expected.numpy())
+    assert len(calls) == 2 and again_calls == []  # resynthesise, then the first forward; the rest remembered
+    assert torch.equal(first, expected + 1.0)
+
+
+def test_remembered_resyntheses_tell_weights_inputs_and_graphs_apart(make_tiny_hifigan, make_tiny_pwg, make_speech):
+    x = torch.from_numpy(make_speech(500, seed=12))
+    seed_6, seed_7 = vocoder_defence(make_tiny_hifigan(seed=6)), vocoder_defence(make_tiny_hifigan(seed=7))
+    assert not torch.equal(seed_6.forward(x)[0], seed_7.forward(x)[0])
+    nudged = x.clone()
+    nudged[250] += 1e-6
+    calls = vocoder_runs(seed_6)
+    seed_6.forward(nudged)
+    assert len(calls) == 1
+    # a white-box attacker's gradient needs the graph: the generator runs, and its gradient is not the identity
+    white_box = vocoder_defence(make_tiny_hifigan(seed=6), mode="white-box")
+    white_box_calls = vocoder_runs(white_box)
+    leaf = x.clone().requires_grad_(True)
+    white_box.forward(leaf)[0].sum().backward()
+    assert len(white_box_calls) == 1 and not torch.allclose(leaf.grad, torch.ones_like(leaf.grad))
+    # a random vocoder draws fresh noise on every call: never remembered
+    random_vocoder = vocoder_defence(make_tiny_pwg(), seed=0)
+    random_calls = vocoder_runs(random_vocoder)
+    assert not torch.equal(random_vocoder.forward(x)[0], random_vocoder.forward(x)[0]) and len(random_calls) == 2
+
+
 # ------------------------------------------------------------------------------------------------------- chaining
 
 

@@ -20,26 +20,12 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from art_asr_ext.defences.preprocessor.wavegan_vocoder_pytorch import WaveGANVocoderPyTorch
+from art_asr_ext.defences.preprocessor.wavegan_vocoder_pytorch import WaveGANVocoderPyTorch, vocoder_fingerprint
 from art_asr_ext.utils.audio import length_sorted_batches, split_numpy_batch, to_object_array, waveform_digest
 from art_asr_ext.utils.audio_torch import pad_waveforms
 from art_asr_ext.utils.io import atomic_save_npy
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-
-
-def vocoder_fingerprint(defence: WaveGANVocoderPyTorch) -> str:
-    """
-    :param defence: The vocoder defence.
-    :return: A short hex digest of everything that determines its output: vocoder name, weights, buffers (statistics),
-             input sample rate and seed.
-    """
-    digest = hashlib.sha256()
-    digest.update(f"{defence.vocoder.name}|{defence.sample_rate}|{defence.seed}".encode())
-    for name, tensor in defence.vocoder.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def resynthesise_dataset(
