@@ -178,8 +178,9 @@ def test_a_deterministic_vocoder_remembers_its_resyntheses_bit_exactly(make_tiny
     first = defence.forward(x)[0]
     first.add_(1.0)  # the caller owns what it gets: the remembered tensor is not touched
     from_numpy = defence(object_array(x.numpy()))[0][0]
-    # a new instance with the same weights, as each row of a benchmark builds, finds it too
-    again = vocoder_defence(make_tiny_hifigan(seed=5), mode=mode)
+    # a new instance with the same weights, as each row of a benchmark builds, finds it too, whatever its seed (each
+    # cell seeds its defences anew)
+    again = vocoder_defence(make_tiny_hifigan(seed=5), mode=mode, seed=123)
     again_calls = vocoder_runs(again)
     assert torch.equal(again.forward(x)[0], expected) and np.array_equal(from_numpy, expected.numpy())
     assert len(calls) == 2 and again_calls == []  # resynthesise, then the first forward; the rest remembered

@@ -84,18 +84,22 @@ def resolve_vocoder(vocoder: Union[None, str, Path, Vocoder]) -> Vocoder:
     raise ValueError(f"vocoder must be None, a path or a Vocoder. Found: {type(vocoder).__name__}")
 
 
+def _vocoder_digest(vocoder: Vocoder, *settings: Any) -> str:
+    """A short hex digest of the vocoder's name, weights and buffers (statistics), and of `settings`."""
+    digest = hashlib.sha256("|".join(str(item) for item in (vocoder.name,) + settings).encode())
+    for name, tensor in vocoder.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def vocoder_fingerprint(defence: "WaveGANVocoderPyTorch") -> str:
     """
     :param defence: The vocoder defence.
     :return: A short hex digest of everything that determines its output: vocoder name, weights, buffers (statistics),
              input sample rate and seed.
     """
-    digest = hashlib.sha256()
-    digest.update(f"{defence.vocoder.name}|{defence.sample_rate}|{defence.seed}".encode())
-    for name, tensor in defence.vocoder.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+    return _vocoder_digest(defence.vocoder, defence.sample_rate, defence.seed)
 
 
 class WaveGANVocoderPyTorch(FollowsEstimatorDevice, PreprocessorPyTorch):
@@ -214,8 +218,8 @@ class WaveGANVocoderPyTorch(FollowsEstimatorDevice, PreprocessorPyTorch):
         with torch.no_grad():
             if self._vocoder.is_random:  # each call draws fresh noise: nothing to remember
                 return self.resynthesise(x)
-            if self._fingerprint is None:
-                self._fingerprint = vocoder_fingerprint(self)
+            if self._fingerprint is None:  # without the seed: a deterministic vocoder draws nothing from it
+                self._fingerprint = _vocoder_digest(self._vocoder, self.sample_rate)
             samples = x.detach().cpu().contiguous().numpy().tobytes()
             autocast = torch.is_autocast_enabled(x.device.type) and torch.get_autocast_dtype(x.device.type)
             key = (self._fingerprint, str(x.device), str(x.dtype), tuple(x.shape), autocast)
@@ -321,7 +325,8 @@ class WaveGANVocoderPyTorch(FollowsEstimatorDevice, PreprocessorPyTorch):
         Set parameters (see :attr:`params`); a new `seed` restarts the noise sequence.
         """
         super().set_params(**kwargs)
-        self._fingerprint = None
+        if "sample_rate" in kwargs:
+            self._fingerprint = None
         if "seed" in kwargs:
             self._generator = self._new_generator()
 
