@@ -28,9 +28,17 @@ def beyond(tmp_path_factory):
         "genetic": {"eps": [0.01], "max_queries": 6, "population": 3, "elite": 1, "targeted": False},
         "ota_pgd": {"eps": 0.01, "max_iter": 2, "train_rooms": 2, "test_rooms": 2},
         "room_pgd": {"eps": 0.01, "max_iter": 2, "train_rooms": 2, "test_rooms": 2},
+        "room_clean": {"train_rooms": 2, "test_rooms": 2},
     }
     raw["systems"] = [
-        {"label": "(1) Tiny", "estimator": TINY, "attacks": {"kenansville": True}, "ota_pgd": True, "room_pgd": True},
+        {
+            "label": "(1) Tiny",
+            "estimator": TINY,
+            "attacks": {"kenansville": True},
+            "ota_pgd": True,
+            "room_pgd": True,
+            "room_clean": True,
+        },
         {
             "label": "(2) Tiny + vote",
             "estimator": TINY,
@@ -69,16 +77,22 @@ def test_black_box_cells_record_their_queries(beyond):
 
 def test_over_the_air_cells_are_heard_in_every_test_room_with_the_rooms_cached(beyond):
     out, rows = beyond
-    for attack in ("ota_pgd", "room_pgd"):
+    for attack in ("ota_pgd", "room_pgd", "room_clean"):
         for row in _cells(rows, "(1) Tiny", attack):
             assert len(row["hypothesis"].split(" | ")) == 2  # one transcript per test room
             assert int(row["gt_words"]) == 2 * len(row["reference"].split())  # errors summed over the rooms
+    # the clean speech in the rooms: unperturbed, untargeted, one cell at max-norm 0
+    clean_in_rooms = _cells(rows, "(1) Tiny", "room_clean")
+    assert len(clean_in_rooms) == 2 and all(
+        float(row["linf"]) == 0 and row["targeted"] == "false" for row in clean_in_rooms
+    )
     cached = sorted(path.name for path in (out / "rooms").iterdir())
-    assert len(cached) == 2  # both attacks share one room set: responses and parameters
+    assert len(cached) == 2  # the three attacks share one room set: responses and parameters
     parameters = json.loads((out / "rooms" / [n for n in cached if n.endswith(".json")][0]).read_text())
     assert len(parameters["train"]) == 2 and len(parameters["test"]) == 2 and parameters["seed"] == 0
     table = (out / "table1.md").read_text()
     assert "Over-the-air PGD GT" in table and "PGD in rooms TGT" in table
+    assert "Clean in rooms GT" in table and "Clean in rooms TGT" not in table
 
 
 def test_a_voting_system_reports_its_stability(beyond):

@@ -104,6 +104,40 @@ _ROOM_ATTACK = dict(
     transcribe=_transcribe_in_rooms,
     cached=True,
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class CleanInRoomsSettings(RoomSettings):
+    """The clean speech played in the test rooms, unattacked: what the rooms alone do to a system, the baseline an
+    over-the-air attack's ground-truth WER is read against."""
+
+    eps: float = setting(0.0, minimum=0.0, maximum=0.0, doc="no perturbation: always 0")
+
+
+def _build_clean_in_rooms(cell: "Cell", estimator, batch_size: int, max_length: int, seed: int, cache_dir=None):
+    from art_asr_ext.attacks.evasion import OverTheAirAttack
+
+    rooms = _rooms(cell, cache_dir)
+    return OverTheAirAttack(estimator, None, rooms.train_responses, rooms.test_responses, room_eot=False, seed=seed)
+
+
+def _clean_in_rooms_passes(params: Mapping[str, Any], eot_samples: int) -> Dict[str, int]:
+    return {"forward_backward": 0, "forward": int(params["test_rooms"])}
+
+
+register_attack(
+    AttackSpec(
+        **{
+            **_ROOM_ATTACK,
+            "build": _build_clean_in_rooms,
+            "passes": _clean_in_rooms_passes,
+            "columns": (("GT", False),),
+        },
+        key="room_clean",
+        title="Clean in rooms",
+        settings=CleanInRoomsSettings,
+    )
+)
 register_attack(
     AttackSpec(
         **{**_ROOM_ATTACK, "build": _build_over_the_air(True)},
