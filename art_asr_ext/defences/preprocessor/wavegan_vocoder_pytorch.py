@@ -84,12 +84,17 @@ def resolve_vocoder(vocoder: Union[None, str, Path, Vocoder]) -> Vocoder:
     raise ValueError(f"vocoder must be None, a path or a Vocoder. Found: {type(vocoder).__name__}")
 
 
+def _raw_bytes(tensor: torch.Tensor) -> bytes:
+    """The tensor's values as bytes, whatever its dtype (numpy has no bfloat16)."""
+    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
 def _vocoder_digest(vocoder: Vocoder, *settings: Any) -> str:
     """A short hex digest of the vocoder's name, weights and buffers (statistics), and of `settings`."""
     digest = hashlib.sha256("|".join(str(item) for item in (vocoder.name,) + settings).encode())
     for name, tensor in vocoder.state_dict().items():
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(_raw_bytes(tensor))
     return digest.hexdigest()[:16]
 
 
@@ -220,7 +225,7 @@ class WaveGANVocoderPyTorch(FollowsEstimatorDevice, PreprocessorPyTorch):
                 return self.resynthesise(x)
             if self._fingerprint is None:  # without the seed: a deterministic vocoder draws nothing from it
                 self._fingerprint = _vocoder_digest(self._vocoder, self.sample_rate)
-            samples = x.detach().cpu().contiguous().numpy().tobytes()
+            samples = _raw_bytes(x)
             autocast = torch.is_autocast_enabled(x.device.type) and torch.get_autocast_dtype(x.device.type)
             key = (self._fingerprint, str(x.device), str(x.dtype), tuple(x.shape), autocast)
             key += (hashlib.sha256(samples).hexdigest(),)
