@@ -72,7 +72,7 @@ def time_vocoder_row(remembered: int, utterances: int) -> float:
     files = sorted(glob.glob(str(package / "data" / "LibriSpeech" / "test-synth" / "**" / "*.flac"), recursive=True))
     x = np.empty(utterances, dtype=object)
     x[:] = [soundfile.read(path, dtype="float32")[0] for path in files[:utterances]]
-    wavegan_vocoder_pytorch.REMEMBERED_RESYNTHESES = remembered
+    wavegan_vocoder_pytorch.REMEMBERED_RESYNTHESES = remembered  # this script's own process: no need to restore it
     wavegan_vocoder_pytorch._resyntheses.clear()
     recognizer = PyTorchDeepSpeech2(
         checkpoint=package / "models" / "deepspeech2_baseline" / "model.ckpt",
@@ -121,6 +121,7 @@ def main() -> None:
     if not args.skip_row:
         from art_asr_ext.defences.preprocessor.wavegan_vocoder_pytorch import REMEMBERED_RESYNTHESES
 
+        time_vocoder_row(0, 1)  # warm-up: the recognizer's and the vocoder's first calls
         off, on = time_vocoder_row(0, 5), time_vocoder_row(REMEMBERED_RESYNTHESES, 5)
         print(
             f"a vocoder row's clean column + BPDA FGSM cell, 5 embedded utterances: {off:.1f} s without remembered "

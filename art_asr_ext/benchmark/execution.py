@@ -145,7 +145,7 @@ def perceptual_columns(cell: Cell, utterance: Utterance, adversarial: np.ndarray
     :return: Wide-band PESQ and STOI of `adversarial` against the clean waveform (None on clean cells), and a note
              naming each metric that could not score the utterance, and why.
     """
-    if cell.attack == CLEAN:
+    if cell.attack == CLEAN or not ATTACKS[cell.attack].perturbs:
         return {"pesq": None, "stoi": None, "perceptual_note": ""}
     scores = perceptual_scores(utterance.waveform, adversarial, utterance.sample_rate)
     reasons = (("pesq", scores.pesq_reason), ("stoi", scores.stoi_reason))

@@ -22,6 +22,7 @@ import numpy as np
 from art_asr_ext.data import Utterance
 from art_asr_ext.utils.io import atomic_write
 from art_asr_ext.benchmark.grid import Cell
+from art_asr_ext.benchmark.registry import ATTACKS
 from art_asr_ext.benchmark.config.schema import ReportConfig
 from art_asr_ext.benchmark.store import REPORT_MEDIA as MEDIA_DIR
 
@@ -194,7 +195,7 @@ def encode_cell_media(
         if received is None:
             received = defended_input(estimator, attacked)
         rate = utterance.sample_rate
-        is_clean = cell.attack == "clean"
+        is_clean = cell.attack == "clean" or not ATTACKS[cell.attack].perturbs  # nothing added to the speech
         entries.append(
             {
                 "utterance_id": utterance.utterance_id,

@@ -93,6 +93,10 @@ def test_over_the_air_cells_are_heard_in_every_test_room_with_the_rooms_cached(b
     table = (out / "table1.md").read_text()
     assert "Over-the-air PGD GT" in table and "PGD in rooms TGT" in table
     assert "Clean in rooms GT" in table and "Clean in rooms TGT" not in table
+    # nothing was added to the speech: no perceptual score, no SNR column, no line in perceptual.csv
+    assert all(row["pesq"] == "" and row["stoi"] == "" for row in clean_in_rooms)
+    assert "Clean in rooms" not in table.split("Median SNR")[1].split("\n\n")[1]
+    assert "room_clean" not in (out / "perceptual.csv").read_text()
 
 
 def test_a_voting_system_reports_its_stability(beyond):

@@ -385,3 +385,14 @@ def test_bad_black_box_and_room_settings_name_their_key(change, message):
     change(raw)
     with pytest.raises(ConfigError, match=message):
         parse(raw)
+
+
+def test_the_clean_speech_in_rooms_must_be_heard_in_the_over_the_air_attacks_rooms():
+    raw = copy.deepcopy(BASE)
+    raw["attacks"]["room_clean"] = {"train_rooms": 2, "test_rooms": 2}
+    raw["attacks"]["ota_pgd"] = {"eps": 0.01, "train_rooms": 3, "test_rooms": 2}
+    raw["systems"][0].update({"room_clean": True, "ota_pgd": True})
+    with pytest.raises(ConfigError, match=r"^systems\[0\].room_clean: is heard in other rooms than ota_pgd"):
+        parse(raw)
+    raw["attacks"]["ota_pgd"]["train_rooms"] = 2
+    assert parse(raw).systems[0].attacks["room_clean"].settings["train_rooms"] == 2

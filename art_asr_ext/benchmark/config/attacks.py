@@ -144,7 +144,30 @@ def system_attacks(spec: Mapping[str, Any], path: str, attacks: AttackConfig) ->
             if key in overrides:
                 settings = _override(attack, overrides[key], override_path, settings)
             shares[key] = SystemAttack(budgets=budgets, settings=settings)
+    _check_rooms_agree(shares, path)
     return shares
+
+
+#: The settings that pick a run's rooms (their test rooms are the draws after the training rooms).
+_ROOM_SETTINGS = ("train_rooms", "test_rooms", "room_seed")
+
+
+def _check_rooms_agree(shares: Mapping[str, SystemAttack], path: str) -> None:
+    """The clean speech in rooms is the baseline of a system's over-the-air attacks only when heard in their rooms."""
+    rooms = {
+        key: {name: share.settings[name] for name in _ROOM_SETTINGS}
+        for key, share in shares.items()
+        if all(name in share.settings for name in _ROOM_SETTINGS)
+    }
+    for key in [key for key in rooms if not ATTACKS[key].perturbs]:
+        for other, theirs in rooms.items():
+            if theirs != rooms[key]:
+                fail(
+                    join(path, key),
+                    f"is heard in other rooms than {other} ({theirs}): give both the same train_rooms, test_rooms and "
+                    f"room_seed (the test rooms are the draws after the training rooms)",
+                    rooms[key],
+                )
 
 
 def own_attack_keys() -> Tuple[str, ...]:

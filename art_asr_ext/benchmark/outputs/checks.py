@@ -199,7 +199,9 @@ def check_adaptive_beats_bpda(config: BenchmarkConfig, wers, strengths=None) -> 
             if weak_strength == strong_strength or any(s < w for s, w in zip(strong_strength, weak_strength)):
                 continue
             for (row, attack, eps), (value, _) in sorted(wers.items()):
-                if row != weak.label or attack == "clean" or (strong.label, attack, eps) not in wers:
+                if row != weak.label or attack == "clean" or not ATTACKS[attack].perturbs:
+                    continue
+                if (strong.label, attack, eps) not in wers:
                     continue
                 stronger = wers[(strong.label, attack, eps)][0]
                 if value is None or stronger is None:

@@ -117,6 +117,8 @@ def _cell_title(cell: Cell) -> str:
     if cell.attack == CLEAN:
         return "Clean"
     spec = ATTACKS[cell.attack]
+    if not spec.perturbs:
+        return spec.title
     return f"{spec.title} (eps {format_eps(cell.eps)})" if spec.budget is None else spec.column(cell.eps)
 
 

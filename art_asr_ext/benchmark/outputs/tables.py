@@ -245,7 +245,7 @@ def perceptual_csv(rows: Iterable[Mapping[str, Any]], row_order: Sequence[str]) 
     """
     cells: Dict[Tuple[str, str, float], List[Mapping[str, Any]]] = {}
     for row in sort_rows(rows, row_order):
-        if row["attack"] != "clean":
+        if row["attack"] != "clean" and ATTACKS[row["attack"]].perturbs:
             cells.setdefault(group_of(row), []).append(row)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -304,11 +304,12 @@ def median_snr_markdown(layout: TableLayout, rows: Iterable[Mapping[str, Any]]) 
     :return: A Markdown table beside Table I: the median SNR (dB) of each attacked cell, an em dash where none ran.
     """
     groups = group_rows(rows)
-    per_row = [attack for attack in layout.attacks if ATTACKS[attack].budget is None]
-    columns = [header for header, _, _ in layout.attack_columns()] + [ATTACKS[attack].title for attack in per_row]
+    perturbed = [(header, attack, eps) for header, attack, eps in layout.attack_columns() if ATTACKS[attack].perturbs]
+    per_row = [attack for attack in layout.attacks if ATTACKS[attack].budget is None and ATTACKS[attack].perturbs]
+    columns = [header for header, _, _ in perturbed] + [ATTACKS[attack].title for attack in per_row]
     lines = ["| System | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
     for row_label, _ in layout.rows:
-        cells = [groups.get((row_label, attack, eps), []) for _, attack, eps in layout.attack_columns()]
+        cells = [groups.get((row_label, attack, eps), []) for _, attack, eps in perturbed]
         for attack in per_row:
             cells.append(
                 [r for (label, kind, _), group in groups.items() if (label, kind) == (row_label, attack) for r in group]

@@ -86,6 +86,9 @@ class AttackSpec:
     transcribe: Optional[Callable[[Any, Any, int], Any]] = None
     #: Whether its build takes `cache_dir`: a folder of the run where what it generates once is kept (rooms).
     cached: bool = False
+    #: Whether its examples differ from the clean speech. False for the clean speech heard elsewhere (in rooms): no
+    #: perturbation to score (SNR, PGD, STOI, spectrogram) and no attacker whose strength the checks compare.
+    perturbs: bool = True
 
     def column(self, budget: float) -> str:
         """

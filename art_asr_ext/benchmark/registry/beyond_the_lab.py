@@ -136,6 +136,7 @@ register_attack(
         key="room_clean",
         title="Clean in rooms",
         settings=CleanInRoomsSettings,
+        perturbs=False,
     )
 )
 register_attack(

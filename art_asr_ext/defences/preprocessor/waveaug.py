@@ -12,7 +12,6 @@ longest utterance of each batch is unaffected. Use `batch_size=1` for exact per-
 | Paper link: https://arxiv.org/abs/2103.17122
 """
 
-import hashlib
 import re
 from pathlib import Path
 from typing import List, Optional, Sequence, Union

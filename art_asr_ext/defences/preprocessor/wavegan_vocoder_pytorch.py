@@ -13,10 +13,11 @@ length. Two attackers are modelled:
   returns `x`, so every path ART takes gives the identity gradient.
 - ``mode="white-box"``: true autograd through resampling, the mel front end and the generator.
 
-A deterministic vocoder's re-syntheses without a graph are remembered for the most recent inputs, shared by every
-instance with the same weights: a benchmark re-synthesises the same clean utterances in each row and cell that has
-the vocoder (the clean column, and the first gradient step of every attack), and a HiFi-GAN costs about 0.4 s per
-second of audio on two CPU cores. The output is the same tensor the vocoder gave, to the last bit.
+A deterministic vocoder's re-syntheses of the most recent inputs given without a gradient (what `predict` passes)
+are remembered, shared by every instance with the same vocoder: a benchmark re-synthesises the same clean utterances
+in each row and cell that has the vocoder (the clean column, and the first gradient step of every attack), and a
+HiFi-GAN costs about 0.4 s per second of audio on two CPU cores. The output is the same tensor the vocoder gave, to
+the last bit. An attack's later steps are looked up but not kept, so they never push the clean utterances out.
 
 | Paper link: https://arxiv.org/abs/2103.17122
 """
@@ -38,8 +39,8 @@ from art_asr_ext.models.vocoder import Vocoder
 
 MODES = ("black-box", "white-box")
 
-#: How many re-syntheses without a graph are remembered (least recently used first out): more than the utterances of
-#: a benchmark's largest batch, so that each cell of a vocoder row finds its clean utterances.
+#: How many re-syntheses are remembered (least recently used first out): more than the clean utterances and the
+#: examples of one cell of a benchmark's largest batch, so that each cell of a vocoder row finds its clean utterances.
 REMEMBERED_RESYNTHESES = 64
 _resyntheses: "OrderedDict[Tuple[Any, ...], torch.Tensor]" = OrderedDict()
 
@@ -90,8 +91,12 @@ def _raw_bytes(tensor: torch.Tensor) -> bytes:
 
 
 def _vocoder_digest(vocoder: Vocoder, *settings: Any) -> str:
-    """A short hex digest of the vocoder's name, weights and buffers (statistics), and of `settings`."""
-    digest = hashlib.sha256("|".join(str(item) for item in (vocoder.name,) + settings).encode())
+    """
+    A short hex digest of the vocoder's name, analysis settings, rates, gain, weights and buffers (statistics), and of
+    `settings`.
+    """
+    described = (vocoder.name, vocoder.front_end.config, vocoder.hop_length, vocoder.sample_rate, vocoder.output_gain)
+    digest = hashlib.sha256("|".join(str(item) for item in described + settings).encode())
     for name, tensor in vocoder.state_dict().items():
         digest.update(name.encode())
         digest.update(_raw_bytes(tensor))
@@ -164,6 +169,7 @@ class WaveGANVocoderPyTorch(FollowsEstimatorDevice, PreprocessorPyTorch):
     def _moved_to(self, device: torch.device) -> None:
         self._vocoder.to(device)
         self._generator = self._new_generator()
+        self._fingerprint = None
 
     @property
     def vocoder(self) -> Vocoder:
@@ -225,16 +231,18 @@ class WaveGANVocoderPyTorch(FollowsEstimatorDevice, PreprocessorPyTorch):
                 return self.resynthesise(x)
             if self._fingerprint is None:  # without the seed: a deterministic vocoder draws nothing from it
                 self._fingerprint = _vocoder_digest(self._vocoder, self.sample_rate)
-            samples = _raw_bytes(x)
+            weights = next(self._vocoder.parameters(), None)
+            placed = () if weights is None else (str(weights.device), str(weights.dtype))
             autocast = torch.is_autocast_enabled(x.device.type) and torch.get_autocast_dtype(x.device.type)
-            key = (self._fingerprint, str(x.device), str(x.dtype), tuple(x.shape), autocast)
-            key += (hashlib.sha256(samples).hexdigest(),)
+            key = (self._fingerprint,) + placed + (str(x.device), str(x.dtype), tuple(x.shape), autocast)
+            key += (hashlib.sha256(_raw_bytes(x)).hexdigest(),)
             output = _resyntheses.get(key)
             if output is None:
                 output = self.resynthesise(x)
-                _resyntheses[key] = output
-                while len(_resyntheses) > REMEMBERED_RESYNTHESES:
-                    _resyntheses.popitem(last=False)
+                if not x.requires_grad:  # an input given without a gradient (predict), not an attack's step
+                    _resyntheses[key] = output
+                    while len(_resyntheses) > REMEMBERED_RESYNTHESES:
+                        _resyntheses.popitem(last=False)
             else:
                 _resyntheses.move_to_end(key)
             return output.clone()
