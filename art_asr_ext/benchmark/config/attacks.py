@@ -7,6 +7,7 @@ class declares, and a system may override them.
 | Paper link: https://arxiv.org/abs/2103.17122
 """
 
+import dataclasses
 from typing import Any, Dict, Mapping, Sequence, Tuple
 
 from art_asr_ext.benchmark.config.fields import (
@@ -20,6 +21,7 @@ from art_asr_ext.benchmark.config.fields import (
     section_keys,
 )
 from art_asr_ext.benchmark.config.schema import AttackConfig, AttackSection, SystemAttack
+from art_asr_ext.benchmark.registry.beyond_the_lab import RoomSettings
 from art_asr_ext.benchmark.registry import ATTACKS, AttackSpec
 
 
@@ -149,7 +151,7 @@ def system_attacks(spec: Mapping[str, Any], path: str, attacks: AttackConfig) ->
 
 
 #: The settings that pick a run's rooms (their test rooms are the draws after the training rooms).
-_ROOM_SETTINGS = ("train_rooms", "test_rooms", "room_seed")
+_ROOM_SETTINGS = tuple(field.name for field in dataclasses.fields(RoomSettings))
 
 
 def _check_rooms_agree(shares: Mapping[str, SystemAttack], path: str) -> None:
