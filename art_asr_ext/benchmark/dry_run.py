@@ -120,6 +120,15 @@ def calibrate(
         torch.set_num_threads(previous)
 
 
+def decode_passes(config: BenchmarkConfig, label: str) -> int:
+    """
+    :param config: The benchmark.
+    :param label: A system's label.
+    :return: Model forward passes of one of its decodings (a vote's draws; 1 without a vote).
+    """
+    return int(np.prod([DEFENCES[d.type].decode_passes(d.settings) for d in config.system(label).defences]))
+
+
 def cell_seconds(
     cell: Cell, passes: Mapping[str, int], timing: SystemTiming, utterances: Sequence[Utterance], batch_size: int
 ) -> float:
@@ -264,18 +273,18 @@ def dry_run_report(
             record = {}
         status = {"ok": "done", "failed": "failed"}.get(record.get("status"), "pending")
         passes = cell_passes(cell, config.system(cell.source).eot_samples)
+        # Model passes, a vote's draws each decoded; the estimate times a whole decoding, so it takes `passes`.
+        forward = passes["forward"] * decode_passes(config, cell.system)
         if status != "done":
             total_backward += passes["forward_backward"]
-            total_forward += passes["forward"]
+            total_forward += forward
         estimated = ""
         if estimate and status != "done":
             costs[cell.key] = cell_seconds(
                 cell, passes, timings[cell.system], data[0], config.system(cell.source).batch_size
             )
             estimated = f" {costs[cell.key]:10.1f}"
-        lines.append(
-            f"{cell.key:70s} {status:8s} {passes['forward_backward']:8d} {passes['forward']:4d}{estimated}{why}"
-        )
+        lines.append(f"{cell.key:70s} {status:8s} {passes['forward_backward']:8d} {forward:4d}{estimated}{why}")
     lines.append("")
     lines.append(
         f"Still to run, per utterance: {total_backward} forward+backward and {total_forward} forward passes"

@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from art_asr_ext.benchmark import dry_run_report
 from art_asr_ext.benchmark.config import load_config
 from art_asr_ext.benchmark.runner import RunOptions, run_benchmark
 from tests.benchmarks.helpers import mini_config_dict, write_config
@@ -18,9 +19,7 @@ from tests.benchmarks.helpers import mini_config_dict, write_config
 TINY = {"type": "deepspeech2", "random_init": {"hidden_size": 8, "seed": 1}}
 
 
-@pytest.fixture(scope="module")
-def beyond(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("beyond")
+def _beyond_config(folder):
     raw = mini_config_dict()
     raw["attacks"] = {
         "pgd": {"eps": [0.01], "max_iter": 2},
@@ -47,12 +46,27 @@ def beyond(tmp_path_factory):
         {"label": "(19) PocketSphinx", "estimator": {"type": "pocketsphinx"}, "attacks": {"genetic": True}},
     ]
     raw["transfer"] = []
-    path = write_config(folder, raw)
+    return write_config(folder, raw)
+
+
+@pytest.fixture(scope="module")
+def beyond(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("beyond")
+    path = _beyond_config(folder)
     out = folder / "out"
     run_benchmark(load_config(path), out, RunOptions(progress=False, threads=1))
     assert (out / "failures.csv").read_text() == "key,error\n"
     rows = list(csv.DictReader(io.StringIO((out / "utterances.csv").read_text())))
     return out, rows
+
+
+def test_the_dry_run_counts_each_of_a_votes_draws_as_a_forward_pass(tmp_path):
+    report = dry_run_report(load_config(_beyond_config(tmp_path)))
+    cells = [line for line in report.splitlines() if line.count(" | ") >= 2]
+    passes = {" | ".join(line.split(" | ")[:2]): line.split()[-2:] for line in cells}
+    assert passes["(1) Tiny | clean"] == ["0", "1"]
+    assert passes["(2) Tiny + vote | clean"] == ["0", "3"]  # three noisy draws decoded, then voted
+    assert passes["(2) Tiny + vote | pgd"] == ["2", "3"]  # the attack's 2 steps see no vote; its transcription does
 
 
 def _cells(rows, system, attack):

@@ -46,6 +46,9 @@ class DefenceSpec:
     #: How an attacker differentiates it (Athalye et al.): `(settings) -> words`, e.g. BPDA or its true gradient;
     #: printed by --dry-run.
     gradient: Callable[[Mapping[str, Any]], str] = lambda settings: "true gradient"
+    #: Model forward passes of one decoding, `(settings) -> n`: a vote decodes each of its noisy draws. The dry run
+    #: multiplies a system's forward passes by it.
+    decode_passes: Callable[[Mapping[str, Any]], int] = lambda settings: 1
     #: For a defence that changes how the recognizer decodes, not its input (a vote over noisy draws):
     #: `(estimator, settings, seed) -> estimator`, applied to the recognizer built with the rest of the chain, its own
     #: random preprocessor put first in that chain. It must then be the chain's first defence.
@@ -135,6 +138,7 @@ register_defence(
         wrap=_wrap_vote,
         check=_check_vote,
         gradient=lambda s: f"true gradient, EOT over {s['eot_samples']} draw(s); the attack sees no vote",
+        decode_passes=lambda s: s["draws"],
     )
 )
 
