@@ -24,7 +24,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -67,7 +67,7 @@ def transformer_asr_config(
     fs: int = 16000,
     normalize: Optional[str] = "utterance_mvn",
     stats_file: Optional[PathLike] = None,
-    specaug: bool = False,
+    specaug: Optional[Mapping[str, Any]] = None,
     token_type: str = "char",
     bpemodel: Optional[PathLike] = None,
     input_layer: str = "conv2d",
@@ -83,7 +83,9 @@ def transformer_asr_config(
     :param lsm_weight: Label smoothing of the attention cross-entropy (0 turns it off).
     :param ctc_weight: Weight of CTC in the training loss `ctc_weight * CTC + (1 - ctc_weight) * attention`.
     :param normalize: `utterance_mvn`, `global_mvn` (needs `stats_file`) or None.
-    :param specaug: Add SpecAugment (time warp off, two frequency and two time masks) for training.
+    :param specaug: ESPnet's SpecAugment settings (`specaug_conf`, e.g. `{"num_freq_mask": 2,
+                    "freq_mask_width_range": [0, 27], ...}`), which the model applies in training mode only; None:
+                    no SpecAugment.
     :param input_layer: ESPnet's encoder input layer: `conv2d` (4x subsampling, 40 ms frames at a 10 ms hop) or
                         `conv2d2` (2x, 20 ms frames: enough frames per character for character CTC on fast speech).
     :param init: ESPnet's weight initialisation (`xavier_uniform`, ...), applied by `ASRTask.build_model`; None
@@ -99,18 +101,8 @@ def transformer_asr_config(
         "input_size": None,
         "frontend": "default",
         "frontend_conf": {"fs": fs, "n_fft": n_fft, "hop_length": hop_length, "n_mels": n_mels},
-        "specaug": "specaug" if specaug else None,
-        "specaug_conf": (
-            {
-                "apply_time_warp": False,
-                "freq_mask_width_range": [0, 5],
-                "num_freq_mask": 2,
-                "time_mask_width_range": [0, 10],
-                "num_time_mask": 2,
-            }
-            if specaug
-            else {}
-        ),
+        "specaug": None if specaug is None else "specaug",
+        "specaug_conf": {} if specaug is None else dict(specaug),
         "normalize": normalize,
         "normalize_conf": {"stats_file": str(stats_file)} if normalize == "global_mvn" else {},
         "encoder": "transformer",

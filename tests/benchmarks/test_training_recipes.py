@@ -226,3 +226,22 @@ def test_unknown_variants_and_missing_statistics_are_refused():
         Recipe("transformer", "baseline", size="huge")
     with pytest.raises(ValueError, match="stats_file"):
         Recipe("transformer", "baseline", size="tiny")
+
+
+def test_the_embedded_transformer_trains_with_specaugment_and_is_attacked_without(stats_file, single_torch_thread):
+    from espnet2.asr.specaug.specaug import SpecAug
+
+    recipe = Recipe("transformer", "baseline", size="embedded", stats_file=stats_file)
+    assert recipe.espnet_config["specaug_conf"]["freq_mask_width_range"] == [0, 27]
+    model = recipe.model
+    assert isinstance(model.specaug, SpecAug)
+    masked = []
+    model.specaug.register_forward_hook(lambda module, inputs, output: masked.append(output[0]))
+    torch.manual_seed(0)
+    speech, lengths = torch.randn(2, 16000) * 0.1, torch.tensor([16000, 12000])
+    model.train()
+    model.encode(speech, lengths)
+    assert len(masked) == 1 and (masked[0] == 0).any()  # training masks whole bins and frames with zeros
+    model.eval()
+    first, second = model.encode(speech, lengths)[0], model.encode(speech, lengths)[0]
+    assert len(masked) == 1 and torch.equal(first, second)  # evaluation (every attack and decoding) draws no masks
