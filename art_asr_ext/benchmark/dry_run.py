@@ -6,6 +6,7 @@ The dry run: the grid of cells, what is already done in an output directory, and
 
 import dataclasses
 import heapq
+import math
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -126,7 +127,7 @@ def decode_passes(config: BenchmarkConfig, label: str) -> int:
     :param label: A system's label.
     :return: Model forward passes of one of its decodings (a vote's draws; 1 without a vote).
     """
-    return int(np.prod([DEFENCES[d.type].decode_passes(d.settings) for d in config.system(label).defences]))
+    return math.prod(DEFENCES[d.type].decode_passes(d.settings) for d in config.system(label).defences)
 
 
 def cell_seconds(
