@@ -16,7 +16,8 @@ set -euo pipefail
 corpus=${1:?usage: gpu_train_embedded.sh PACKED_CORPUS OUT_DIR}
 out=${2:?usage: gpu_train_embedded.sh PACKED_CORPUS OUT_DIR}
 export PYTHONUNBUFFERED=1
-# Each piece is published into $OUT/models (and a stage is picked up only from there).
+# Each piece leaves its best weights in $OUT/models (and a stage is picked up only from there).
 python -m art_asr_ext.benchmark.training.embedded --corpus "$corpus" --work "$out/train" --device gpu \
-    --audio-extension .opus --dev-audio-extension .opus --models-dir "$out/models" --hours 0.15 --piece-minutes 9 \
+    --audio-extension .opus --dev-audio-extension .opus --models-dir "$out/models" \
+    --checkpoints-dir "$out/models" --hours 0.15 --piece-minutes 9 \
     2>&1 | tee "$out/train.log"

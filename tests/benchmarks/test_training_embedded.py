@@ -1,9 +1,12 @@
 """
 The six-model training plan in its `tiny` profile on the CPU: an Opus-packed corpus, every stage trained in turn in
-subprocesses, variants from their baselines, each piece published in the models' native layouts, and a fresh clone
-that holds nothing but the repository continuing where the last commit left off.
+subprocesses, variants from their baselines, each piece's best weights checkpointed in the models' native layouts,
+published on request, and a fresh clone that holds nothing but the repository continuing where the last commit left
+off.
 """
 
+import functools
+import itertools
 import subprocess
 from pathlib import Path
 
@@ -28,7 +31,7 @@ def packed_corpus(root: Path) -> Path:
     return root
 
 
-def tiny_plan(corpus: Path, work: Path, models: Path, *extra: str) -> list:
+def tiny_plan(corpus: Path, work: Path, models: Path, *extra: str, checkpoints: Path = None) -> list:
     return [
         "--corpus",
         str(corpus),
@@ -36,6 +39,8 @@ def tiny_plan(corpus: Path, work: Path, models: Path, *extra: str) -> list:
         str(work),
         "--models-dir",
         str(models),
+        "--checkpoints-dir",
+        str(checkpoints or models.with_name("checkpoints")),
         "--dev-audio-extension",
         ".opus",
         "--profile",
@@ -67,9 +72,9 @@ def test_packed_audio_keeps_length_and_transcripts(tmp_path):
         assert np.corrcoef(a.waveform, b.waveform)[0, 1] > 0.8
 
 
-def test_all_six_models_train_in_pieces_and_publish(tmp_path):
+def test_all_six_models_train_in_pieces_checkpoint_and_publish(tmp_path):
     corpus = packed_corpus(tmp_path / "packed")
-    work, models = tmp_path / "work", tmp_path / "models"
+    work, models, checkpoints = tmp_path / "work", tmp_path / "models", tmp_path / "checkpoints"
     assert embedded.main(tiny_plan(corpus, work, models, "--hours", "0.5")) == 0
     for stage in embedded.STAGES:
         run = embedded.read_run(work / stage.name)
@@ -80,9 +85,12 @@ def test_all_six_models_train_in_pieces_and_publish(tmp_path):
             assert run["initialised_from"] == str(work / stage.init) and run["previous_run"]["variant"] == "baseline"
     assert embedded.read_run(work / "deepspeech2_waveaug")["train_utterances"] == 4
 
-    # Every piece was published: native layouts, no training state, parameters in float16.
-    for stage in embedded.STAGES:
-        directory = models / stage.name
+    # Every piece was checkpointed, and nothing reached the package's models until --publish.
+    assert not models.exists()
+    assert embedded.main(tiny_plan(corpus, work, models, "--publish")) == 0
+    # Both copies: native layouts, no training state, parameters in float16.
+    for stage, root in itertools.product(embedded.STAGES, (checkpoints, models)):
+        directory = root / stage.name
         assert embedded.read_run(directory) == embedded.read_run(work / stage.name)
         assert not (directory / STATE_FILE).exists()
         if stage.system == "deepspeech2":
@@ -98,53 +106,69 @@ def test_all_six_models_train_in_pieces_and_publish(tmp_path):
 
 def test_a_fresh_clone_continues_every_unfinished_stage_from_the_committed_models(tmp_path, capfd):
     corpus = packed_corpus(tmp_path / "packed")
-    # A machine trains both baselines for one piece of 3 of their 4 steps and publishes them into the repository,
-    # which is committed; then the machine, its work directory and its training states are gone.
+    # A machine trains both baselines for 2 of their 4 steps and publishes them, then for one more step, which only
+    # its checkpoints hold; the repository is committed, then the machine, its work directory and states are gone.
     repository = tmp_path / "repository"
+    models, checkpoints = repository / "models", repository / "checkpoints"
     first_machine = tmp_path / "first_machine"
-    plan = tiny_plan(corpus, first_machine, repository / "models", "--piece-steps", "3", "--pieces", "2")
-    assert embedded.main(plan) == 0
-    published = {
-        name: embedded.read_run(repository / "models" / name)
-        for name in ("deepspeech2_baseline", "transformer_baseline")
-    }
-    for run in published.values():
-        # Evaluated at the end of the piece too: the best weights are those of step 3 unless step 2 was better.
-        assert run["steps"] == 3 and not run["finished"] and run["best_step"] in (2, 3)
+    assert embedded.main(tiny_plan(corpus, first_machine, models, "--piece-steps", "2", "--pieces", "2")) == 0
+    assert embedded.main(tiny_plan(corpus, first_machine, models, "--publish")) == 0
+    assert embedded.main(tiny_plan(corpus, first_machine, models, "--piece-steps", "1", "--pieces", "2")) == 0
+    baselines = ("deepspeech2_baseline", "transformer_baseline")
+    published = {name: embedded.read_run(models / name) for name in baselines}
+    checkpointed = {name: embedded.read_run(checkpoints / name) for name in baselines}
+    for name in baselines:
+        assert published[name]["steps"] == 2 and checkpointed[name]["steps"] == 3
+        # Evaluated at the end of each piece too: the best weights are those of step 3 unless step 2 was better.
+        run = checkpointed[name]
+        assert not run["finished"] and run["best_step"] in (2, 3)
         assert run["history"][-1]["step"] == 3 and run["history"][-1]["piece_end"]
     git(repository, "init", "-q")
     git(repository, "add", ".")
-    git(repository, "commit", "-q", "-m", "published models")
+    git(repository, "commit", "-q", "-m", "published models and checkpoints")
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(repository), str(clone))
     subprocess.run(["rm", "-rf", str(first_machine)], check=True)
     capfd.readouterr()
 
-    # On the new machine the same command, with an empty work directory, picks every stage up from the clone.
+    # On the new machine the same command, with an empty work directory, picks every stage up from the clone: from
+    # the copy whose best weights are the further on, the published one on a tie.
     second_machine = tmp_path / "second_machine"
-    assert embedded.main(tiny_plan(corpus, second_machine, clone / "models", "--status")) == 0
+    clone_plan = functools.partial(
+        tiny_plan, corpus, second_machine, clone / "models", checkpoints=clone / "checkpoints"
+    )
+    assert embedded.main(clone_plan("--status")) == 0
     status = capfd.readouterr().out
-    for name, run in published.items():
-        expected = f"continues the published run from its best weights (step {run['best_step']})"
+    chosen = {}
+    for name in baselines:
+        further = checkpointed[name]["best_step"] > published[name]["best_step"]
+        chosen[name] = checkpointed[name] if further else published[name]
+        kind = "checkpointed" if further else "published"
+        expected = f"continues the {kind} run from its best weights (step {chosen[name]['best_step']})"
         assert f"{name:22s} continue  {expected}" in status
     assert "deepspeech2_rs_aug     start" in status and "waits for deepspeech2_baseline" in status
 
-    assert embedded.main(tiny_plan(corpus, second_machine, clone / "models", "--pieces", "2")) == 0
+    assert embedded.main(clone_plan("--pieces", "2")) == 0
     log = capfd.readouterr().out
-    for name, before in published.items():
-        assert f"{name}: continues the published run" in log and "--continue-from" in log
-        run = embedded.read_run(clone / "models" / name)
+    for name, before in chosen.items():
+        assert "--continue-from" in log
+        assert embedded.read_run(clone / "models" / name) == published[name]  # the package's copy waits for --publish
+        run = embedded.read_run(clone / "checkpoints" / name)
         assert run["finished"] and run["steps"] == 4
         # The step count went on from the committed weights' step, with a fresh optimizer; the record of the first
-        # machine's pieces is kept, that of the step it trained past its best weights is not.
-        assert run["pieces"][:-1] == before["pieces"]
+        # machine's pieces is kept, that of the steps it trained past those weights is not.
         best = before["best_step"]
+        assert run["pieces"][: len(before["pieces"])] == before["pieces"]
         assert run["pieces"][-1]["from_step"] == best and run["pieces"][-1]["optimizer_restarted"]
         assert [entry["step"] for entry in run["history"]] == [step for step in (2, 3) if step <= best] + [4]
         assert run["data"]["train"] == str(corpus / "train-synth")
 
-    # Both baselines have finished, so the next run of the command starts their variants from the clone's models.
-    assert embedded.main(tiny_plan(corpus, second_machine, clone / "models", "--status")) == 0
+    # Both baselines have finished, so the next run of the command starts their variants from the checkpoints.
+    assert embedded.main(clone_plan("--status")) == 0
     status = capfd.readouterr().out
-    assert "deepspeech2_baseline   done" in status and "deepspeech2_rs_aug     start" in status
-    assert "waits for" not in status
+    assert "deepspeech2_baseline   done" in status
+    assert "deepspeech2_rs_aug     start" in status and "waits for" not in status
+    # Publishing from the checkpoints (no work directory needed) makes the package's copy the finished one.
+    assert embedded.main(clone_plan("--publish", "--work", str(clone / "checkpoints"))) == 0
+    for name in baselines:
+        assert embedded.read_run(clone / "models" / name) == embedded.read_run(clone / "checkpoints" / name)

@@ -1,6 +1,6 @@
 """
-Train all six embedded models (the study's variants) in resumable pieces, and publish the best weights so far into
-the package after every piece.
+Train all six embedded models (the study's variants) in resumable pieces, keep the progress of every piece in a
+committed checkpoints directory, and publish finished or improved models into the package.
 
 Each model is a run of :mod:`art_asr_ext.benchmark.training.train` in its own directory under `--work`, trained in a
 subprocess (one model in memory at a time). Stages train in turns of `--piece-minutes`; a variant starts, from its
@@ -10,18 +10,20 @@ both starts and continues the plan::
     nice -n 19 python benchmarks/train_embedded.py --threads 2 --hours 2.5
 
 It reads the corpus in place from `../shared/data/synth` (Opus training audio, FLAC dev audio) and keeps its working
-state under `runs/train`. Where a stage has to be picked up from, in this order:
+state under `runs/train`. After every piece the stage's best weights so far and its run record are copied into
+`--checkpoints-dir` (`checkpoints/<stage>/` at the repository root, outside the package): committed, they carry an
+unfinished run to the next machine without replacing the model that the benchmark uses, whose card describes it.
+`--publish` copies the best weights into the package (`art_asr_ext/benchmark/models/<stage>/`); write its card
+(`benchmarks/model_cards.py`) and commit both. Where a stage is picked up from, in this order:
 
 1. its resumable state in `--work` (same machine: the exact optimizer state, `--resume`);
-2. otherwise its published model directory in the package (`art_asr_ext/benchmark/models/<stage>/`, the committed
-   weights and `training_run.json`), when that run's schedule is the one this profile gives: it continues from the
-   committed best weights at their step, with a fresh optimizer under a short learning-rate warm-up
-   (`train.py --continue-from`). So a fresh clone, which holds nothing but the repository, goes on where the last
-   commit left off;
+2. otherwise the further advanced (by the step of its best weights) of its checkpoint and its published model, each
+   only when that run's schedule is the one this profile gives: it continues from those best weights at their step,
+   with a fresh optimizer under a short learning-rate warm-up (`train.py --continue-from`). So a fresh clone, which
+   holds nothing but the repository, goes on where the last commit left off;
 3. otherwise from scratch (or, for a variant, from its baseline's weights).
 
-Publishing copies each stage's best weights (parameters stored as float16, which halves the repository's growth)
-and its run record into the package; commit them with their model cards (`benchmarks/model_cards.py`).
+Both copies store parameters as float16, which halves the repository's growth.
 
 On a GPU, `--device gpu` uses a schedule sized to train all six in about 9 minutes on one H200 (larger batches,
 fewer steps); `--profile tiny` is the same plan at toy sizes, for tests.
@@ -65,6 +67,8 @@ STAGES = (
 DEFAULT_CORPUS = Path("../shared/data/synth")
 #: Working state of the runs (ignored by git; lost with the machine, which the published models survive).
 DEFAULT_WORK = Path("runs/train")
+#: Committed progress of the runs: each stage's best weights after its last piece (see the module docstring).
+DEFAULT_CHECKPOINTS = Path("checkpoints")
 
 #: Per profile: the model size and each stage's train.py schedule arguments.
 PROFILES: Dict[str, Dict[str, object]] = {
@@ -194,25 +198,28 @@ class Planner:
             if local_run is not None and local_run["finished"] and has_model(local):
                 return StagePlan("done", local, f"finished in {local}")
             return StagePlan("resume", local, f"resumes its state in {local / STATE_FILE}")
-        published = self.args.models_dir / stage.name
-        published_run = read_run(published)
-        if published_run is None or not has_model(published):
-            return StagePlan("start", None, "no published model")
         expected = {"system": stage.system, "variant": stage.variant, "schedule": self.expected_schedule(stage)}
         if stage.init is None:  # a variant keeps its baseline's architecture
             expected["model_config"] = MODEL_SIZES[stage.system][str(PROFILES[self.args.profile]["size"])]
-        mismatch = differences(expected, {key: published_run.get(key) for key in expected})
-        if mismatch:
-            first = mismatch.split("; ")
-            shown = "; ".join(first[:3]) + (f"; and {len(first) - 3} more" if len(first) > 3 else "")
-            return StagePlan("start", None, f"the published run has another recipe ({shown})")
-        if published_run["finished"]:
-            return StagePlan("done", published, f"finished, published in {published}")
-        return StagePlan(
-            "continue",
-            published,
-            f"continues the published run from its best weights (step {published_run['best_step']})",
-        )
+        sources, refused = [], []
+        for kind, directory in (("published", self.args.models_dir), ("checkpointed", self.args.checkpoints_dir)):
+            run = read_run(directory / stage.name)
+            if run is None or not has_model(directory / stage.name):
+                continue
+            mismatch = differences(expected, {key: run.get(key) for key in expected})
+            if mismatch:
+                first = mismatch.split("; ")
+                shown = "; ".join(first[:3]) + (f"; and {len(first) - 3} more" if len(first) > 3 else "")
+                refused.append(f"the {kind} run has another recipe ({shown})")
+            else:
+                sources.append((run["finished"], run["best_step"], kind, directory / stage.name))
+        if not sources:
+            return StagePlan("start", None, "; ".join(refused) or "no published or checkpointed model")
+        # A finished run first, then the one whose best weights are the furthest on; the published one on a tie.
+        finished, best_step, kind, source = max(sources, key=lambda source: source[:2])
+        if finished:
+            return StagePlan("done", source, f"finished, {kind} in {source}")
+        return StagePlan("continue", source, f"continues the {kind} run from its best weights (step {best_step})")
 
 
 def train_piece(stage: Stage, planner: Planner, plan: StagePlan, minutes: float) -> int:
@@ -258,8 +265,7 @@ def train_all(args: argparse.Namespace) -> int:
         if status != 0:
             print(f"{stage.name}: train.py exited with {status}; stopping", file=sys.stderr, flush=True)
             return status
-        if args.publish_pieces:
-            publish_stage(stage, args.work, args.models_dir)
+        copy_best_weights(stage, args.work, args.checkpoints_dir)
 
 
 def half_weights(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -277,8 +283,11 @@ def half_weights(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]
     }
 
 
-def publish_stage(stage: Stage, work: Path, models_dir: Path) -> bool:
-    """Copy a stage's best weights (parameters as float16) and run record into `models_dir`; False if none yet."""
+def copy_best_weights(stage: Stage, work: Path, models_dir: Path) -> bool:
+    """
+    Copy a stage's best weights (parameters as float16) and run record from its run directory in `work` into
+    `models_dir` (the package's models, or the checkpoints); False if it has none yet.
+    """
     from art_asr_ext.models.espnet_asr import ZOO_WEIGHTS
 
     source = work / stage.name
@@ -308,14 +317,14 @@ def publish_stage(stage: Stage, work: Path, models_dir: Path) -> bool:
         shutil.rmtree(destination)
     staging.rename(destination)
     run = read_run(destination)
-    print(f"{stage.name}: published the best weights (step {run['best_step']} of {run['steps']}) -> {destination}")
+    print(f"{stage.name}: copied the best weights (step {run['best_step']} of {run['steps']}) -> {destination}")
     return True
 
 
 def publish(args: argparse.Namespace) -> int:
     """Copy each stage's best weights and run record into the package's models directory."""
     for stage in STAGES:
-        publish_stage(stage, args.work, args.models_dir)
+        copy_best_weights(stage, args.work, args.models_dir)
     return 0
 
 
@@ -355,13 +364,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="see train.py")
     parser.add_argument("--audio-extension", default=".opus", help="of the training audio (default: %(default)s)")
     parser.add_argument("--dev-audio-extension", default=".flac", help="of the dev audio (default: %(default)s)")
-    parser.add_argument("--publish", action="store_true", help="copy the best models into the package, train none")
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="copy each stage's best weights from --work into --models-dir, train none (--work checkpoints publishes "
+        "the committed checkpoints)",
+    )
     parser.add_argument("--status", action="store_true", help="say where each stage would be picked up, train none")
     parser.add_argument(
-        "--no-publish", dest="publish_pieces", action="store_false", help="do not publish after each piece"
+        "--models-dir", type=Path, default=MODELS_DIR, help="where models are published and picked up from"
     )
     parser.add_argument(
-        "--models-dir", type=Path, default=MODELS_DIR, help="where models are published and picked up from"
+        "--checkpoints-dir",
+        type=Path,
+        default=DEFAULT_CHECKPOINTS,
+        help="where every piece leaves its best weights, to commit and pick up from (default: %(default)s)",
     )
     args = parser.parse_args(argv)
     args.profile = args.profile or args.device
