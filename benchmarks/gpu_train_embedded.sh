@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train all six embedded models on one GPU (the `gpu` profile of art_asr_ext.benchmark.training.embedded: larger
+# Train all the embedded models on one GPU (the `gpu` profile of art_asr_ext.benchmark.training.embedded: larger
 # batches, fewer steps, sized for about 9 minutes of wall time on one H200), from the Opus-packed corpus carried
 # along, publishing them with their run records into $OUT/models.
 #

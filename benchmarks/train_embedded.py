@@ -1,5 +1,5 @@
 """
-Train the six embedded models in resumable pieces and publish them: a thin wrapper of
+Train the embedded models in resumable pieces and checkpoint them: a thin wrapper of
 :mod:`art_asr_ext.benchmark.training.embedded` (``--help`` for the options).
 """
 

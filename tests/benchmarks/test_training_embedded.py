@@ -1,5 +1,5 @@
 """
-The six-model training plan in its `tiny` profile on the CPU: an Opus-packed corpus, every stage trained in turn in
+The embedded models' training plan in its `tiny` profile on the CPU: an Opus-packed corpus, every stage trained in turn in
 subprocesses, variants from their baselines, each piece's best weights checkpointed in the models' native layouts,
 published on request, and a fresh clone that holds nothing but the repository continuing where the last commit left
 off.
@@ -72,7 +72,7 @@ def test_packed_audio_keeps_length_and_transcripts(tmp_path):
         assert np.corrcoef(a.waveform, b.waveform)[0, 1] > 0.8
 
 
-def test_all_six_models_train_in_pieces_checkpoint_and_publish(tmp_path):
+def test_every_stage_trains_in_pieces_checkpoints_and_publishes(tmp_path):
     corpus = packed_corpus(tmp_path / "packed")
     work, models, checkpoints = tmp_path / "work", tmp_path / "models", tmp_path / "checkpoints"
     assert embedded.main(tiny_plan(corpus, work, models, "--hours", "0.5")) == 0
@@ -82,7 +82,8 @@ def test_all_six_models_train_in_pieces_checkpoint_and_publish(tmp_path):
         assert (work / stage.name / STATE_FILE).is_file()
         assert run["train_curve"] and run["history"]
         if stage.init:
-            assert run["initialised_from"] == str(work / stage.init) and run["previous_run"]["variant"] == "baseline"
+            start = next(other for other in embedded.STAGES if other.name == stage.init)
+            assert run["initialised_from"] == str(work / stage.init) and run["previous_run"]["variant"] == start.variant
     assert embedded.read_run(work / "deepspeech2_waveaug")["train_utterances"] == 4
 
     # Every piece was checkpointed, and nothing reached the package's models until --publish.
@@ -163,11 +164,13 @@ def test_a_fresh_clone_continues_every_unfinished_stage_from_the_committed_model
         assert [entry["step"] for entry in run["history"]] == [step for step in (2, 3) if step <= best] + [4]
         assert run["data"]["train"] == str(corpus / "train-synth")
 
-    # Both baselines have finished, so the next run of the command starts their variants from the checkpoints.
+    # Both baselines have finished, so the next run of the command starts the stages that fine-tune them from the
+    # checkpoints, and DeepSpeech2's variants wait for its SpecAugment stage.
     assert embedded.main(clone_plan("--status")) == 0
     status = capfd.readouterr().out
-    assert "deepspeech2_baseline   done" in status
-    assert "deepspeech2_rs_aug     start" in status and "waits for" not in status
+    assert "deepspeech2_baseline   done" in status and "transformer_rs_aug     start" in status
+    assert "deepspeech2_specaug    start" in status and "waits for deepspeech2_baseline" not in status
+    assert "waits for transformer_baseline" not in status and "waits for deepspeech2_specaug" in status
     # Publishing from the checkpoints (no work directory needed) makes the package's copy the finished one.
     assert embedded.main(clone_plan("--publish", "--work", str(clone / "checkpoints"))) == 0
     for name in baselines:

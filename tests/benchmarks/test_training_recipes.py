@@ -245,3 +245,33 @@ def test_the_embedded_transformer_trains_with_specaugment_and_is_attacked_withou
     model.eval()
     first, second = model.encode(speech, lengths)[0], model.encode(speech, lengths)[0]
     assert len(masked) == 1 and torch.equal(first, second)  # evaluation (every attack and decoding) draws no masks
+
+
+def test_deepspeech2_specaug_masks_its_training_steps_only(embedded_set, tmp_path, single_torch_thread):
+    recipe = Recipe("deepspeech2", "specaug", size="tiny")
+    model = recipe.model.train()  # as the imperceptible attack's to_training_mode leaves it: no masks outside fit
+    speech, lengths = torch.randn(2, 16000) * 0.1, torch.tensor([16000, 12000])
+    spectra = []
+    torch.manual_seed(0)
+    with recipe._feature_masks():
+        # Registered after the recipe's hook, so it sees the masked spectrogram.
+        model.spectrogram.register_forward_hook(lambda module, inputs, output: spectra.append(output[0]))
+        model(speech, lengths)
+    model(speech, lengths)
+    masked, plain = spectra
+    assert plain.shape[1] == 81  # 10 ms windows: 81 linear bins, against which the mask widths were chosen
+    assert (plain[0] != 0).all()  # the full-length utterance: no zeros but masks'
+    assert ((masked == 0) & (plain != 0)).any() and ((masked == 0) | (masked == plain)).all()
+
+    # Through fit: the masks change the training steps (the same steps with the same data order, without them,
+    # give other weights), and leave the model unhooked afterwards.
+    train, dev = embedded_set.subset(np.arange(8)), embedded_set.subset(np.arange(8, 10))
+    schedule = Schedule(max_steps=2, batch_size=4, warmup_steps=1, eval_every_steps=2, dev_utterances=2)
+    weights = {}
+    for variant in ("specaug", "baseline"):
+        torch.manual_seed(0)
+        trained = Recipe("deepspeech2", variant, size="tiny")
+        trained.fit(train, dev, schedule, tmp_path / variant, log=quiet)
+        assert not trained.model.spectrogram._forward_hooks
+        weights[variant] = trained.model.state_dict()
+    assert max(float((weights["specaug"][k] - weights["baseline"][k]).abs().max()) for k in weights["baseline"]) > 1e-6

@@ -12,6 +12,7 @@ study's (DeepSpeech2 5 x 1024 LSTM; the LibriSpeech Transformer recipe, d256, 12
 LibriSpeech, the same command with ``--size paper`` and the LibriSpeech split paths is the full-size recipe.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,7 +20,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -44,6 +45,18 @@ PRECISIONS = ("fp32", "bf16")
 #: File name of a DeepSpeech2 checkpoint inside its model directory.
 DEEPSPEECH_CHECKPOINT = "model.ckpt"
 
+#: SpecAugment as the embedded recipes apply it (ESPnet's `specaug_conf`), for the overfitting that DeepSpeech2's
+#: curve shows on these 9,927 sentences (train loss 1.1 against dev loss 19 by epoch 10): two masks of up to 27 of
+#: the 80 mel bins (SpecAugment's LibriSpeech policy; 27 of DeepSpeech2's 81 linear bins) and two of up to 20 frames
+#: of 10 ms (the sentences are 4.8 s on average, against LibriSpeech's 12 s and its 0.4 s masks); no time warp.
+EMBEDDED_SPECAUG: Dict[str, Any] = {
+    "apply_time_warp": False,
+    "freq_mask_width_range": [0, 27],
+    "num_freq_mask": 2,
+    "time_mask_width_range": [0, 20],
+    "num_time_mask": 2,
+}
+
 MODEL_SIZES: Dict[str, Dict[str, Dict[str, Any]]] = {
     "deepspeech2": {
         # 2.4 M parameters (9.6 MB, under the 10 MB an embedded model may take): three bidirectional GRU layers of
@@ -65,17 +78,7 @@ MODEL_SIZES: Dict[str, Dict[str, Dict[str, Any]]] = {
             "normalize": "global_mvn",
             "init": "xavier_uniform",
             "ctc_weight": 0.3,
-            # ESPnet's SpecAugment (the LibriSpeech recipes'), for the overfitting that DeepSpeech2's curve shows
-            # on these 9,927 sentences (train loss 1.1 against dev loss 19 by epoch 10): two masks of up to 27 of
-            # the 80 mel bins (SpecAugment's LibriSpeech policy) and two of up to 0.2 s (the sentences are 4.8 s on
-            # average, against LibriSpeech's 12 s and its 0.4 s masks); no time warp.
-            "specaug": {
-                "apply_time_warp": False,
-                "freq_mask_width_range": [0, 27],
-                "num_freq_mask": 2,
-                "time_mask_width_range": [0, 20],
-                "num_time_mask": 2,
-            },
+            "specaug": EMBEDDED_SPECAUG,
         },
         "paper": {},  # transformer_asr_config's defaults: ESPnet's LibriSpeech train_asr_transformer
         "tiny": {
@@ -100,11 +103,17 @@ class Variant:
     rs_sigma: Optional[Tuple[float, float]] = None
     waveaug: bool = False
     lsm_weight: Optional[float] = None
+    #: DeepSpeech2: ESPnet `SpecAug` settings, masks drawn on the spectrogram in the training steps only (the
+    #: Transformer's masks are part of its ESPnet model, see `MODEL_SIZES`).
+    feature_masks: Optional[Dict[str, Any]] = None
 
 
 VARIANTS: Dict[str, Dict[str, Variant]] = {
     "deepspeech2": {
         "baseline": Variant("DeepSpeech2, clean training data"),
+        "specaug": Variant(
+            "DeepSpeech2, clean training data, SpecAugment feature masks", feature_masks=EMBEDDED_SPECAUG
+        ),
         "rs_aug": Variant("DeepSpeech2, randomized-smoothing augmentation: sigma ~ U(0, 0.3)", rs_sigma=(0.0, 0.3)),
         "waveaug": Variant("DeepSpeech2, trained on HiFi-GAN re-synthesised speech (WAVEAUG)", waveaug=True),
     },
@@ -412,6 +421,29 @@ class Recipe:
         device = "cuda" if self.device_type == "gpu" and torch.cuda.is_available() else "cpu"
         return torch.autocast(device, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
+    @contextlib.contextmanager
+    def _feature_masks(self) -> Iterator[None]:
+        """
+        The variant's SpecAugment masks on DeepSpeech2's spectrogram, within this context only: the recipe's training
+        steps. Not by training mode, which the imperceptible attack also sets (`to_training_mode`).
+        """
+        if self.variant.feature_masks is None:
+            yield
+            return
+        from espnet2.asr.specaug.specaug import SpecAug
+
+        spec_aug = SpecAug(**self.variant.feature_masks)
+
+        def masked(module, inputs, output):
+            features, lengths = output  # (batch, bins, frames); SpecAug takes (batch, frames, bins)
+            return spec_aug(features.transpose(1, 2), lengths)[0].transpose(1, 2), lengths
+
+        hook = self.model.spectrogram.register_forward_hook(masked)
+        try:
+            yield
+        finally:
+            hook.remove()
+
     def fit(
         self,
         train: Corpus,
@@ -551,7 +583,7 @@ class Recipe:
                 if final_ctc_weight is not None:
                     self.model.ctc_weight = schedule.ctc_weight_at(run.steps, final_ctc_weight)
                 try:
-                    with self._autocast():
+                    with self._autocast(), self._feature_masks():
                         estimator.fit(
                             train.waveforms[index],
                             train.transcripts[index],

@@ -72,7 +72,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--system", choices=sorted(VARIANTS), required=True)
     parser.add_argument(
-        "--variant", required=True, help="deepspeech2: baseline|rs_aug|waveaug; transformer: baseline|rs_aug|no_lsm"
+        "--variant",
+        required=True,
+        help="; ".join(f"{system}: {'|'.join(variants)}" for system, variants in VARIANTS.items()),
     )
     parser.add_argument("--size", default="embedded", choices=["embedded", "paper", "tiny"])
     parser.add_argument("--train", type=Path, required=True, help="LibriSpeech-layout training split")
