@@ -92,8 +92,9 @@ PROFILES: Dict[str, Dict[str, object]] = {
             "4",
         ],
         "variant": ["--max-steps", "1500", "--batch-size", "16", "--eval-every", "250", "--dev-beam-size", "4"],
-        # Masks slow the fit of the training set down: twice a variant's steps, from a lower peak learning rate.
-        "deepspeech2_specaug": ["--max-steps", "3000", "--batch-size", "16", "--eval-every", "500", "--lr", "1e-3"],
+        # Masks slow the fit of the training set down: twice a variant's steps. A third of the baseline's peak
+        # learning rate: 1e-3 (with stronger masks) took the dev WER from 23 % to 39 % in 500 steps.
+        "deepspeech2_specaug": ["--max-steps", "3000", "--batch-size", "16", "--eval-every", "500", "--lr", "5e-4"],
         # HiFi-GAN re-synthesis runs at 0.4 x real time on 2 cores: WAVEAUG fine-tunes on 1,500 sentences (2 h).
         "waveaug": ["--max-train-utterances", "1500"],
     },
