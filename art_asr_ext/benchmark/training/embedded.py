@@ -134,6 +134,15 @@ def has_model(directory: Path) -> bool:
     return (directory / DEEPSPEECH_CHECKPOINT).is_file() or (directory / "meta.yaml").is_file()
 
 
+def recipe_mismatch(expected: dict, run: dict) -> str:
+    """The first differences between the `expected` settings and a run record's, or "" if none."""
+    found = {key: run.get(key) for key in expected}
+    if found.get("initialised_from") is not None:  # a path on some machine, to the directory named by its stage
+        found["initialised_from"] = Path(found["initialised_from"]).name
+    mismatch = [difference for difference in differences(expected, found).split("; ") if difference]
+    return "; ".join(mismatch[:3]) + (f"; and {len(mismatch) - 3} more" if len(mismatch) > 3 else "")
+
+
 @dataclass
 class StagePlan:
     """Where a stage stands: `action` is `resume`, `continue`, `start` or `done`; `source` holds its weights."""
@@ -216,14 +225,9 @@ class Planner:
             run = read_run(directory / stage.name)
             if run is None or not has_model(directory / stage.name):
                 continue
-            found = {key: run.get(key) for key in expected}
-            if "initialised_from" in found and found["initialised_from"] is not None:
-                found["initialised_from"] = Path(found["initialised_from"]).name
-            mismatch = differences(expected, found)
+            mismatch = recipe_mismatch(expected, run)
             if mismatch:
-                first = mismatch.split("; ")
-                shown = "; ".join(first[:3]) + (f"; and {len(first) - 3} more" if len(first) > 3 else "")
-                refused.append(f"the {kind} run has another recipe ({shown})")
+                refused.append(f"the {kind} run has another recipe ({mismatch})")
             else:
                 sources.append((run["finished"], run["best_step"], kind, directory / stage.name))
         if not sources:
