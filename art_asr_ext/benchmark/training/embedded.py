@@ -309,7 +309,7 @@ def copy_best_weights(stage: Stage, work: Path, models_dir: Path) -> bool:
 
     source = work / stage.name
     if not has_model(source) or read_run(source) is None:
-        print(f"{stage.name}: no model yet; the published one stays")
+        print(f"{stage.name}: no model yet; {models_dir / stage.name} stays as it is")
         return False
     destination = models_dir / stage.name
     staging = models_dir / f".{stage.name}.publishing"
