@@ -1,7 +1,6 @@
 """
-Train the embedded models (the study's six variants, and the stages they start from) in resumable pieces, keep the
-progress of every piece in a committed checkpoints directory, and publish finished or improved models into the
-package.
+Train the six embedded models (the study's variants) in resumable pieces, keep the progress of every piece in a
+committed checkpoints directory, and publish finished or improved models into the package.
 
 Each model is a run of :mod:`art_asr_ext.benchmark.training.train` in its own directory under `--work`, trained in a
 subprocess (one model in memory at a time). Stages train in turns of `--piece-minutes`; a variant starts, from its
@@ -58,11 +57,8 @@ class Stage:
 STAGES = (
     Stage("deepspeech2_baseline", "deepspeech2", "baseline"),
     Stage("transformer_baseline", "transformer", "baseline"),
-    # The baseline's curve flattened with train loss 0.2 against dev loss 18.6 (overfitting): it is fine-tuned with
-    # SpecAugment's masks, and DeepSpeech2's variants start from that.
-    Stage("deepspeech2_specaug", "deepspeech2", "specaug", init="deepspeech2_baseline"),
-    Stage("deepspeech2_rs_aug", "deepspeech2", "rs_aug", init="deepspeech2_specaug"),
-    Stage("deepspeech2_waveaug", "deepspeech2", "waveaug", init="deepspeech2_specaug"),
+    Stage("deepspeech2_rs_aug", "deepspeech2", "rs_aug", init="deepspeech2_baseline"),
+    Stage("deepspeech2_waveaug", "deepspeech2", "waveaug", init="deepspeech2_baseline"),
     Stage("transformer_rs_aug", "transformer", "rs_aug", init="transformer_baseline"),
     Stage("transformer_no_lsm", "transformer", "no_lsm", init="transformer_baseline"),
 )
@@ -92,9 +88,6 @@ PROFILES: Dict[str, Dict[str, object]] = {
             "4",
         ],
         "variant": ["--max-steps", "1500", "--batch-size", "16", "--eval-every", "250", "--dev-beam-size", "4"],
-        # Masks slow the fit of the training set down: twice a variant's steps. A third of the baseline's peak
-        # learning rate: 1e-3 (with stronger masks) took the dev WER from 23 % to 39 % in 500 steps.
-        "deepspeech2_specaug": ["--max-steps", "3000", "--batch-size", "16", "--eval-every", "500", "--lr", "5e-4"],
         # HiFi-GAN re-synthesis runs at 0.4 x real time on 2 cores: WAVEAUG fine-tunes on 1,500 sentences (2 h).
         "waveaug": ["--max-train-utterances", "1500"],
     },
@@ -104,7 +97,6 @@ PROFILES: Dict[str, Dict[str, object]] = {
         "baseline": ["--max-steps", "2500", "--batch-size", "48", "--eval-every", "500", "--lr", "2.5e-3"],
         "transformer_baseline": ["--max-steps", "3000", "--batch-size", "48", "--eval-every", "500", "--lr", "3e-3"],
         "variant": ["--max-steps", "400", "--batch-size", "48", "--eval-every", "200"],
-        "deepspeech2_specaug": ["--max-steps", "800", "--batch-size", "48", "--eval-every", "200"],
         "waveaug": ["--max-train-utterances", "3000"],
     },
     # Tests: toy models, a handful of steps.
