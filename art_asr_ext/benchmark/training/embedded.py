@@ -331,9 +331,10 @@ def copy_best_weights(stage: Stage, work: Path, models_dir: Path) -> bool:
 
 
 def publish(args: argparse.Namespace) -> int:
-    """Copy each stage's best weights and run record into the package's models directory."""
+    """Copy each stage's (or each `--only` stage's) best weights and run record into the package's models directory."""
     for stage in STAGES:
-        copy_best_weights(stage, args.work, args.models_dir)
+        if not args.only or stage.name in args.only:
+            copy_best_weights(stage, args.work, args.models_dir)
     return 0
 
 
@@ -365,7 +366,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--hours", type=float, default=1.0, help="stop after this much wall time")
     parser.add_argument("--piece-minutes", type=float, default=40.0, help="length of one turn of a model")
     parser.add_argument(
-        "--only", nargs="+", choices=[stage.name for stage in STAGES], help="train only these stages (default: all)"
+        "--only",
+        nargs="+",
+        choices=[stage.name for stage in STAGES],
+        help="train (or publish) only these stages (default: all)",
     )
     parser.add_argument("--piece-steps", type=int, help="also end a piece after this many steps")
     parser.add_argument("--pieces", type=int, help="stop after this many pieces")
