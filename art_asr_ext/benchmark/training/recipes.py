@@ -1,9 +1,9 @@
 """
 Training recipes for the study's model variants, on any LibriSpeech-layout corpus.
 
-DeepSpeech2: ``baseline``, ``rs_aug`` (Gaussian noise with σ ~ U(0, 0.3) drawn per utterance, as training augmentation),
-``waveaug`` (trained on vocoder re-synthesised speech) and ``specaug`` (SpecAugment masks on its spectrogram, a
-fine-tune outside the study's plan). ESPnet Transformer: ``baseline`` (label smoothing 0.1),
+DeepSpeech2: ``baseline``, ``rs_aug`` (Gaussian noise with σ ~ U(0, 0.3) drawn per utterance, as training
+augmentation), ``waveaug`` (trained on vocoder re-synthesised speech) and ``specaug`` (SpecAugment masks on its
+spectrogram, a fine-tune outside the study's plan). ESPnet Transformer: ``baseline`` (label smoothing 0.1),
 ``rs_aug`` and ``no_lsm`` (label smoothing off). Every variant trains with the estimator's own ``fit`` (defences with
 ``apply_fit`` are the augmentation), under a warm-up + cosine learning-rate schedule, and keeps the weights with the
 best greedy WER on the development set.
