@@ -83,6 +83,9 @@ def test_every_stage_trains_in_pieces_checkpoints_and_publishes(tmp_path):
         assert run["train_curve"] and run["history"]
         if stage.init:
             assert run["initialised_from"] == str(work / stage.init) and run["previous_run"]["variant"] == "baseline"
+        else:  # the label-smoothing ablation included: nothing it learnt comes from a model trained with it
+            assert run["initialised_from"] is None and run["previous_run"] is None
+            assert run["schedule"] == embedded.read_run(work / f"{stage.system}_baseline")["schedule"]
     assert embedded.read_run(work / "deepspeech2_waveaug")["train_utterances"] == 4
 
     # Every piece was checkpointed, and nothing reached the package's models until --publish.

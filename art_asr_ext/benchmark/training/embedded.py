@@ -3,9 +3,10 @@ Train the six embedded models (the study's variants) in resumable pieces, keep t
 committed checkpoints directory, and publish finished or improved models into the package.
 
 Each model is a run of :mod:`art_asr_ext.benchmark.training.train` in its own directory under `--work`, trained in a
-subprocess (one model in memory at a time). Stages train in turns of `--piece-minutes`; a variant starts, from its
-baseline's best weights, once that baseline has finished its schedule. Run from the repository root, the one command
-both starts and continues the plan::
+subprocess (one model in memory at a time). Stages train in turns of `--piece-minutes`; a fine-tune starts, from its
+baseline's best weights, once that baseline has finished its schedule, and the label-smoothing ablation trains from
+scratch on the baseline's schedule. Run from the repository root, the one command both starts and continues the
+plan::
 
     nice -n 19 python benchmarks/train_embedded.py --threads 2 --hours 2.5
 
@@ -60,7 +61,9 @@ STAGES = (
     Stage("deepspeech2_rs_aug", "deepspeech2", "rs_aug", init="deepspeech2_baseline"),
     Stage("deepspeech2_waveaug", "deepspeech2", "waveaug", init="deepspeech2_baseline"),
     Stage("transformer_rs_aug", "transformer", "rs_aug", init="transformer_baseline"),
-    Stage("transformer_no_lsm", "transformer", "no_lsm", init="transformer_baseline"),
+    # The label-smoothing ablation trains from scratch on the baseline's schedule: fine-tuned from the baseline's
+    # weights, it would inherit what label smoothing taught them.
+    Stage("transformer_no_lsm", "transformer", "no_lsm"),
 )
 
 #: The corpus, read in place, relative to the repository root (see `../shared/data/README.md`).
@@ -70,41 +73,33 @@ DEFAULT_WORK = Path("runs/train")
 #: Committed progress of the runs: each stage's best weights after its last piece (see the module docstring).
 DEFAULT_CHECKPOINTS = Path("checkpoints")
 
-#: Per profile: the model size and each stage's train.py schedule arguments.
+#: Per profile: the model size and the train.py schedule arguments of a run from scratch, per system, of a
+#: fine-tune (`fine_tune`), and those added for WAVEAUG (`waveaug`).
 PROFILES: Dict[str, Dict[str, object]] = {
-    # 2 CPU cores: many hours, in pieces. Baselines: 13 and 16 epochs of the 9,927 training sentences.
+    # 2 CPU cores: many hours, in pieces. From scratch: 13 and 16 epochs of the 9,927 training sentences.
     "cpu": {
         "size": "embedded",
-        "baseline": ["--max-steps", "8000", "--batch-size", "16", "--eval-every", "500"],
+        "deepspeech2": ["--max-steps", "8000", "--batch-size", "16", "--eval-every", "500"],
         # Model selection by beam 4 (the cards decode with beam 10): a dev pass stays a few minutes on 2 cores.
-        "transformer_baseline": [
-            "--max-steps",
-            "10000",
-            "--batch-size",
-            "16",
-            "--eval-every",
-            "500",
-            "--dev-beam-size",
-            "4",
-        ],
-        "variant": ["--max-steps", "1500", "--batch-size", "16", "--eval-every", "250", "--dev-beam-size", "4"],
+        "transformer": ["--max-steps", "10000", "--batch-size", "16", "--eval-every", "500", "--dev-beam-size", "4"],
+        "fine_tune": ["--max-steps", "1500", "--batch-size", "16", "--eval-every", "250", "--dev-beam-size", "4"],
         # HiFi-GAN re-synthesis runs at 0.4 x real time on 2 cores: WAVEAUG fine-tunes on 1,500 sentences (2 h).
         "waveaug": ["--max-train-utterances", "1500"],
     },
     # One H200: larger batches, fewer steps, about 9 minutes in all.
     "gpu": {
         "size": "embedded",
-        "baseline": ["--max-steps", "2500", "--batch-size", "48", "--eval-every", "500", "--lr", "2.5e-3"],
-        "transformer_baseline": ["--max-steps", "3000", "--batch-size", "48", "--eval-every", "500", "--lr", "3e-3"],
-        "variant": ["--max-steps", "400", "--batch-size", "48", "--eval-every", "200"],
+        "deepspeech2": ["--max-steps", "2500", "--batch-size", "48", "--eval-every", "500", "--lr", "2.5e-3"],
+        "transformer": ["--max-steps", "3000", "--batch-size", "48", "--eval-every", "500", "--lr", "3e-3"],
+        "fine_tune": ["--max-steps", "400", "--batch-size", "48", "--eval-every", "200"],
         "waveaug": ["--max-train-utterances", "3000"],
     },
     # Tests: toy models, a handful of steps.
     "tiny": {
         "size": "tiny",
-        "baseline": ["--max-steps", "4", "--batch-size", "4", "--eval-every", "2", "--dev-utterances", "2"],
-        "transformer_baseline": ["--max-steps", "4", "--batch-size", "4", "--eval-every", "2", "--dev-utterances", "2"],
-        "variant": ["--max-steps", "2", "--batch-size", "4", "--eval-every", "2", "--dev-utterances", "2"],
+        "deepspeech2": ["--max-steps", "4", "--batch-size", "4", "--eval-every", "2", "--dev-utterances", "2"],
+        "transformer": ["--max-steps", "4", "--batch-size", "4", "--eval-every", "2", "--dev-utterances", "2"],
+        "fine_tune": ["--max-steps", "2", "--batch-size", "4", "--eval-every", "2", "--dev-utterances", "2"],
         "waveaug": ["--max-train-utterances", "4"],
     },
 }
@@ -112,7 +107,7 @@ PROFILES: Dict[str, Dict[str, object]] = {
 
 def stage_arguments(stage: Stage, profile: str) -> List[str]:
     settings = PROFILES[profile]
-    key = stage.name if stage.name in settings else ("variant" if stage.init else "baseline")
+    key = "fine_tune" if stage.init else stage.system
     extra = settings["waveaug"] if stage.variant == "waveaug" else []
     return list(settings[key]) + list(extra)
 
