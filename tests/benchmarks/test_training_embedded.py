@@ -7,6 +7,7 @@ off.
 
 import functools
 import itertools
+import json
 import subprocess
 from pathlib import Path
 
@@ -175,3 +176,20 @@ def test_a_fresh_clone_continues_every_unfinished_stage_from_the_committed_model
     assert embedded.main(clone_plan("--publish", "--work", str(clone / "checkpoints"))) == 0
     for name in baselines:
         assert embedded.read_run(clone / "models" / name) == embedded.read_run(clone / "checkpoints" / name)
+
+    # Copies trained by a variant that has changed since (here: its label smoothing) are never picked up again.
+    for copy in ("models", "checkpoints"):
+        record = clone / copy / "transformer_baseline" / "training_run.json"
+        run = json.loads(record.read_text())
+        assert run["variant_settings"]["lsm_weight"] == 0.1
+        run["variant_settings"]["lsm_weight"] = 0.2
+        record.write_text(json.dumps(run))
+    capfd.readouterr()
+    third_machine = tmp_path / "third_machine"  # no state of its own, which would be resumed as it is
+    assert (
+        embedded.main(tiny_plan(corpus, third_machine, clone / "models", "--status", checkpoints=clone / "checkpoints"))
+        == 0
+    )
+    refused = "has another recipe (variant_settings.lsm_weight: expected 0.1, found 0.2)"
+    status = capfd.readouterr().out
+    assert f"transformer_baseline   start     the published run {refused}; the checkpointed run {refused}" in status

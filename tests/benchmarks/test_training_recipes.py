@@ -9,10 +9,13 @@ import torch
 
 from art_asr_ext.benchmark.training.recipes import (
     DEEPSPEECH_CHECKPOINT,
+    MODEL_SIZES,
     STATE_FILE,
+    VARIANTS,
     Corpus,
     Recipe,
     Schedule,
+    Variant,
     epoch_batches,
     write_feats_stats,
 )
@@ -151,6 +154,42 @@ def test_resume_refuses_another_run_and_a_fresh_start_refuses_a_state(embedded_s
         Recipe("deepspeech2", "baseline", size="tiny").fit(
             train.subset(np.arange(7)), dev, schedule, tmp_path, log=quiet, resume=True
         )
+
+
+def test_a_changed_variant_or_model_never_resumes_or_continues_the_old_run(
+    embedded_set, tmp_path, single_torch_thread, monkeypatch
+):
+    train, dev = embedded_set.subset(np.arange(8)), embedded_set.subset(np.arange(8, 10))
+    schedule = Schedule(max_steps=4, batch_size=4, warmup_steps=1, eval_every_steps=2, dev_utterances=2)
+    run = Recipe("deepspeech2", "baseline", size="tiny").fit(
+        train, dev, schedule, tmp_path / "first", log=quiet, stop_after_steps=2
+    )
+    assert run.variant_settings == {"rs_sigma": None, "waveaug": False, "lsm_weight": None, "feature_masks": None}
+    assert (
+        json.loads((tmp_path / "first" / "training_run.json").read_text())["variant_settings"] == run.variant_settings
+    )
+
+    with monkeypatch.context() as patch:  # the same variant name, now with noise augmentation
+        patch.setitem(VARIANTS["deepspeech2"], "baseline", Variant("DeepSpeech2, noisy", rs_sigma=(0.0, 0.1)))
+        changed = Recipe("deepspeech2", "baseline", size="tiny")
+        with pytest.raises(ValueError, match=r"another run: recipe.variant_settings.rs_sigma: expected \[0.0, 0.1\]"):
+            changed.fit(train, dev, schedule, tmp_path / "first", log=quiet, resume=True)
+        continued = Recipe("deepspeech2", "baseline", init=tmp_path / "first")
+        with pytest.raises(
+            ValueError, match=r"another recipe: variant_settings.rs_sigma: expected \[0.0, 0.1\], found"
+        ):
+            continued.fit(train, dev, schedule, tmp_path / "second", log=quiet, continue_run=run)
+    with monkeypatch.context() as patch:  # the same variant, on a wider model
+        patch.setitem(MODEL_SIZES["deepspeech2"], "tiny", {**MODEL_SIZES["deepspeech2"]["tiny"], "hidden_size": 24})
+        with pytest.raises(ValueError, match="another run: model.hidden_size: expected 24, found 16"):
+            Recipe("deepspeech2", "baseline", size="tiny").fit(
+                train, dev, schedule, tmp_path / "first", log=quiet, resume=True
+            )
+    # Unchanged, the run resumes.
+    run = Recipe("deepspeech2", "baseline", size="tiny").fit(
+        train, dev, schedule, tmp_path / "first", log=quiet, resume=True
+    )
+    assert run.finished and run.steps == 4
 
 
 def test_continuing_a_published_run_goes_on_from_its_best_step_and_refuses_another_recipe(

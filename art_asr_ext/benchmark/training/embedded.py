@@ -19,9 +19,10 @@ unfinished run to the next machine without replacing the model that the benchmar
 
 1. its resumable state in `--work` (same machine: the exact optimizer state, `--resume`);
 2. otherwise the further advanced (by the step of its best weights) of its checkpoint and its published model, each
-   only when that run's schedule is the one this profile gives: it continues from those best weights at their step,
-   with a fresh optimizer under a short learning-rate warm-up (`train.py --continue-from`). So a fresh clone, which
-   holds nothing but the repository, goes on where the last commit left off;
+   only when that run was trained by the recipe this profile gives (variant settings, model and schedule): it
+   continues from those best weights at their step, with a fresh optimizer under a short learning-rate warm-up
+   (`train.py --continue-from`). So a fresh clone, which holds nothing but the repository, goes on where the last
+   commit left off;
 3. otherwise from scratch (or, for a fine-tune, from the weights of the stage it starts from).
 
 Both copies store parameters as float16, which halves the repository's growth.
@@ -42,7 +43,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from art_asr_ext.benchmark.training.recipes import DEEPSPEECH_CHECKPOINT, MODEL_SIZES, STATE_FILE, differences
+from art_asr_ext.benchmark.training.recipes import DEEPSPEECH_CHECKPOINT, MODEL_SIZES, STATE_FILE, VARIANTS, differences
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,12 @@ class Planner:
             if local_run is not None and local_run["finished"] and has_model(local):
                 return StagePlan("done", local, f"finished in {local}")
             return StagePlan("resume", local, f"resumes its state in {local / STATE_FILE}")
-        expected = {"system": stage.system, "variant": stage.variant, "schedule": self.expected_schedule(stage)}
+        expected = {
+            "system": stage.system,
+            "variant": stage.variant,
+            "variant_settings": VARIANTS[stage.system][stage.variant].settings(),
+            "schedule": self.expected_schedule(stage),
+        }
         if stage.init is None:
             expected["model_config"] = MODEL_SIZES[stage.system][str(PROFILES[self.args.profile]["size"])]
         else:  # a fine-tune keeps the architecture of the stage it starts from, whichever copy of it that was

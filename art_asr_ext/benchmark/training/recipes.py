@@ -112,6 +112,10 @@ class Variant:
     #: Transformer's masks are part of its ESPnet model, see `MODEL_SIZES`).
     feature_masks: Optional[Dict[str, Any]] = None
 
+    def settings(self) -> Dict[str, Any]:
+        """What the variant trains with (all but its description), as a run record stores it."""
+        return _plain({key: value for key, value in asdict(self).items() if key != "description"})
+
 
 VARIANTS: Dict[str, Dict[str, Variant]] = {
     "deepspeech2": {
@@ -263,6 +267,9 @@ class TrainingRun:
     finished: bool = False
     hardware: str = ""
     parameters: int = 0
+    #: The variant's settings (`Variant.settings`), so a changed variant never continues a run trained by the old
+    #: one; empty in a record that predates them.
+    variant_settings: Dict[str, Any] = field(default_factory=dict)
 
 
 #: File of the resumable training state inside a run's output directory (never committed or packaged).
@@ -417,9 +424,10 @@ class Recipe:
             estimator.save(str(out_dir))
 
     def _identity(self) -> Dict[str, Any]:
+        """What a run must share with this recipe to be resumed or continued by it."""
         # Not the init path: the state holds the weights, and the same run may be picked up from another copy of
         # its starting model (a work directory on one machine, the published one on another).
-        return {"system": self.system, "variant": self.variant_name}
+        return {"system": self.system, "variant": self.variant_name, "variant_settings": self.variant.settings()}
 
     def _autocast(self):
         """The training step's autocast context: bf16 with float32 master weights, or nothing."""
@@ -542,6 +550,7 @@ class Recipe:
                 dev_decoding=self._dev_decoding(),
                 data=dict(data or {}),
                 parameters=sum(p.numel() for p in self.model.parameters()),
+                variant_settings=self.variant.settings(),
             )
         run.hardware = device_description(self.device_type)
         piece = {
@@ -668,9 +677,10 @@ class Recipe:
 
     def _continued(self, published: TrainingRun, schedule: Schedule) -> TrainingRun:
         """The published run, cut back to the step of its best weights, which the model holds."""
+        identity = self._identity()
         mismatch = differences(
-            {"system": self.system, "variant": self.variant_name, "schedule": asdict(schedule)},
-            {"system": published.system, "variant": published.variant, "schedule": published.schedule},
+            {**identity, "schedule": asdict(schedule)},
+            {**{key: getattr(published, key) for key in identity}, "schedule": published.schedule},
         )
         if mismatch:
             raise ValueError(f"Cannot continue the published run, it was trained by another recipe: {mismatch}")
@@ -715,8 +725,20 @@ class Recipe:
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"{path} has state format {state.get('format')!r}; this version reads {STATE_FORMAT}.")
         mismatch = differences(
-            {"recipe": self._identity(), "schedule": asdict(schedule), "training corpus": fingerprint},
-            {"recipe": state["recipe"], "schedule": state["schedule"], "training corpus": state["corpus"]},
+            # The model's settings too (e.g. its SpecAugment masks), in the form the run was started with: the
+            # configuration a fine-tune read from its starting model, or MODEL_SIZES' entry.
+            {
+                "recipe": self._identity(),
+                "model": self.model_config,
+                "schedule": asdict(schedule),
+                "training corpus": fingerprint,
+            },
+            {
+                "recipe": state["recipe"],
+                "model": state["run"]["model_config"],
+                "schedule": state["schedule"],
+                "training corpus": state["corpus"],
+            },
         )
         if mismatch:
             raise ValueError(f"Cannot resume {path}, it was written by another run: {mismatch}")
