@@ -189,6 +189,13 @@ def render_card(model_dir: Path, run: dict, evaluation: Dict[str, Dict[str, floa
             + ".",
             "",
         ]
+    lines += [
+        f"Stage {number}: its learning rate restarts at step {', '.join(map(str, stage['schedule']['restarts']))} "
+        f"(a warm-up to {stage['schedule']['restart_lr_ratio']} of the peak, then a cosine decay to the next restart "
+        "or the end), the schedule lengthened beyond a finished run's end (`train.py --restarts`).\n"
+        for number, stage in enumerate(chain, start=1)
+        if stage["schedule"].get("restarts")
+    ]
     if (model_dir / "learning_curve.png").is_file():
         lines += ["![Learning curve: train and dev loss, dev WER](learning_curve.png)", ""]
     with_ctc = any("wer_ctc" in result for result in evaluation.values())

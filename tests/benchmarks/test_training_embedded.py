@@ -193,3 +193,59 @@ def test_a_fresh_clone_continues_every_unfinished_stage_from_the_committed_model
     refused = "has another recipe (variant_settings.lsm_weight: expected 0.1, found 0.2)"
     status = capfd.readouterr().out
     assert f"transformer_baseline   start     the published run {refused}; the checkpointed run {refused}" in status
+
+
+def test_a_longer_schedule_trains_a_finished_baseline_on_and_its_fine_tune_again(tmp_path, capfd, monkeypatch):
+    corpus = packed_corpus(tmp_path / "packed")
+    models, checkpoints = tmp_path / "repository" / "models", tmp_path / "repository" / "checkpoints"
+    only = ("--only", "transformer_baseline", "transformer_rs_aug")
+    first_machine = functools.partial(tiny_plan, corpus, tmp_path / "first_machine", models, checkpoints=checkpoints)
+    assert embedded.main(first_machine(*only, "--hours", "0.5")) == 0
+    trained = {name: embedded.read_run(checkpoints / name) for name in only[1:]}
+    assert all(run["finished"] for run in trained.values())
+    assert trained["transformer_rs_aug"]["previous_run"]["steps"] == 4
+
+    # The profile's Transformer schedule gains a restart at its end: 2 more steps.
+    longer = ["--max-steps", "6", "--restarts", "4", *embedded.PROFILES["tiny"]["transformer"][2:]]
+    monkeypatch.setitem(embedded.PROFILES["tiny"], "transformer", longer)
+    for machine in ("first_machine", "second_machine"):  # its own state, or only the committed checkpoints
+        capfd.readouterr()
+        assert embedded.main(tiny_plan(corpus, tmp_path / machine, models, "--status", checkpoints=checkpoints)) == 0
+        status = {line[:22].strip(): line[23:] for line in capfd.readouterr().out.splitlines()}
+        if machine == "first_machine":
+            assert status["transformer_baseline"].startswith("resume    resumes its state in")
+        else:
+            assert status["transformer_baseline"].startswith("continue  continues the checkpointed run from its")
+        assert status["transformer_baseline"].endswith("its schedule extended from 4 to 6 steps")
+        # Its fine-tune started from the baseline of the shorter schedule, which trains on: it waits to start again.
+        started_from = (
+            "started from another transformer_baseline (transformer_baseline.schedule.max_steps: "
+            "expected 6, found 4; transformer_baseline.schedule.restarts: expected [4], found []"
+        )
+        assert status["transformer_rs_aug"].startswith(f"start     the checkpointed run {started_from}")
+        assert status["transformer_rs_aug"].endswith("waits for transformer_baseline")
+        if machine == "first_machine":
+            assert (
+                f"the run in {tmp_path / machine / 'transformer_rs_aug'} {started_from}" in status["transformer_rs_aug"]
+            )
+
+    assert embedded.main(first_machine(*only, "--pieces", "1")) == 0
+    extended = embedded.read_run(checkpoints / "transformer_baseline")
+    assert extended["finished"] and extended["steps"] == 6 and extended["schedule"]["restarts"] == [4]
+    assert extended["pieces"][-1]["schedule_extended_from"] == 4 and extended["history"][-1]["step"] == 6
+    capfd.readouterr()
+    assert embedded.main(first_machine("--status")) == 0
+    status = {line[:22].strip(): line[23:] for line in capfd.readouterr().out.splitlines()}
+    assert status["transformer_baseline"].startswith("done")
+    assert status["transformer_rs_aug"].startswith("start     the checkpointed run started from another")
+    assert "transformer_baseline.steps: expected 6, found 4" in status["transformer_rs_aug"]
+    assert "waits for" not in status["transformer_rs_aug"]
+
+    # The fine-tune trains again from the extended baseline; its earlier work directory is kept aside.
+    assert embedded.main(first_machine(*only, "--pieces", "1")) == 0
+    work = tmp_path / "first_machine" / "transformer_rs_aug"
+    assert f"transformer_rs_aug: {work} moved to {work}.stale-1" in capfd.readouterr().out
+    assert embedded.read_run(work.with_name("transformer_rs_aug.stale-1")) == trained["transformer_rs_aug"]
+    again = embedded.read_run(checkpoints / "transformer_rs_aug")
+    assert again["finished"] and again["previous_run"]["steps"] == 6
+    assert again["previous_run"]["schedule"]["restarts"] == [4]

@@ -2,6 +2,7 @@
 
 import json
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -57,6 +58,55 @@ def test_bad_schedules_are_refused_by_name():
         Schedule(max_steps=10, warmup_steps=10)
     with pytest.raises(ValueError, match="max_grad_norm"):
         Schedule(max_grad_norm=0)
+    with pytest.raises(ValueError, match=r"restarts is out of range. Found: \(95,\)"):
+        Schedule(max_steps=100, warmup_steps=10, restarts=(95,))  # no room for the restart's warm-up
+    with pytest.raises(ValueError, match="restart_lr_ratio"):
+        Schedule(max_steps=100, warmup_steps=10, restarts=(50,), restart_lr_ratio=0.0)
+
+
+def test_a_restart_lengthens_a_schedule_without_changing_its_steps_so_far():
+    first = Schedule(max_steps=100, learning_rate=1e-3, warmup_steps=10, final_lr_ratio=0.1)
+    longer = Schedule(max_steps=200, learning_rate=1e-3, warmup_steps=10, final_lr_ratio=0.1, restarts=(100,))
+    assert [longer.learning_rate_at(step) for step in range(100)] == [
+        first.learning_rate_at(step) for step in range(100)
+    ]
+    # From the restart: a warm-up to half the peak, then a cosine down to the same floor at the new end.
+    assert longer.learning_rate_at(100) == pytest.approx(5e-5) and longer.learning_rate_at(109) == pytest.approx(5e-4)
+    assert longer.learning_rate_at(199) == pytest.approx(5e-5, rel=1e-2)
+    assert longer.extends(asdict(first)) and not first.extends(asdict(longer))
+    assert not longer.extends({**asdict(first), "max_steps": 90})  # it would have to restart at 90
+    assert not longer.extends({**asdict(first), "learning_rate": 2e-3})
+    assert not longer.extends({"max_steps": 100, "epochs": 5})  # another recipe's record
+    # A record written before restarts existed reads as a schedule without them.
+    old_record = {key: value for key, value in asdict(first).items() if not key.startswith("restart")}
+    assert Schedule.record(old_record) == asdict(first) and longer.extends(old_record)
+
+
+def test_a_finished_run_trains_on_when_its_schedule_gains_a_restart_at_its_end(
+    embedded_set, tmp_path, single_torch_thread
+):
+    train, dev = embedded_set.subset(np.arange(8)), embedded_set.subset(np.arange(8, 10))
+    first = Schedule(max_steps=4, batch_size=4, warmup_steps=1, eval_every_steps=2, dev_utterances=2)
+    longer = Schedule(max_steps=6, batch_size=4, warmup_steps=1, eval_every_steps=2, dev_utterances=2, restarts=(4,))
+    run = Recipe("deepspeech2", "baseline", size="tiny").fit(train, dev, first, tmp_path / "a", log=quiet)
+    assert run.finished
+    # The same machine resumes its state (and optimizer) from step 4; another one continues from the record's best
+    # weights, at their step.
+    for directory, options, from_step in (
+        (tmp_path / "a", {"resume": True}, 4),
+        (tmp_path / "b", {"continue_run": run}, run.best_step),
+    ):
+        recipe = Recipe("deepspeech2", "baseline", size="tiny", init=None if "resume" in options else tmp_path / "a")
+        lines = []
+        extended = recipe.fit(train, dev, longer, directory, log=lines.append, **options)
+        assert "schedule extended from 4 to 6 steps (restarts (4,))" in lines
+        assert extended.finished and extended.steps == 6 and extended.schedule == asdict(longer)
+        assert extended.pieces[-1]["schedule_extended_from"] == 4 and extended.pieces[-1]["from_step"] == from_step
+        assert [entry["step"] for entry in extended.history] == [step for step in (2, 4) if step <= from_step] + [6]
+    # A schedule that does not extend the run's is still refused.
+    other = Schedule(max_steps=6, batch_size=4, warmup_steps=1, eval_every_steps=2, dev_utterances=2, restarts=(3,))
+    with pytest.raises(ValueError, match="schedule.restarts"):
+        Recipe("deepspeech2", "baseline", size="tiny").fit(train, dev, other, tmp_path / "a", log=quiet, resume=True)
 
 
 def test_sortagrad_then_seeded_shuffles(embedded_set):

@@ -32,6 +32,7 @@ On a GPU, `--device gpu` uses a schedule sized for about 9 minutes on one H200 (
 """
 
 import argparse
+import itertools
 import json
 import shutil
 import subprocess
@@ -43,7 +44,15 @@ from typing import Dict, List, Optional
 
 import torch
 
-from art_asr_ext.benchmark.training.recipes import DEEPSPEECH_CHECKPOINT, MODEL_SIZES, STATE_FILE, VARIANTS, differences
+from art_asr_ext.benchmark.training.recipes import (
+    DEEPSPEECH_CHECKPOINT,
+    MODEL_SIZES,
+    STATE_FILE,
+    VARIANTS,
+    Schedule,
+    comparable,
+    differences,
+)
 
 
 @dataclass(frozen=True)
@@ -74,15 +83,23 @@ DEFAULT_WORK = Path("runs/train")
 #: Committed progress of the runs: each stage's best weights after its last piece (see the module docstring).
 DEFAULT_CHECKPOINTS = Path("checkpoints")
 
+#: The tiny profile's batches and dev evaluations.
+TINY_STEPS = ["--batch-size", "4", "--eval-every", "2", "--dev-utterances", "2"]
+
 #: Per profile: the model size and the train.py schedule arguments of a run from scratch, per system, of a
 #: fine-tune (`fine_tune`), and those added for WAVEAUG (`waveaug`).
 PROFILES: Dict[str, Dict[str, object]] = {
-    # 2 CPU cores: many hours, in pieces. From scratch: 13 and 16 epochs of the 9,927 training sentences.
+    # 2 CPU cores: many hours, in pieces. From scratch: 13 and 32 epochs of the 9,927 training sentences.
     "cpu": {
         "size": "embedded",
         "deepspeech2": ["--max-steps", "8000", "--batch-size", "16", "--eval-every", "500"],
         # Model selection by beam 4 (the cards decode with beam 10): a dev pass stays a few minutes on 2 cores.
-        "transformer": ["--max-steps", "10000", "--batch-size", "16", "--eval-every", "500", "--dev-beam-size", "4"],
+        # 10,000 steps left the dev WER still falling (about 4 points per 1,000 steps at the end): the schedule
+        # restarts there and goes on to 20,000, so the finished 10,000-step run trains on (`Schedule.extends`).
+        "transformer": [
+            *["--max-steps", "20000", "--restarts", "10000"],
+            *["--batch-size", "16", "--eval-every", "500", "--dev-beam-size", "4"],
+        ],
         "fine_tune": ["--max-steps", "1500", "--batch-size", "16", "--eval-every", "250", "--dev-beam-size", "4"],
         # HiFi-GAN re-synthesis runs at 0.4 x real time on 2 cores: WAVEAUG fine-tunes on 1,500 sentences (2 h).
         "waveaug": ["--max-train-utterances", "1500"],
@@ -98,9 +115,10 @@ PROFILES: Dict[str, Dict[str, object]] = {
     # Tests: toy models, a handful of steps.
     "tiny": {
         "size": "tiny",
-        "deepspeech2": ["--max-steps", "4", "--batch-size", "4", "--eval-every", "2", "--dev-utterances", "2"],
-        "transformer": ["--max-steps", "4", "--batch-size", "4", "--eval-every", "2", "--dev-utterances", "2"],
-        "fine_tune": ["--max-steps", "2", "--batch-size", "4", "--eval-every", "2", "--dev-utterances", "2"],
+        "deepspeech2": ["--max-steps", "4", *TINY_STEPS],
+        # An explicit warm-up: the default one is cut to fit the run, and a longer schedule must keep it (restarts).
+        "transformer": ["--max-steps", "4", "--warmup-steps", "1", *TINY_STEPS],
+        "fine_tune": ["--max-steps", "2", *TINY_STEPS],
         "waveaug": ["--max-train-utterances", "4"],
     },
 }
@@ -123,21 +141,37 @@ def has_model(directory: Path) -> bool:
 
 
 def recipe_mismatch(expected: dict, run: dict) -> str:
-    """The first differences between the `expected` settings and a run record's, or "" if none."""
+    """
+    The first differences between the `expected` settings and a run record's, or "" if none. A recorded schedule
+    that the expected one extends (`Schedule.extends`) is no difference: the run goes on under the longer one.
+    """
     found = {key: run.get(key) for key in expected}
     if found.get("initialised_from") is not None:  # a path on some machine, to the directory named by its stage
         found["initialised_from"] = Path(found["initialised_from"]).name
+    if isinstance(found.get("schedule"), dict):
+        found["schedule"] = comparable(found["schedule"], Schedule(**expected["schedule"]))
     mismatch = [difference for difference in differences(expected, found).split("; ") if difference]
     return "; ".join(mismatch[:3]) + (f"; and {len(mismatch) - 3} more" if len(mismatch) > 3 else "")
 
 
+def extension(schedule: Schedule, run: dict) -> str:
+    """A note that `schedule` extends the run's (`Schedule.extends`), or ""."""
+    if not schedule.extends(run["schedule"]):
+        return ""
+    return f"; its schedule extended from {run['schedule']['max_steps']} to {schedule.max_steps} steps"
+
+
 @dataclass
 class StagePlan:
-    """Where a stage stands: `action` is `resume`, `continue`, `start` or `done`; `source` holds its weights."""
+    """
+    Where a stage stands: `action` is `resume`, `continue`, `start` or `done`; `source` holds its weights;
+    `stale_work`: why the run in the stage's work directory is not picked up (it started from another model).
+    """
 
     action: str
     source: Optional[Path]
     reason: str
+    stale_work: str = ""
 
 
 class Planner:
@@ -197,17 +231,28 @@ class Planner:
         return asdict(schedule_from(parse_args(self.command(stage, 1.0, placeholder)), train_utterances=None))
 
     def plan(self, stage: Stage) -> StagePlan:
+        schedule = Schedule(**self.expected_schedule(stage))
         local = self.args.work / stage.name
         local_run = read_run(local)
-        if (local / STATE_FILE).is_file():
-            if local_run is not None and local_run["finished"] and has_model(local):
+        stale = "" if local_run is None else self.stale_start(stage, local_run)
+        if (local / STATE_FILE).is_file() and not stale:
+            extended = "" if local_run is None else extension(schedule, local_run)
+            if local_run is not None and local_run["finished"] and has_model(local) and not extended:
                 return StagePlan("done", local, f"finished in {local}")
-            return StagePlan("resume", local, f"resumes its state in {local / STATE_FILE}")
+            return StagePlan("resume", local, f"resumes its state in {local / STATE_FILE}{extended}")
+        plan = self.plan_from_copies(stage, schedule)
+        if stale:
+            plan.stale_work = f"the run in {local} started from another {stage.init} ({stale})"
+            plan.reason += f"; {plan.stale_work}"
+        return plan
+
+    def plan_from_copies(self, stage: Stage, schedule: Schedule) -> StagePlan:
+        """Where a stage without a usable state of its own is picked up: its published or checkpointed copy."""
         expected = {
             "system": stage.system,
             "variant": stage.variant,
             "variant_settings": VARIANTS[stage.system][stage.variant].settings(),
-            "schedule": self.expected_schedule(stage),
+            "schedule": asdict(schedule),
         }
         if stage.init is None:
             expected["model_config"] = MODEL_SIZES[stage.system][str(PROFILES[self.args.profile]["size"])]
@@ -218,22 +263,56 @@ class Planner:
             run = read_run(directory / stage.name)
             if run is None or not has_model(directory / stage.name):
                 continue
-            mismatch = recipe_mismatch(expected, run)
+            mismatch, stale = recipe_mismatch(expected, run), self.stale_start(stage, run)
             if mismatch:
                 refused.append(f"the {kind} run has another recipe ({mismatch})")
+            elif stale:
+                refused.append(f"the {kind} run started from another {stage.init} ({stale})")
             else:
-                sources.append((run["finished"], run["best_step"], kind, directory / stage.name))
+                extended = extension(schedule, run)
+                sources.append(
+                    (run["finished"] and not extended, run["best_step"], kind, directory / stage.name, extended)
+                )
         if not sources:
             return StagePlan("start", None, "; ".join(refused) or "no published or checkpointed model")
         # A finished run first, then the one whose best weights are the furthest on; the published one on a tie.
-        finished, best_step, kind, source = max(sources, key=lambda source: source[:2])
+        finished, best_step, kind, source, extended = max(sources, key=lambda source: source[:2])
         if finished:
             return StagePlan("done", source, f"finished, {kind} in {source}")
-        return StagePlan("continue", source, f"continues the {kind} run from its best weights (step {best_step})")
+        return StagePlan(
+            "continue", source, f"continues the {kind} run from its best weights (step {best_step}){extended}"
+        )
+
+    def stale_start(self, stage: Stage, run: dict) -> str:
+        """
+        For a fine-tune: how the run's starting model differs from the run of the stage it starts from as it stands
+        now, on the schedule the profile gives it (e.g. the baseline's schedule was extended since), or "".
+        """
+        if stage.init is None:
+            return ""
+        baseline = next(s for s in STAGES if s.name == stage.init)
+        source = self.plan(baseline).source
+        if source is None:
+            return ""
+        now, then = read_run(source), run.get("previous_run") or {}
+        expected = {"steps": now["steps"], "best_step": now["best_step"], "schedule": self.expected_schedule(baseline)}
+        found = {"steps": then.get("steps"), "best_step": then.get("best_step"), "schedule": then.get("schedule")}
+        if isinstance(found["schedule"], dict):
+            found["schedule"] = Schedule.record(found["schedule"])
+        return differences(expected, found, prefix=f"{stage.init}.")
 
 
 def train_piece(stage: Stage, planner: Planner, plan: StagePlan, minutes: float) -> int:
     """Train one piece of a stage in a subprocess; :return: its exit status."""
+    work = planner.args.work / stage.name
+    if plan.stale_work and work.exists():  # set aside, not deleted: train.py starts afresh only in an empty place
+        aside = next(
+            work.with_name(f"{work.name}.stale-{number}")
+            for number in itertools.count(1)
+            if not work.with_name(f"{work.name}.stale-{number}").exists()
+        )
+        work.rename(aside)
+        print(f"{stage.name}: {work} moved to {aside}", flush=True)
     command = [sys.executable, "-m", "art_asr_ext.benchmark.training.train"]
     command += planner.command(stage, minutes, planner.init_dir(stage))
     if plan.action == "resume":
@@ -333,9 +412,14 @@ def copy_best_weights(stage: Stage, work: Path, models_dir: Path) -> bool:
 
 def publish(args: argparse.Namespace) -> int:
     """Copy each stage's (or each `--only` stage's) best weights and run record into the package's models directory."""
+    planner = Planner(args)
     for stage in STAGES:
         if not args.only or stage.name in args.only:
-            copy_best_weights(stage, args.work, args.models_dir)
+            plan = planner.plan(stage)
+            if plan.stale_work:
+                print(f"{stage.name}: not copied, {plan.stale_work}")
+            else:
+                copy_best_weights(stage, args.work, args.models_dir)
     return 0
 
 

@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -147,6 +147,12 @@ class Schedule:
 
     #: Length of the whole run in optimizer steps; the learning-rate schedule spans exactly this many.
     max_steps: int = 10000
+    #: Steps at which the learning rate starts a new cycle (warm restarts): a warm-up over `warmup_steps` to
+    #: `restart_lr_ratio * learning_rate`, then a cosine decay to the next restart or `max_steps`. A run trained to
+    #: step R by a schedule that ended there is the start of a schedule that restarts at R (`extends`), so a finished
+    #: run can be trained on by lengthening its schedule this way.
+    restarts: Tuple[int, ...] = ()
+    restart_lr_ratio: float = 0.5
     batch_size: int = 16
     learning_rate: float = 1e-3
     warmup_steps: int = 500
@@ -167,6 +173,8 @@ class Schedule:
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(beta) for beta in self.betas)  # a resumed state holds a list
+        self.restarts = tuple(int(step) for step in self.restarts)
+        cycle_starts = (0, *self.restarts)
         checks = {
             "max_steps": self.max_steps >= 1,
             "batch_size": self.batch_size >= 1,
@@ -178,18 +186,64 @@ class Schedule:
             "dev_utterances": self.dev_utterances >= 1,
             "ctc_weight_start": self.ctc_weight_start is None or 0.0 <= self.ctc_weight_start < 1.0,
             "ctc_warmup_steps": self.ctc_warmup_steps >= 0,
+            "restarts": all(
+                start + self.warmup_steps < end for start, end in zip(cycle_starts, (*self.restarts, self.max_steps))
+            ),
+            "restart_lr_ratio": 0.0 < self.restart_lr_ratio <= 1.0,
         }
         for name, valid in checks.items():
             if not valid:
                 raise ValueError(f"Schedule.{name} is out of range. Found: {getattr(self, name)!r}")
 
     def learning_rate_at(self, step: int) -> float:
-        """Linear warm-up, then cosine decay to `final_lr_ratio * learning_rate` at `max_steps`."""
-        if step < self.warmup_steps:
-            return self.learning_rate * (step + 1) / self.warmup_steps
-        progress = min(1.0, (step - self.warmup_steps) / max(1, self.max_steps - self.warmup_steps))
+        """
+        Linear warm-up, then cosine decay to `final_lr_ratio` times the peak at `max_steps`; from each restart on,
+        the same at a peak of `restart_lr_ratio * learning_rate`, ending at the next restart.
+        """
+        start = max((restart for restart in self.restarts if restart <= step), default=0)
+        end = min((restart for restart in self.restarts if restart > step), default=self.max_steps)
+        peak = self.learning_rate * (self.restart_lr_ratio if start else 1.0)
+        if step - start < self.warmup_steps:
+            return peak * (step - start + 1) / self.warmup_steps
+        progress = min(1.0, (step - start - self.warmup_steps) / max(1, end - start - self.warmup_steps))
         cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
-        return self.learning_rate * (self.final_lr_ratio + (1.0 - self.final_lr_ratio) * cosine)
+        return peak * (self.final_lr_ratio + (1.0 - self.final_lr_ratio) * cosine)
+
+    def extends(self, earlier: Dict[str, Any]) -> bool:
+        """
+        Whether a run trained by the `earlier` schedule (a run record's) took the same steps as this one up to its
+        end: the same settings, except that this one restarts where the earlier one ended.
+        """
+        try:
+            earlier_schedule = Schedule(**earlier)
+        except (TypeError, ValueError):  # a record of another recipe's schedule
+            return False
+        end = earlier_schedule.max_steps
+        return (
+            end in self.restarts
+            and earlier_schedule.restarts == tuple(restart for restart in self.restarts if restart < end)
+            # (a schedule without restarts never used its restart_lr_ratio)
+            and replace(
+                earlier_schedule,
+                max_steps=self.max_steps,
+                restarts=self.restarts,
+                restart_lr_ratio=(
+                    earlier_schedule.restart_lr_ratio if earlier_schedule.restarts else self.restart_lr_ratio
+                ),
+            )
+            == self
+        )
+
+    @classmethod
+    def record(cls, recorded: Dict[str, Any]) -> Dict[str, Any]:
+        """
+        A run record's schedule with the settings added since it was written at their defaults (which is what the
+        run trained with), so that it compares equal to the schedule that would write it now.
+        """
+        try:
+            return asdict(cls(**recorded))
+        except (TypeError, ValueError):  # another recipe's schedule: compared as it is
+            return recorded
 
     def ctc_weight_at(self, step: int, final: float) -> float:
         """The training loss's CTC weight at `step` for a model whose own weight is `final`."""
@@ -484,9 +538,10 @@ class Recipe:
         every `state_every_minutes` and when the piece ends; the data order is a function of the step.
 
         :param resume: Continue from `out_dir/training_state.pt` (which must come from the same recipe, schedule
-                       and corpus) instead of starting afresh.
-        :param continue_run: The record of an unfinished run of the same recipe and schedule whose best weights the
-                             model already holds (a published model directory): training goes on from its
+                       and corpus, or from a schedule that `schedule` extends) instead of starting afresh.
+        :param continue_run: The record of an unfinished run of the same recipe and schedule (or a run, finished or
+                             not, of a schedule that `schedule` extends) whose best weights the model already
+                             holds (a published model directory): training goes on from its
                              `best_step` with a fresh optimizer, whose learning rate ramps up over
                              `restart_warmup_steps` (a restarted Adam has no moment estimates yet). The records of
                              steps after `best_step` are dropped, since those steps are trained again.
@@ -552,6 +607,8 @@ class Recipe:
                 parameters=sum(p.numel() for p in self.model.parameters()),
                 variant_settings=self.variant.settings(),
             )
+        extended_from = None if Schedule.record(run.schedule) == asdict(schedule) else run.schedule["max_steps"]
+        run.schedule, run.finished = asdict(schedule), run.steps >= schedule.max_steps
         run.hardware = device_description(self.device_type)
         piece = {
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -561,6 +618,9 @@ class Recipe:
         }
         if restarted_at is not None:
             piece["optimizer_restarted"] = {"warmup_steps": restart_warmup_steps}
+        if extended_from is not None:
+            piece["schedule_extended_from"] = extended_from
+            log(f"schedule extended from {extended_from} to {schedule.max_steps} steps (restarts {schedule.restarts})")
         run.pieces.append(piece)
         steps_per_epoch = len(epoch_batches(lengths, schedule.batch_size, 1, schedule))
         wall_before = run.wall_minutes * 60.0
@@ -680,11 +740,14 @@ class Recipe:
         identity = self._identity()
         mismatch = differences(
             {**identity, "schedule": asdict(schedule)},
-            {**{key: getattr(published, key) for key in identity}, "schedule": published.schedule},
+            {
+                **{key: getattr(published, key) for key in identity},
+                "schedule": comparable(published.schedule, schedule),
+            },
         )
         if mismatch:
             raise ValueError(f"Cannot continue the published run, it was trained by another recipe: {mismatch}")
-        if published.finished:
+        if published.finished and not schedule.extends(published.schedule):
             raise ValueError(
                 f"The published run has finished its {published.steps} steps; there is nothing to continue."
             )
@@ -736,7 +799,7 @@ class Recipe:
             {
                 "recipe": state["recipe"],
                 "model": state["run"]["model_config"],
-                "schedule": state["schedule"],
+                "schedule": comparable(state["schedule"], schedule),
                 "training corpus": state["corpus"],
             },
         )
@@ -751,6 +814,14 @@ class Recipe:
             generator.set_state(saved)
         losses.extend(state["losses"])
         return TrainingRun(**state["run"])
+
+
+def comparable(recorded: Dict[str, Any], schedule: Schedule) -> Dict[str, Any]:
+    """
+    A recorded schedule as it compares with `schedule`: equal to it if `schedule` extends it, otherwise with the
+    settings added since it was written at their defaults (`Schedule.record`).
+    """
+    return asdict(schedule) if schedule.extends(recorded) else Schedule.record(recorded)
 
 
 def _plain(value: Any) -> Any:

@@ -102,6 +102,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--waveaug-cache", type=Path, help="WAVEAUG re-synthesis cache (default: --out/waveaug)")
     group = parser.add_argument_group("schedule (fixed for the whole run)")
     group.add_argument("--max-steps", type=int, help="optimizer steps of the whole run; the LR schedule spans them")
+    group.add_argument(
+        "--restarts",
+        type=int,
+        nargs="+",
+        default=[],
+        help="steps where the LR warms up again and decays to the next (a finished run goes on when its schedule "
+        "gains a restart at its end)",
+    )
+    group.add_argument("--restart-lr-ratio", type=float, help="peak LR after a restart, relative to --lr")
     group.add_argument("--epochs", type=float, help="instead of --max-steps: this many passes over the data")
     group.add_argument("--batch-size", type=int, default=16)
     group.add_argument("--lr", type=float, help="peak learning rate")
@@ -167,6 +176,7 @@ def schedule_from(args: argparse.Namespace, train_utterances: Optional[int]) -> 
         "max_grad_norm": args.max_grad_norm,
         "ctc_weight_start": args.ctc_weight_start,
         "ctc_warmup_steps": args.ctc_warmup_steps,
+        "restart_lr_ratio": args.restart_lr_ratio,
     }
     settings = {**defaults, **{key: value for key, value in chosen.items() if value is not None}}
     if args.init is not None and args.warmup_steps is None:
@@ -176,6 +186,7 @@ def schedule_from(args: argparse.Namespace, train_utterances: Optional[int]) -> 
     settings["warmup_steps"] = min(settings["warmup_steps"], max_steps - 1)
     return Schedule(
         max_steps=max_steps,
+        restarts=tuple(args.restarts),
         batch_size=args.batch_size,
         sortagrad=not args.no_sortagrad and args.init is None,
         eval_every_steps=args.eval_every,
@@ -234,7 +245,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     if recipe.variant.waveaug:
         train = vocoded(train, args.waveaug_cache or args.out / "waveaug", args.device)
-    schedule = schedule_from(args, len(train))
+    try:
+        schedule = schedule_from(args, len(train))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(
         f"{args.system}/{args.variant} ({args.size}, {sum(p.numel() for p in recipe.model.parameters()):,} parameters): "
         f"{len(train)} training utterances ({train.hours:.2f} h), {len(dev)} dev; {schedule.max_steps} steps",
