@@ -306,11 +306,8 @@ def train_piece(stage: Stage, planner: Planner, plan: StagePlan, minutes: float)
     """Train one piece of a stage in a subprocess; :return: its exit status."""
     work = planner.args.work / stage.name
     if plan.stale_work and work.exists():  # set aside, not deleted: train.py starts afresh only in an empty place
-        aside = next(
-            work.with_name(f"{work.name}.stale-{number}")
-            for number in itertools.count(1)
-            if not work.with_name(f"{work.name}.stale-{number}").exists()
-        )
+        candidates = (work.with_name(f"{work.name}.stale-{number}") for number in itertools.count(1))
+        aside = next(candidate for candidate in candidates if not candidate.exists())
         work.rename(aside)
         print(f"{stage.name}: {work} moved to {aside}", flush=True)
     command = [sys.executable, "-m", "art_asr_ext.benchmark.training.train"]
