@@ -249,3 +249,35 @@ def test_a_longer_schedule_trains_a_finished_baseline_on_and_its_fine_tune_again
     again = embedded.read_run(checkpoints / "transformer_rs_aug")
     assert again["finished"] and again["previous_run"]["steps"] == 6
     assert again["previous_run"]["schedule"]["restarts"] == [4]
+
+
+def test_a_fine_tune_of_another_recipe_is_set_aside_and_trains_again(tmp_path, capfd, monkeypatch):
+    corpus = packed_corpus(tmp_path / "packed")
+    models, checkpoints = tmp_path / "repository" / "models", tmp_path / "repository" / "checkpoints"
+    only = ("--only", "deepspeech2_baseline", "deepspeech2_rs_aug")
+    plan = functools.partial(tiny_plan, corpus, tmp_path / "work", models, checkpoints=checkpoints)
+    assert embedded.main(plan(*only, "--hours", "0.5")) == 0
+    assert embedded.main(plan(*only, "--publish")) == 0
+    before = embedded.read_run(checkpoints / "deepspeech2_rs_aug")
+
+    # The profile's fine-tunes change their learning rate: neither the work directory nor a copy is picked up.
+    monkeypatch.setitem(
+        embedded.PROFILES["tiny"], "fine_tune", [*embedded.PROFILES["tiny"]["fine_tune"], "--lr", "1e-4"]
+    )
+    capfd.readouterr()
+    assert embedded.main(plan("--status")) == 0
+    status = {line[:22].strip(): line[23:] for line in capfd.readouterr().out.splitlines()}
+    other = f"has another recipe (schedule.learning_rate: expected 0.0001, found {before['schedule']['learning_rate']})"
+    assert status["deepspeech2_baseline"].startswith("done")
+    assert status["deepspeech2_rs_aug"].startswith(f"start     the published run {other}; the checkpointed run {other}")
+    assert f"the run in {tmp_path / 'work' / 'deepspeech2_rs_aug'} {other}" in status["deepspeech2_rs_aug"]
+    assert embedded.main(plan(*only, "--publish")) == 0
+    assert f"deepspeech2_rs_aug: not copied, the run in" in capfd.readouterr().out
+    assert embedded.read_run(models / "deepspeech2_rs_aug") == before
+
+    assert embedded.main(plan(*only, "--pieces", "1")) == 0
+    work = tmp_path / "work" / "deepspeech2_rs_aug"
+    assert f"deepspeech2_rs_aug: {work} moved to {work}.stale-1" in capfd.readouterr().out
+    again = embedded.read_run(checkpoints / "deepspeech2_rs_aug")
+    assert again["finished"] and again["schedule"]["learning_rate"] == 1e-4
+    assert embedded.read_run(work.with_name("deepspeech2_rs_aug.stale-1")) == before

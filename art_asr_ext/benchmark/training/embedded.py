@@ -17,7 +17,9 @@ unfinished run to the next machine without replacing the model that the benchmar
 `--publish` copies the best weights into the package (`art_asr_ext/benchmark/models/<stage>/`); write its card
 (`benchmarks/model_cards.py`) and commit both. Where a stage is picked up from, in this order:
 
-1. its resumable state in `--work` (same machine: the exact optimizer state, `--resume`);
+1. its resumable state in `--work` (same machine: the exact optimizer state, `--resume`), when that run was trained by
+   the recipe this profile gives (below) and, for a fine-tune, from the baseline as it stands; otherwise that
+   directory is set aside as `<stage>.stale-N`, never deleted and never published;
 2. otherwise the further advanced (by the step of its best weights) of its checkpoint and its published model, each
    only when that run was trained by the recipe this profile gives (variant settings, model and schedule): it
    continues from those best weights at their step, with a fresh optimizer under a short learning-rate warm-up
@@ -100,7 +102,8 @@ PROFILES: Dict[str, Dict[str, object]] = {
             *["--max-steps", "20000", "--restarts", "10000"],
             *["--batch-size", "16", "--eval-every", "500", "--dev-beam-size", "4"],
         ],
-        "fine_tune": ["--max-steps", "1500", "--batch-size", "16", "--eval-every", "250", "--dev-beam-size", "4"],
+        # At a fifth of the peak learning rate (train.py's FINE_TUNE_LR_RATIO), the fine-tunes need more steps.
+        "fine_tune": ["--max-steps", "2500", "--batch-size", "16", "--eval-every", "250", "--dev-beam-size", "4"],
         # HiFi-GAN re-synthesis runs at 0.4 x real time on 2 cores: WAVEAUG fine-tunes on 1,500 sentences (2 h).
         "waveaug": ["--max-train-utterances", "1500"],
     },
@@ -165,7 +168,7 @@ def extension(schedule: Schedule, run: dict) -> str:
 class StagePlan:
     """
     Where a stage stands: `action` is `resume`, `continue`, `start` or `done`; `source` holds its weights;
-    `stale_work`: why the run in the stage's work directory is not picked up (it started from another model).
+    `stale_work`: why the run in the stage's work directory is not picked up (another recipe, or it started from another model).
     """
 
     action: str
@@ -234,20 +237,20 @@ class Planner:
         schedule = Schedule(**self.expected_schedule(stage))
         local = self.args.work / stage.name
         local_run = read_run(local)
-        stale = "" if local_run is None else self.stale_start(stage, local_run)
-        if (local / STATE_FILE).is_file() and not stale:
+        unusable = "" if local_run is None else self.unusable(stage, schedule, local_run)
+        if (local / STATE_FILE).is_file() and not unusable:
             extended = "" if local_run is None else extension(schedule, local_run)
             if local_run is not None and local_run["finished"] and has_model(local) and not extended:
                 return StagePlan("done", local, f"finished in {local}")
             return StagePlan("resume", local, f"resumes its state in {local / STATE_FILE}{extended}")
         plan = self.plan_from_copies(stage, schedule)
-        if stale:
-            plan.stale_work = f"the run in {local} started from another {stage.init} ({stale})"
+        if unusable:
+            plan.stale_work = f"the run in {local} {unusable}"
             plan.reason += f"; {plan.stale_work}"
         return plan
 
-    def plan_from_copies(self, stage: Stage, schedule: Schedule) -> StagePlan:
-        """Where a stage without a usable state of its own is picked up: its published or checkpointed copy."""
+    def expected_record(self, stage: Stage, schedule: Schedule) -> dict:
+        """What a run record of `stage` must hold to be picked up (see `recipe_mismatch`)."""
         expected = {
             "system": stage.system,
             "variant": stage.variant,
@@ -258,16 +261,26 @@ class Planner:
             expected["model_config"] = MODEL_SIZES[stage.system][str(PROFILES[self.args.profile]["size"])]
         else:  # a fine-tune keeps the architecture of the stage it starts from, whichever copy of it that was
             expected["initialised_from"] = stage.init
+        return expected
+
+    def unusable(self, stage: Stage, schedule: Schedule, run: dict) -> str:
+        """Why a run of `stage` cannot be picked up (another recipe, or a stale start), or ""."""
+        mismatch = recipe_mismatch(self.expected_record(stage, schedule), run)
+        if mismatch:
+            return f"has another recipe ({mismatch})"
+        stale = self.stale_start(stage, run)
+        return f"started from another {stage.init} ({stale})" if stale else ""
+
+    def plan_from_copies(self, stage: Stage, schedule: Schedule) -> StagePlan:
+        """Where a stage without a usable state of its own is picked up: its published or checkpointed copy."""
         sources, refused = [], []
         for kind, directory in (("published", self.args.models_dir), ("checkpointed", self.args.checkpoints_dir)):
             run = read_run(directory / stage.name)
             if run is None or not has_model(directory / stage.name):
                 continue
-            mismatch, stale = recipe_mismatch(expected, run), self.stale_start(stage, run)
-            if mismatch:
-                refused.append(f"the {kind} run has another recipe ({mismatch})")
-            elif stale:
-                refused.append(f"the {kind} run started from another {stage.init} ({stale})")
+            unusable = self.unusable(stage, schedule, run)
+            if unusable:
+                refused.append(f"the {kind} run {unusable}")
             else:
                 extended = extension(schedule, run)
                 sources.append(
