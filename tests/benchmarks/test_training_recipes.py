@@ -20,7 +20,6 @@ from art_asr_ext.benchmark.training.recipes import (
     epoch_batches,
     write_feats_stats,
 )
-from art_asr_ext.benchmark.training.train import FINE_TUNE_LR_RATIO, SCHEDULE_DEFAULTS, parse_args, schedule_from
 from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2, PyTorchESPnet
 from benchmarks import model_cards
 
@@ -63,31 +62,6 @@ def test_bad_schedules_are_refused_by_name():
         Schedule(max_steps=100, warmup_steps=10, restarts=(95,))  # no room for the restart's warm-up
     with pytest.raises(ValueError, match="restart_lr_ratio"):
         Schedule(max_steps=100, warmup_steps=10, restarts=(50,), restart_lr_ratio=0.0)
-
-
-@pytest.mark.parametrize("system", sorted(SCHEDULE_DEFAULTS))
-def test_a_fine_tune_peaks_at_a_fraction_of_its_systems_learning_rate_unless_told(system):
-    scratch = [
-        "--system",
-        system,
-        "--variant",
-        "baseline",
-        "--train",
-        "t",
-        "--dev",
-        "d",
-        "--out",
-        "o",
-        "--max-steps",
-        "1000",
-    ]
-    peak = SCHEDULE_DEFAULTS[system]["learning_rate"]
-    assert schedule_from(parse_args(scratch), train_utterances=None).learning_rate == peak
-    fine_tune = schedule_from(parse_args([*scratch, "--init", "baseline"]), train_utterances=None)
-    assert fine_tune.learning_rate == pytest.approx(peak * FINE_TUNE_LR_RATIO) and fine_tune.learning_rate < peak
-    assert fine_tune.warmup_steps == 100
-    told = schedule_from(parse_args([*scratch, "--init", "baseline", "--lr", "1e-3"]), train_utterances=None)
-    assert told.learning_rate == 1e-3
 
 
 def test_a_restart_lengthens_a_schedule_without_changing_its_steps_so_far():

@@ -55,10 +55,6 @@ SCHEDULE_DEFAULTS = {
         "ctc_warmup_steps": 2000,
     },
 }
-#: A fine-tune's peak learning rate (without --lr), relative to its system's from scratch. At the full peak, the
-#: DeepSpeech2 RS-aug fine-tune unlearnt the baseline within 250 steps (clean dev WER 23 % -> 89 %) and recovered
-#: only to 70 % in 1,500.
-FINE_TUNE_LR_RATIO = 0.2
 
 
 def vocoded(corpus: Corpus, cache_dir: Path, device_type: str) -> Corpus:
@@ -117,9 +113,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     group.add_argument("--restart-lr-ratio", type=float, help="peak LR after a restart, relative to --lr")
     group.add_argument("--epochs", type=float, help="instead of --max-steps: this many passes over the data")
     group.add_argument("--batch-size", type=int, default=16)
-    group.add_argument(
-        "--lr", type=float, help=f"peak learning rate (a fine-tune's default: {FINE_TUNE_LR_RATIO} x its system's)"
-    )
+    group.add_argument("--lr", type=float, help="peak learning rate")
     group.add_argument("--warmup-steps", type=int)
     group.add_argument("--max-grad-norm", type=float)
     group.add_argument("--ctc-weight-start", type=float, help="transformer: CTC weight at step 0 (warm-up)")
@@ -187,10 +181,6 @@ def schedule_from(args: argparse.Namespace, train_utterances: Optional[int]) -> 
     settings = {**defaults, **{key: value for key, value in chosen.items() if value is not None}}
     if args.init is not None and args.warmup_steps is None:
         settings["warmup_steps"] = min(settings["warmup_steps"], max(1, max_steps // 10))  # a fine-tune
-    if args.init is not None and args.lr is None:
-        settings["learning_rate"] = round(
-            defaults["learning_rate"] * FINE_TUNE_LR_RATIO, 12
-        )  # 3e-4, not 3.0000000000000003e-4
     if args.system != "transformer" or args.init is not None:
         settings.pop("ctc_weight_start", None), settings.pop("ctc_warmup_steps", None)
     settings["warmup_steps"] = min(settings["warmup_steps"], max_steps - 1)
