@@ -169,7 +169,8 @@ def extension(schedule: Schedule, run: dict) -> str:
 class StagePlan:
     """
     Where a stage stands: `action` is `resume`, `continue`, `start` or `done`; `source` holds its weights;
-    `stale_work`: why the run in the stage's work directory is not picked up (another recipe, or it started from another model).
+    `stale_work`: why the run in the stage's work directory is not picked up (another recipe, or it started from
+    another model).
     """
 
     action: str
