@@ -52,6 +52,25 @@ def tiny_plan(corpus: Path, work: Path, models: Path, *extra: str, checkpoints: 
     ]
 
 
+def trained_plan(tmp_path: Path, machine: str, *stages: str) -> tuple:
+    """
+    `stages` trained to the end of their tiny schedules on `machine` (its work directory), checkpointed in a
+    repository under `tmp_path`; :return: (the plan's arguments on `machine`, as a function, the models directory,
+    the checkpoints directory, the `--only` arguments).
+    """
+    corpus = packed_corpus(tmp_path / "packed")
+    models, checkpoints = tmp_path / "repository" / "models", tmp_path / "repository" / "checkpoints"
+    only = ("--only", *stages)
+    plan = functools.partial(tiny_plan, corpus, tmp_path / machine, models, checkpoints=checkpoints)
+    assert embedded.main(plan(*only, "--hours", "0.5")) == 0
+    return plan, models, checkpoints, only
+
+
+def status_of(output: str) -> dict:
+    """`--status` output by stage name."""
+    return {line[:22].strip(): line[23:] for line in output.splitlines()}
+
+
 def git(directory: Path, *arguments: str) -> None:
     subprocess.run(
         ["git", "-c", "user.name=test", "-c", "user.email=test@localhost", *arguments],
@@ -196,11 +215,10 @@ def test_a_fresh_clone_continues_every_unfinished_stage_from_the_committed_model
 
 
 def test_a_longer_schedule_trains_a_finished_baseline_on_and_its_fine_tune_again(tmp_path, capfd, monkeypatch):
-    corpus = packed_corpus(tmp_path / "packed")
-    models, checkpoints = tmp_path / "repository" / "models", tmp_path / "repository" / "checkpoints"
-    only = ("--only", "transformer_baseline", "transformer_rs_aug")
-    first_machine = functools.partial(tiny_plan, corpus, tmp_path / "first_machine", models, checkpoints=checkpoints)
-    assert embedded.main(first_machine(*only, "--hours", "0.5")) == 0
+    first_machine, models, checkpoints, only = trained_plan(
+        tmp_path, "first_machine", "transformer_baseline", "transformer_rs_aug"
+    )
+    corpus = tmp_path / "packed"
     trained = {name: embedded.read_run(checkpoints / name) for name in only[1:]}
     assert all(run["finished"] for run in trained.values())
     assert trained["transformer_rs_aug"]["previous_run"]["steps"] == 4
@@ -211,7 +229,7 @@ def test_a_longer_schedule_trains_a_finished_baseline_on_and_its_fine_tune_again
     for machine in ("first_machine", "second_machine"):  # its own state, or only the committed checkpoints
         capfd.readouterr()
         assert embedded.main(tiny_plan(corpus, tmp_path / machine, models, "--status", checkpoints=checkpoints)) == 0
-        status = {line[:22].strip(): line[23:] for line in capfd.readouterr().out.splitlines()}
+        status = status_of(capfd.readouterr().out)
         if machine == "first_machine":
             assert status["transformer_baseline"].startswith("resume    resumes its state in")
         else:
@@ -235,7 +253,7 @@ def test_a_longer_schedule_trains_a_finished_baseline_on_and_its_fine_tune_again
     assert extended["pieces"][-1]["schedule_extended_from"] == 4 and extended["history"][-1]["step"] == 6
     capfd.readouterr()
     assert embedded.main(first_machine("--status")) == 0
-    status = {line[:22].strip(): line[23:] for line in capfd.readouterr().out.splitlines()}
+    status = status_of(capfd.readouterr().out)
     assert status["transformer_baseline"].startswith("done")
     assert status["transformer_rs_aug"].startswith("start     the checkpointed run started from another")
     assert "transformer_baseline.steps: expected 6, found 4" in status["transformer_rs_aug"]
@@ -252,11 +270,7 @@ def test_a_longer_schedule_trains_a_finished_baseline_on_and_its_fine_tune_again
 
 
 def test_a_fine_tune_of_another_recipe_is_set_aside_and_trains_again(tmp_path, capfd, monkeypatch):
-    corpus = packed_corpus(tmp_path / "packed")
-    models, checkpoints = tmp_path / "repository" / "models", tmp_path / "repository" / "checkpoints"
-    only = ("--only", "deepspeech2_baseline", "deepspeech2_rs_aug")
-    plan = functools.partial(tiny_plan, corpus, tmp_path / "work", models, checkpoints=checkpoints)
-    assert embedded.main(plan(*only, "--hours", "0.5")) == 0
+    plan, models, checkpoints, only = trained_plan(tmp_path, "work", "deepspeech2_baseline", "deepspeech2_rs_aug")
     assert embedded.main(plan(*only, "--publish")) == 0
     before = embedded.read_run(checkpoints / "deepspeech2_rs_aug")
 
@@ -266,13 +280,13 @@ def test_a_fine_tune_of_another_recipe_is_set_aside_and_trains_again(tmp_path, c
     )
     capfd.readouterr()
     assert embedded.main(plan("--status")) == 0
-    status = {line[:22].strip(): line[23:] for line in capfd.readouterr().out.splitlines()}
+    status = status_of(capfd.readouterr().out)
     other = f"has another recipe (schedule.learning_rate: expected 0.0001, found {before['schedule']['learning_rate']})"
     assert status["deepspeech2_baseline"].startswith("done")
     assert status["deepspeech2_rs_aug"].startswith(f"start     the published run {other}; the checkpointed run {other}")
     assert f"the run in {tmp_path / 'work' / 'deepspeech2_rs_aug'} {other}" in status["deepspeech2_rs_aug"]
     assert embedded.main(plan(*only, "--publish")) == 0
-    assert f"deepspeech2_rs_aug: not copied, the run in" in capfd.readouterr().out
+    assert "deepspeech2_rs_aug: not copied, the run in" in capfd.readouterr().out
     assert embedded.read_run(models / "deepspeech2_rs_aug") == before
 
     assert embedded.main(plan(*only, "--pieces", "1")) == 0
