@@ -26,14 +26,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from art_asr_ext.benchmark.presets import EMBEDDED_SET, MODELS_DIR  # noqa: E402
+from art_asr_ext.benchmark.language_model import beam_decoding  # noqa: E402
+from art_asr_ext.benchmark.presets import EMBEDDED_SET, LANGUAGE_MODEL_DIR, MODELS_DIR  # noqa: E402
 from art_asr_ext.benchmark.training.recipes import DEEPSPEECH_CHECKPOINT, Corpus, word_error_rate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_CLIPS = REPO.parent / "shared" / "data" / "LibriSpeech" / "test-clean"
 #: How each system decodes for its card (and in the quick Table I).
 DECODING = {
-    "deepspeech2": "greedy CTC (no language model)",
+    "deepspeech2": (
+        f"CTC beam search with the word trigram language model `{LANGUAGE_MODEL_DIR.name}` (its card; weights and "
+        "beam in its `decoding.json`), greedy CTC beside it"
+    ),
     "transformer": "joint CTC/attention beam search as ESPnet's `Speech2Text` (CTC weight 0.3, beam 10, no LM)",
     # Models trained before the attention decoder could align on a CPU budget decode with their CTC branch.
     "transformer_ctc": "CTC best path of the joint CTC/attention model (`decoding: ctc`)",
@@ -47,30 +51,42 @@ def decoding_of(run: dict) -> str:
     return "transformer" if str(run.get("dev_decoding", "")).startswith("joint") else "transformer_ctc"
 
 
+#: The second WER column of a card: the decoding without the language model (DeepSpeech2's word trigram, the
+#: Transformer's attention decoder), keyed by its `evaluation.json` key.
+WITHOUT_LM = {"wer_greedy": "Greedy CTC WER (%)", "wer_ctc": "CTC-only WER (%)"}
+
+
 def load_estimator(model_dir: Path, decoding: str = "beam"):
-    """The ART estimator of a committed model directory (DeepSpeech2 or ESPnet, told apart by the files)."""
+    """
+    The ART estimator of a committed model directory (DeepSpeech2 or ESPnet, told apart by the files).
+
+    :param decoding: `beam` (DeepSpeech2: with the word language model; ESPnet: joint CTC/attention) or `ctc`
+                     (DeepSpeech2: greedy; ESPnet: the CTC branch's best path).
+    """
     from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2, PyTorchESPnet
 
     if (model_dir / DEEPSPEECH_CHECKPOINT).is_file():
-        return PyTorchDeepSpeech2(checkpoint=model_dir / DEEPSPEECH_CHECKPOINT)
+        lm = beam_decoding(LANGUAGE_MODEL_DIR) if decoding == "beam" else {}
+        return PyTorchDeepSpeech2(checkpoint=model_dir / DEEPSPEECH_CHECKPOINT, **lm)
     return PyTorchESPnet(model_dir=model_dir, decoding=decoding, beam_size=10, decode_ctc_weight=0.3)
 
 
 def evaluate(model_dir: Path, test_sets: Dict[str, Path]) -> Dict[str, Dict[str, float]]:
     """
-    :return: `{test set name: {"utterances": n, "wer": WER in %}}`, WERs rounded to 0.01; a Transformer decoded by
-             beam search also gets its CTC-only WER, `wer_ctc`.
+    :return: `{test set name: {"utterances": n, "wer": WER in %}}`, WERs rounded to 0.01; a model decoded by beam
+             search also gets its WER without the language model (a `WITHOUT_LM` key).
     """
     run = json.loads((model_dir / "training_run.json").read_text())
     decoding = decoding_of(run)
     estimator = load_estimator(model_dir, "ctc" if decoding == "transformer_ctc" else "beam")
-    ctc_estimator = load_estimator(model_dir, "ctc") if decoding == "transformer" else None
+    without_lm = {"deepspeech2": "wer_greedy", "transformer": "wer_ctc"}.get(decoding)
+    plain_estimator = load_estimator(model_dir, "ctc") if without_lm else None
     results = {}
     for name, root in test_sets.items():
         corpus = Corpus.load(root)
         results[name] = {"utterances": len(corpus), "wer": round(word_error_rate(estimator, corpus), 2)}
-        if ctc_estimator is not None:
-            results[name]["wer_ctc"] = round(word_error_rate(ctc_estimator, corpus), 2)
+        if plain_estimator is not None:
+            results[name][without_lm] = round(word_error_rate(plain_estimator, corpus), 2)
     return results
 
 
@@ -198,12 +214,12 @@ def render_card(model_dir: Path, run: dict, evaluation: Dict[str, Dict[str, floa
     ]
     if (model_dir / "learning_curve.png").is_file():
         lines += ["![Learning curve: train and dev loss, dev WER](learning_curve.png)", ""]
-    with_ctc = any("wer_ctc" in result for result in evaluation.values())
+    second = next((key for key in WITHOUT_LM if any(key in result for result in evaluation.values())), None)
     lines += [
         "## Word error rates",
         "",
-        "| Test set | Utterances | WER (%) |" + (" CTC-only WER (%) |" if with_ctc else ""),
-        "|---|---|---|" + ("---|" if with_ctc else ""),
+        "| Test set | Utterances | WER (%) |" + (f" {WITHOUT_LM[second]} |" if second else ""),
+        "|---|---|---|" + ("---|" if second else ""),
     ]
     descriptions = {
         "synthetic_test": "Held-out synthetic test (unseen LJ Speech sentences, same voice)",
@@ -211,8 +227,8 @@ def render_card(model_dir: Path, run: dict, evaluation: Dict[str, Dict[str, floa
         "real_clips": "Real LibriSpeech test-clean clips (`../shared/data`, human speakers never heard in training)",
     }
     for name, result in evaluation.items():
-        ctc = f" {result['wer_ctc']:.2f} |" if with_ctc else ""
-        lines.append(f"| {descriptions.get(name, name)} | {result['utterances']} | {result['wer']:.2f} |{ctc}")
+        plain = f" {result[second]:.2f} |" if second else ""
+        lines.append(f"| {descriptions.get(name, name)} | {result['utterances']} | {result['wer']:.2f} |{plain}")
     lines += [
         "",
         "Reproduce: `python benchmarks/model_cards.py --check --synthetic-test <corpus>/test-synth` "

@@ -15,6 +15,8 @@ _ROOT = Path(str(resources.files("art_asr_ext.benchmark")))
 PRESETS_DIR = _ROOT / "configs"
 #: The embedded models, one directory each with its model card.
 MODELS_DIR = _ROOT / "models"
+#: The word language model the embedded DeepSpeech2 models decode with (`benchmarks/build_language_model.py`).
+LANGUAGE_MODEL_DIR = MODELS_DIR / "word_3gram_lm"
 #: The embedded evaluation set (LibriSpeech layout) and the target-phrase pool.
 EMBEDDED_SET = _ROOT / "data" / "LibriSpeech" / "test-synth"
 TARGET_PHRASES = _ROOT / "data" / "target_phrases.txt"

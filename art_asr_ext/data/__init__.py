@@ -2,4 +2,11 @@
 Reading speech corpora in LibriSpeech's layout.
 """
 
-from art_asr_ext.data.librispeech import BadUtterance, Utterance, check_librispeech, load_librispeech, read_audio
+from art_asr_ext.data.librispeech import (
+    BadUtterance,
+    Utterance,
+    check_librispeech,
+    librispeech_transcripts,
+    load_librispeech,
+    read_audio,
+)

@@ -94,6 +94,18 @@ def _transcripts(root: Path, audio_extension: str) -> Dict[str, Tuple[Path, str]
     return transcripts
 
 
+def librispeech_transcripts(root: PathLike) -> Dict[str, str]:
+    """
+    The transcript of each utterance of a LibriSpeech-layout directory, without reading its audio.
+
+    :param root: Split directory.
+    :return: `{utterance id: transcript}`, in sorted utterance-id order.
+    :raises FileNotFoundError: If the directory holds no transcripts.
+    """
+    transcripts = _transcripts(Path(root), audio_extension="")
+    return {uid: transcripts[uid][1] for uid in sorted(transcripts)}
+
+
 def load_librispeech(
     root: PathLike, max_utterances: Optional[int] = None, sample_rate: int = 16000, audio_extension: str = ".flac"
 ) -> List[Utterance]:

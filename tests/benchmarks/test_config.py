@@ -1,4 +1,6 @@
 import copy
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -396,3 +398,40 @@ def test_the_clean_speech_in_rooms_must_be_heard_in_the_over_the_air_attacks_roo
         parse(raw)
     raw["attacks"]["ota_pgd"]["train_rooms"] = 2
     assert parse(raw).systems[0].attacks["room_clean"].settings["train_rooms"] == 2
+
+
+def test_a_deepspeech2_system_decodes_with_its_language_model_and_the_weights_tuned_with_it():
+    from art_asr_ext.benchmark.language_model import DECODING_FILE
+    from art_asr_ext.benchmark.presets import LANGUAGE_MODEL_DIR
+    from art_asr_ext.benchmark.systems import build_estimator
+
+    quick = load_config(PRESETS_DIR / "quick.yaml")
+    deepspeech2 = [s for s in quick.systems if s.estimator.type == "deepspeech2"]
+    assert deepspeech2 and all(s.estimator.language_model == LANGUAGE_MODEL_DIR for s in deepspeech2)
+    tuned = json.loads((LANGUAGE_MODEL_DIR / DECODING_FILE).read_text())
+    estimator = build_estimator(deepspeech2[0].estimator, [], "cpu")
+    assert (estimator.decoder_type, estimator.alpha, estimator.beta) == ("beam", tuned["alpha"], tuned["beta"])
+    # the system's options weigh it otherwise
+    options = dataclasses.replace(deepspeech2[0].estimator, options={"alpha": 0.5, "beam_width": 8})
+    estimator = build_estimator(options, [], "cpu")
+    assert (estimator.alpha, estimator.beta, estimator.beam_width) == (0.5, tuned["beta"], 8)
+
+
+@pytest.mark.parametrize(
+    "estimator, message",
+    [
+        (
+            {"type": "espnet", "model_dir": "asr", "language_model": "lm"},
+            r"^systems\[0\].estimator.language_model: is a pocketsphinx or deepspeech2 estimator's key",
+        ),
+        (
+            {"type": "deepspeech2", "checkpoint": "a.ckpt", "language_model": "lm", "options": {"lm_path": "x"}},
+            r"^systems\[0\].estimator.options.lm_path: is set by the system's language_model key",
+        ),
+    ],
+)
+def test_a_language_model_where_it_cannot_go_is_named(estimator, message):
+    raw = copy.deepcopy(BASE)
+    raw["systems"][0]["estimator"] = estimator
+    with pytest.raises(ConfigError, match=message):
+        parse(raw)

@@ -7,6 +7,7 @@ same architecture (:class:`art_asr_ext.models.DeepSpeech2`) and loads deepspeech
 | Paper link: https://arxiv.org/abs/1512.02595
 """
 
+import functools
 import os
 from typing import Any, List, Optional, Tuple, Union
 
@@ -20,22 +21,45 @@ from art_asr_ext.utils.audio import (
     check_waveforms,
     length_sorted_batches,
 )
-from art_asr_ext.models.ctc import ctc_frames_needed
+from art_asr_ext.models.ctc import CTCLexiconBeamDecoder, ctc_frames_needed
 from art_asr_ext.models.deepspeech2 import DeepSpeech2
 from art_asr_ext.models.deepspeech_checkpoint import load_deepspeech_checkpoint
 
 
+@functools.lru_cache(maxsize=1)
+def lexicon_beam_decoder(
+    labels: Tuple[str, ...], lm_path: str, lm_mtime_ns: int, alpha: float, beta: float, beam_width: int
+) -> CTCLexiconBeamDecoder:
+    """
+    The beam search decoder of these settings, built once: loading the language model takes seconds, and a benchmark
+    builds an estimator per system. One in memory; `lm_mtime_ns` tells a rewritten file from the one loaded.
+    """
+    return CTCLexiconBeamDecoder(labels, lm_path, alpha, beta, beam_width, blank=labels[0])
+
+
 class PyTorchDeepSpeech2(PyTorchSpeechRecognizer):
     """
-    ART speech recognizer for DeepSpeech2 (CTC over characters, greedy decoding, no language model).
+    ART speech recognizer for DeepSpeech2 (CTC over characters).
 
     The loss is the CTC loss of each utterance toward its transcript (summed over the batch, as deepspeech.pytorch
     trains). Inputs are float waveforms in [-1, 1] at the model's sample rate (16 kHz for the published models).
+    Transcripts come from greedy CTC decoding, or, with `decoder_type="beam"`, from a beam search that spells words of
+    a word n-gram language model's vocabulary and adds the model's weighted score (ART's ``PyTorchDeepSpeech`` has the
+    same parameters). Decoding changes only `predict`: the loss, and so every gradient attack, is the CTC loss.
 
     | Paper link: https://arxiv.org/abs/1512.02595
     """
 
-    estimator_params = PyTorchSpeechRecognizer.estimator_params + ["checkpoint"]
+    estimator_params = PyTorchSpeechRecognizer.estimator_params + [
+        "checkpoint",
+        "decoder_type",
+        "lm_path",
+        "alpha",
+        "beta",
+        "beam_width",
+    ]
+    #: The values of `decoder_type`.
+    decoder_types = ("greedy", "beam")
 
     def __init__(
         self,
@@ -48,6 +72,11 @@ class PyTorchDeepSpeech2(PyTorchSpeechRecognizer):
         postprocessing_defences: Any = None,
         preprocessing: Any = None,
         device_type: str = "cpu",
+        decoder_type: str = "greedy",
+        lm_path: Optional[Union[str, os.PathLike]] = None,
+        alpha: float = 0.0,
+        beta: float = 0.0,
+        beam_width: int = 10,
     ) -> None:
         """
         :param model: A :class:`DeepSpeech2` module; give either this or `checkpoint`.
@@ -60,6 +89,12 @@ class PyTorchDeepSpeech2(PyTorchSpeechRecognizer):
         :param postprocessing_defences: Not supported; must be None.
         :param preprocessing: `(subtrahend, divisor)` or an ART preprocessor.
         :param device_type: `cpu` or `gpu`.
+        :param decoder_type: `greedy` (best label per frame) or `beam` (beam search with the language model).
+        :param lm_path: ARPA word language model (plain or gzipped) for `decoder_type="beam"`; its vocabulary is the
+                        decoder's.
+        :param alpha: Weight of the language model's log probability in the beam search.
+        :param beta: Score added per word in the beam search.
+        :param beam_width: Hypotheses the beam search keeps at each frame.
         """
         if (model is None) == (checkpoint is None):
             raise ValueError("Give exactly one of model (a DeepSpeech2 module) or checkpoint (a file path).")
@@ -68,6 +103,11 @@ class PyTorchDeepSpeech2(PyTorchSpeechRecognizer):
         if not isinstance(model, DeepSpeech2):
             raise ValueError(f"model must be an art_asr_ext.models.DeepSpeech2. Found: {type(model).__name__}")
         self.checkpoint = checkpoint
+        self.decoder_type = decoder_type
+        self.lm_path = lm_path
+        self.alpha = alpha
+        self.beta = beta
+        self.beam_width = beam_width
         super().__init__(
             model=model,
             clip_values=clip_values,
@@ -77,6 +117,23 @@ class PyTorchDeepSpeech2(PyTorchSpeechRecognizer):
             preprocessing=preprocessing,
             device_type=device_type,
         )
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.decoder_type not in self.decoder_types:
+            raise ValueError(f"decoder_type must be one of {self.decoder_types}. Found: {self.decoder_type!r}")
+        if self.decoder_type == "greedy":
+            if self.lm_path is not None:
+                raise ValueError(f"lm_path is used only by decoder_type 'beam'. Found: {self.lm_path!r}")
+            return
+        if self.lm_path is None or not os.path.isfile(self.lm_path):
+            raise ValueError(f"decoder_type 'beam' needs lm_path, an ARPA language model file. Found: {self.lm_path!r}")
+        if isinstance(self.beam_width, bool) or not isinstance(self.beam_width, int) or self.beam_width < 1:
+            raise ValueError(f"beam_width must be an integer >= 1. Found: {self.beam_width!r}")
+        for name in ("alpha", "beta"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+                raise ValueError(f"{name} must be a finite number. Found: {value!r}")
 
     @property
     def labels(self) -> List[str]:
@@ -131,19 +188,27 @@ class PyTorchDeepSpeech2(PyTorchSpeechRecognizer):
         keep = keep.cpu().numpy()
         return ["".join(labels[k] for k in row[mask]) for row, mask in zip(rows, keep)]
 
+    def _decode(self, logits: torch.Tensor, output_lengths: torch.Tensor) -> List[str]:
+        if self.decoder_type == "greedy":
+            return self._greedy_decode(logits, output_lengths)
+        path = os.fspath(self.lm_path)
+        settings = (path, os.stat(path).st_mtime_ns, float(self.alpha), float(self.beta), int(self.beam_width))
+        decoder = lexicon_beam_decoder(tuple(self._model.labels), *settings)
+        return decoder(logits.log_softmax(-1), output_lengths)
+
     def _utterance_losses(self, waveforms: torch.Tensor, lengths: torch.Tensor, targets: List[str]) -> torch.Tensor:
         logits, output_lengths = self._model(waveforms, lengths)
         return self._ctc_losses(logits, output_lengths, targets)
 
     def _transcribe(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> List[str]:
         logits, output_lengths = self._model(waveforms, lengths)
-        return self._greedy_decode(logits, output_lengths)
+        return self._decode(logits, output_lengths)
 
     def _losses_and_transcripts(
         self, waveforms: torch.Tensor, lengths: torch.Tensor, targets: List[str]
     ) -> Tuple[torch.Tensor, List[str]]:
         logits, output_lengths = self._model(waveforms, lengths)
-        return self._ctc_losses(logits, output_lengths, targets), self._greedy_decode(logits.detach(), output_lengths)
+        return self._ctc_losses(logits, output_lengths, targets), self._decode(logits.detach(), output_lengths)
 
     def predict_probabilities(self, x: np.ndarray, batch_size: int = 16) -> Tuple[np.ndarray, np.ndarray]:
         """
@@ -175,7 +240,7 @@ class PyTorchDeepSpeech2(PyTorchSpeechRecognizer):
         self, x: np.ndarray, batch_size: int = 16, **kwargs
     ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
         """
-        Transcribe speech with greedy CTC decoding (no language model).
+        Transcribe speech by the estimator's `decoder_type`.
 
         :param x: Numpy object array of 1-D float waveforms in [-1, 1] at `sample_rate`, or a 2-D float array.
         :param batch_size: Utterances per forward pass.

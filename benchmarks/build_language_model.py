@@ -1,0 +1,176 @@
+"""
+Build the word language model the embedded DeepSpeech2 models decode with, and tune its decoding weights.
+
+The model is an interpolated Kneser-Ney trigram of the training transcripts (never the dev or test sentences). Its
+unigrams are interpolated with general English word frequencies, the unigrams of CMU's US English trigram model that
+the pocketsphinx wheel ships, whose 72,000 words join the vocabulary, so that the decoder can spell common words the
+training text lacks (the target phrases' "password" or "email", say) and prefers the commoner of two spellings. The
+beam search's `alpha` (language model weight) and `beta` (word score) are chosen on the dev split with the
+DeepSpeech2 baseline::
+
+    python benchmarks/build_language_model.py --train ../shared/data/synth/train-synth \\
+        --dev ../shared/data/synth/dev-synth --threads 2
+
+It writes `art_asr_ext/benchmark/models/word_3gram_lm/` (`lm.arpa.gz`, `decoding.json` and `MODEL_CARD.md`); the
+same command reproduces the files byte for byte (`--check` compares instead of writing).
+"""
+
+import argparse
+import gzip
+import io
+import itertools
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from art_asr_ext.benchmark.language_model import ARPA_FILE, DECODING_FILE  # noqa: E402
+from art_asr_ext.benchmark.presets import LANGUAGE_MODEL_DIR, MODELS_DIR  # noqa: E402
+from art_asr_ext.benchmark.training.recipes import DEEPSPEECH_CHECKPOINT, Corpus, word_error_rate  # noqa: E402
+from art_asr_ext.data import librispeech_transcripts  # noqa: E402
+from art_asr_ext.metrics.wer import corpus_wer, utterance_word_errors  # noqa: E402
+from art_asr_ext.models.ngram import kneser_ney_arpa  # noqa: E402
+
+ORDER = 3
+DISCOUNT = 0.75
+BEAM_WIDTH = 50
+#: The dev grid of the language model weight and the word score.
+ALPHAS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+BETAS = (0.0, 0.5, 1.0, 2.0, 3.0)
+TUNED_WITH = "deepspeech2_baseline"
+
+
+def background_unigrams() -> Dict[str, float]:
+    """
+    The unigram probabilities of the US English trigram model in the pocketsphinx wheel (`en-us.lm.bin`) for the
+    words of its pronouncing dictionary (`cmudict-en-us.dict`) that it knows, upper-cased, letters and apostrophes
+    only. (Asked word by word: its `NGramModel.write` to ARPA crashes part way.)
+    """
+    try:
+        import pocketsphinx
+    except ImportError as error:
+        raise SystemExit(
+            "The background unigrams come from the pocketsphinx wheel: pip install pocketsphinx."
+        ) from error
+    model_dir = Path(pocketsphinx.get_model_path()) / "en-us"
+    log_math = pocketsphinx.LogMath()
+    model = pocketsphinx.NGramModel(pocketsphinx.Config(), log_math, str(model_dir / "en-us.lm.bin"))
+    unigrams: Dict[str, float] = {}
+    for line in (model_dir / "cmudict-en-us.dict").read_text(encoding="utf-8").splitlines():
+        word = re.sub(r"\(\d+\)$", "", line.split(" ", 1)[0])  # "read(2)": a second pronunciation
+        score = model.prob([word])
+        if re.fullmatch(r"[a-z']+", word) and score > log_math.get_zero():  # the model knows it
+            unigrams[word.upper()] = 10 ** log_math.log_to_log10(score)
+    return unigrams
+
+
+def gzipped(text: str) -> bytes:
+    """`text` gzipped with no time stamp or file name, so that the same text gives the same bytes."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=9) as out:
+        out.write(text.encode("utf-8"))
+    return buffer.getvalue()
+
+
+def tune(arpa_path: Path, dev: Corpus) -> Dict[str, object]:
+    """The dev WER of every (alpha, beta) of the grid, decoding the baseline's outputs once computed."""
+    from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2
+    from art_asr_ext.models.ctc import CTCLexiconBeamDecoder
+
+    estimator = PyTorchDeepSpeech2(checkpoint=MODELS_DIR / TUNED_WITH / DEEPSPEECH_CHECKPOINT)
+    probabilities, sizes = estimator.predict_probabilities(dev.waveforms)
+    log_probs = torch.from_numpy(np.log(np.maximum(probabilities, np.finfo(np.float32).tiny)))
+    lengths = torch.from_numpy(sizes)
+    references = list(dev.transcripts)
+
+    def wer(hypotheses: List[str]) -> float:
+        errors = utterance_word_errors(references, hypotheses)
+        return round(100.0 * corpus_wer([e.errors for e in errors], [e.reference_words for e in errors]), 2)
+
+    grid = []
+    for alpha, beta in itertools.product(ALPHAS, BETAS):
+        decoder = CTCLexiconBeamDecoder(estimator.labels, arpa_path, alpha, beta, BEAM_WIDTH, blank=estimator.labels[0])
+        grid.append({"alpha": alpha, "beta": beta, "dev_wer": wer(decoder(log_probs, lengths))})
+        print(f"alpha {alpha}  beta {beta}  dev WER {grid[-1]['dev_wer']:.2f} %", flush=True)
+    best = min(grid, key=lambda point: (point["dev_wer"], point["alpha"], point["beta"]))
+    greedy = round(word_error_rate(estimator, dev), 2)
+    return {
+        "alpha": best["alpha"],
+        "beta": best["beta"],
+        "beam_width": BEAM_WIDTH,
+        "greedy_dev_wer": greedy,
+        "grid": grid,
+    }
+
+
+def render_card(decoding: dict, sentences: int, words: int, vocabulary: int, arpa: str, size: int) -> str:
+    counts = re.findall(r"ngram (\d+)=(\d+)", arpa)
+    best = min(decoding["grid"], key=lambda point: point["dev_wer"])
+    return f"""# Word trigram language model of the embedded DeepSpeech2 models
+
+Made by `benchmarks/build_language_model.py` (its docstring gives the command).
+
+- **Text:** the {sentences:,} transcripts ({words:,} words) of the training split
+  `../shared/data/synth/train-synth`, never a dev or test sentence.
+- **Model:** interpolated Kneser-Ney, order {ORDER}, discount {DISCOUNT} (`art_asr_ext.models.ngram`), as gzipped
+  ARPA ({size / 1e6:.1f} MB): {", ".join(f"{int(n):,} {order}-grams" for order, n in counts)}.
+- **Vocabulary:** {vocabulary:,} words, the training text's and those of CMU's US English trigram model (the
+  pocketsphinx wheel's `en-us.lm.bin`). Its unigram probabilities are the base distribution the Kneser-Ney unigrams
+  are interpolated with (the text's words it lacks, and `<unk>`, at its smallest). The decoder spells only these
+  words.
+- **Decoding:** flashlight's lexicon beam search through torchaudio, as `PyTorchDeepSpeech2(decoder_type="beam",
+  lm_path=..., alpha={decoding["alpha"]}, beta={decoding["beta"]}, beam_width={decoding["beam_width"]})`. `alpha` and
+  `beta` were chosen on the dev split (`../shared/data/synth/dev-synth`, 150 sentences) with `{TUNED_WITH}`: dev WER
+  {best["dev_wer"]:.2f} % against {decoding["greedy_dev_wer"]:.2f} % by greedy decoding (the grid is in
+  `{DECODING_FILE}`).
+- Decoding changes transcripts only: the CTC loss that attacks follow is the acoustic model's alone.
+"""
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", type=Path, required=True, help="training split whose transcripts the model learns")
+    parser.add_argument("--dev", type=Path, required=True, help="dev split the decoding weights are tuned on")
+    parser.add_argument("--out", type=Path, default=LANGUAGE_MODEL_DIR, help="the language model directory")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--check", action="store_true", help="compare with the files in --out instead of writing")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    for name in ("train", "dev"):
+        if not getattr(args, name).is_dir():
+            parser.error(f"--{name} must be a LibriSpeech-layout split directory. Found: {str(getattr(args, name))!r}")
+
+    sentences = list(librispeech_transcripts(args.train).values())
+    vocabulary = background_unigrams()
+    arpa = kneser_ney_arpa(sentences, order=ORDER, discount=DISCOUNT, vocabulary=vocabulary)
+    files = {ARPA_FILE: gzipped(arpa)}
+    work = args.out if not args.check else Path(args.out.parent / (args.out.name + ".check"))
+    work.mkdir(parents=True, exist_ok=True)
+    (work / ARPA_FILE).write_bytes(files[ARPA_FILE])
+    decoding = tune(work / ARPA_FILE, Corpus.load(args.dev))
+    files[DECODING_FILE] = (json.dumps(decoding, indent=2) + "\n").encode()
+    words = sum(len(sentence.split()) for sentence in sentences)
+    vocabulary_size = len(set(vocabulary) | {word for sentence in sentences for word in sentence.split()})
+    card = render_card(decoding, len(sentences), words, vocabulary_size, arpa, len(files[ARPA_FILE]))
+    files["MODEL_CARD.md"] = card.encode()
+    if args.check:
+        differing = [name for name, data in files.items() if (args.out / name).read_bytes() != data]
+        for name in files:
+            (work / name).unlink(missing_ok=True)
+        work.rmdir()
+        print("differs: " + ", ".join(differing) if differing else f"{args.out}: reproduced")
+        return 1 if differing else 0
+    for name, data in files.items():
+        (args.out / name).write_bytes(data)
+    print(f"alpha {decoding['alpha']}, beta {decoding['beta']}: -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
