@@ -1,12 +1,13 @@
 """
-Build the word language model the embedded DeepSpeech2 models decode with, and tune its decoding weights.
+Build the word language model the embedded models decode with, and tune its decoding weights for each system.
 
 The model is an interpolated Kneser-Ney trigram of the training transcripts (never the dev or test sentences). Its
 unigrams are interpolated with general English word frequencies, the unigrams of CMU's US English trigram model that
 the pocketsphinx wheel ships, whose 72,000 words join the vocabulary, so that the decoder can spell common words the
 training text lacks (the target phrases' "password" or "email", say) and prefers the commoner of two spellings. The
-beam search's `alpha` (language model weight) and `beta` (word score) are chosen on the dev split with the
-DeepSpeech2 baseline::
+decoding weights are chosen on the dev split, for DeepSpeech2 (`alpha`, the language model weight, and `beta`, the
+word score of its CTC beam search) with its baseline, for the Transformer (`lm_weight` and `word_score` of its
+rescoring) with its baseline::
 
     python benchmarks/build_language_model.py --train ../shared/data/synth/train-synth \\
         --dev ../shared/data/synth/dev-synth --threads 2
@@ -39,11 +40,15 @@ from art_asr_ext.models.ngram import kneser_ney_arpa  # noqa: E402
 
 ORDER = 3
 DISCOUNT = 0.75
+#: DeepSpeech2: the CTC beam search's width, and the dev grid of the language model weight and the word score.
 BEAM_WIDTH = 50
-#: The dev grid of the language model weight and the word score.
 ALPHAS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 BETAS = (0.0, 0.5, 1.0, 2.0, 3.0)
-TUNED_WITH = "deepspeech2_baseline"
+#: The Transformer: the dev grid of the rescoring's language model weight and word score.
+LM_WEIGHTS = (0.5, 1.0, 1.5, 2.0, 3.0)
+WORD_SCORES = (0.0, 1.0)
+#: The models each system's weights are tuned with.
+TUNED_WITH = {"deepspeech2": "deepspeech2_baseline", "espnet": "transformer_baseline"}
 
 
 def background_unigrams() -> Dict[str, float]:
@@ -78,41 +83,68 @@ def gzipped(text: str) -> bytes:
     return buffer.getvalue()
 
 
-def tune(arpa_path: Path, dev: Corpus) -> Dict[str, object]:
+def dev_wer(references: List[str], hypotheses: List[str]) -> float:
+    errors = utterance_word_errors(references, list(hypotheses))
+    return round(100.0 * corpus_wer([e.errors for e in errors], [e.reference_words for e in errors]), 2)
+
+
+def tune_deepspeech2(arpa_path: Path, dev: Corpus) -> Dict[str, object]:
     """The dev WER of every (alpha, beta) of the grid, decoding the baseline's outputs once computed."""
     from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2
     from art_asr_ext.models.ctc import CTCLexiconBeamDecoder
 
-    estimator = PyTorchDeepSpeech2(checkpoint=MODELS_DIR / TUNED_WITH / DEEPSPEECH_CHECKPOINT)
+    estimator = PyTorchDeepSpeech2(checkpoint=MODELS_DIR / TUNED_WITH["deepspeech2"] / DEEPSPEECH_CHECKPOINT)
     probabilities, sizes = estimator.predict_probabilities(dev.waveforms)
     log_probs = torch.from_numpy(np.log(np.maximum(probabilities, np.finfo(np.float32).tiny)))
     lengths = torch.from_numpy(sizes)
     references = list(dev.transcripts)
-
-    def wer(hypotheses: List[str]) -> float:
-        errors = utterance_word_errors(references, hypotheses)
-        return round(100.0 * corpus_wer([e.errors for e in errors], [e.reference_words for e in errors]), 2)
-
     grid = []
     for alpha, beta in itertools.product(ALPHAS, BETAS):
         decoder = CTCLexiconBeamDecoder(estimator.labels, arpa_path, alpha, beta, BEAM_WIDTH, blank=estimator.labels[0])
-        grid.append({"alpha": alpha, "beta": beta, "dev_wer": wer(decoder(log_probs, lengths))})
-        print(f"alpha {alpha}  beta {beta}  dev WER {grid[-1]['dev_wer']:.2f} %", flush=True)
+        grid.append({"alpha": alpha, "beta": beta, "dev_wer": dev_wer(references, decoder(log_probs, lengths))})
+        print(f"deepspeech2: alpha {alpha}  beta {beta}  dev WER {grid[-1]['dev_wer']:.2f} %", flush=True)
     best = min(grid, key=lambda point: (point["dev_wer"], point["alpha"], point["beta"]))
-    greedy = round(word_error_rate(estimator, dev), 2)
     return {
         "alpha": best["alpha"],
         "beta": best["beta"],
         "beam_width": BEAM_WIDTH,
-        "greedy_dev_wer": greedy,
+        "without_lm_dev_wer": round(word_error_rate(estimator, dev), 2),
+        "grid": grid,
+    }
+
+
+def tune_transformer(arpa_path: Path, dev: Corpus) -> Dict[str, object]:
+    """The dev WER of every (lm_weight, word_score) of the grid, beam search rescored with the language model."""
+    from art_asr_ext.estimators.speech_recognition import PyTorchESPnet
+
+    estimator = PyTorchESPnet(model_dir=MODELS_DIR / TUNED_WITH["espnet"])
+    without_lm = round(word_error_rate(estimator, dev), 2)
+    references = list(dev.transcripts)
+    grid = []
+    for lm_weight, word_score in itertools.product(LM_WEIGHTS, WORD_SCORES):
+        estimator.set_params(lm_path=arpa_path, lm_weight=lm_weight, word_score=word_score)
+        grid.append({"lm_weight": lm_weight, "word_score": word_score})
+        grid[-1]["dev_wer"] = dev_wer(references, estimator.predict(dev.waveforms))
+        print(
+            f"espnet: lm_weight {lm_weight}  word_score {word_score}  dev WER {grid[-1]['dev_wer']:.2f} %", flush=True
+        )
+    best = min(grid, key=lambda point: (point["dev_wer"], point["lm_weight"], point["word_score"]))
+    return {
+        "lm_weight": best["lm_weight"],
+        "word_score": best["word_score"],
+        "without_lm_dev_wer": without_lm,
         "grid": grid,
     }
 
 
 def render_card(decoding: dict, sentences: int, words: int, vocabulary: int, arpa: str, size: int) -> str:
     counts = re.findall(r"ngram (\d+)=(\d+)", arpa)
-    best = min(decoding["grid"], key=lambda point: point["dev_wer"])
-    return f"""# Word trigram language model of the embedded DeepSpeech2 models
+    deepspeech2, espnet = decoding["deepspeech2"], decoding["espnet"]
+    best = {
+        name: min(settings["grid"], key=lambda point: point["dev_wer"])["dev_wer"]
+        for name, settings in decoding.items()
+    }
+    return f"""# Word trigram language model of the embedded models
 
 Made by `benchmarks/build_language_model.py` (its docstring gives the command).
 
@@ -122,14 +154,20 @@ Made by `benchmarks/build_language_model.py` (its docstring gives the command).
   ARPA ({size / 1e6:.1f} MB): {", ".join(f"{int(n):,} {order}-grams" for order, n in counts)}.
 - **Vocabulary:** {vocabulary:,} words, the training text's and those of CMU's US English trigram model (the
   pocketsphinx wheel's `en-us.lm.bin`). Its unigram probabilities are the base distribution the Kneser-Ney unigrams
-  are interpolated with (the text's words it lacks, and `<unk>`, at its smallest). The decoder spells only these
+  are interpolated with (the text's words it lacks, and `<unk>`, at its smallest). The decoders spell only these
   words.
-- **Decoding:** flashlight's lexicon beam search through torchaudio, as `PyTorchDeepSpeech2(decoder_type="beam",
-  lm_path=..., alpha={decoding["alpha"]}, beta={decoding["beta"]}, beam_width={decoding["beam_width"]})`. `alpha` and
-  `beta` were chosen on the dev split (`../shared/data/synth/dev-synth`, 150 sentences) with `{TUNED_WITH}`: dev WER
-  {best["dev_wer"]:.2f} % against {decoding["greedy_dev_wer"]:.2f} % by greedy decoding (the grid is in
-  `{DECODING_FILE}`).
-- Decoding changes transcripts only: the CTC loss that attacks follow is the acoustic model's alone.
+- **DeepSpeech2:** flashlight's lexicon beam search through torchaudio, as `PyTorchDeepSpeech2(decoder_type="beam",
+  lm_path=..., alpha={deepspeech2["alpha"]}, beta={deepspeech2["beta"]}, beam_width={deepspeech2["beam_width"]})`.
+  Dev WER with `{TUNED_WITH["deepspeech2"]}`: {best["deepspeech2"]:.2f} % against {deepspeech2["without_lm_dev_wer"]:.2f} %
+  by greedy decoding.
+- **Transformer:** the joint CTC/attention beam search's hypotheses and those of the CTC lexicon beam search with
+  this model are rescored by attention, CTC and this model, as `PyTorchESPnet(lm_path=..., lm_weight={espnet["lm_weight"]},
+  word_score={espnet["word_score"]})`. Dev WER with `{TUNED_WITH["espnet"]}`: {best["espnet"]:.2f} % against
+  {espnet["without_lm_dev_wer"]:.2f} % by joint beam search alone.
+- The weights were chosen on the dev split (`../shared/data/synth/dev-synth`, 150 sentences), with the models
+  published when this was built (a model published later decodes with them untuned); the grids are in
+  `{DECODING_FILE}`.
+- Decoding changes transcripts only: the losses that attacks follow are the acoustic models' alone.
 """
 
 
@@ -153,7 +191,11 @@ def main(argv=None) -> int:
     work = args.out if not args.check else Path(args.out.parent / (args.out.name + ".check"))
     work.mkdir(parents=True, exist_ok=True)
     (work / ARPA_FILE).write_bytes(files[ARPA_FILE])
-    decoding = tune(work / ARPA_FILE, Corpus.load(args.dev))
+    dev = Corpus.load(args.dev)
+    decoding = {
+        "deepspeech2": tune_deepspeech2(work / ARPA_FILE, dev),
+        "espnet": tune_transformer(work / ARPA_FILE, dev),
+    }
     files[DECODING_FILE] = (json.dumps(decoding, indent=2) + "\n").encode()
     words = sum(len(sentence.split()) for sentence in sentences)
     vocabulary_size = len(set(vocabulary) | {word for sentence in sentences for word in sentence.split()})
@@ -168,7 +210,9 @@ def main(argv=None) -> int:
         return 1 if differing else 0
     for name, data in files.items():
         (args.out / name).write_bytes(data)
-    print(f"alpha {decoding['alpha']}, beta {decoding['beta']}: -> {args.out}")
+    print(
+        f"{json.dumps({name: {k: v for k, v in d.items() if k != 'grid'} for name, d in decoding.items()})} -> {args.out}"
+    )
     return 0
 
 

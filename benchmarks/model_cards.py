@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from art_asr_ext.benchmark.language_model import beam_decoding  # noqa: E402
+from art_asr_ext.benchmark.language_model import language_model_options  # noqa: E402
 from art_asr_ext.benchmark.presets import EMBEDDED_SET, LANGUAGE_MODEL_DIR, MODELS_DIR  # noqa: E402
 from art_asr_ext.benchmark.training.recipes import DEEPSPEECH_CHECKPOINT, Corpus, word_error_rate  # noqa: E402
 
@@ -38,7 +38,11 @@ DECODING = {
         f"CTC beam search with the word trigram language model `{LANGUAGE_MODEL_DIR.name}` (its card; weights and "
         "beam in its `decoding.json`), greedy CTC beside it"
     ),
-    "transformer": "joint CTC/attention beam search as ESPnet's `Speech2Text` (CTC weight 0.3, beam 10, no LM)",
+    "transformer": (
+        "joint CTC/attention beam search as ESPnet's `Speech2Text` (CTC weight 0.3, beam 10), its hypotheses and those "
+        f"of a CTC beam search with the word trigram language model `{LANGUAGE_MODEL_DIR.name}` rescored by attention, "
+        "CTC and that model (weights in its `decoding.json`); without the language model and CTC-only beside"
+    ),
     # Models trained before the attention decoder could align on a CPU budget decode with their CTC branch.
     "transformer_ctc": "CTC best path of the joint CTC/attention model (`decoding: ctc`)",
 }
@@ -51,42 +55,52 @@ def decoding_of(run: dict) -> str:
     return "transformer" if str(run.get("dev_decoding", "")).startswith("joint") else "transformer_ctc"
 
 
-#: The second WER column of a card: the decoding without the language model (DeepSpeech2's word trigram, the
-#: Transformer's attention decoder), keyed by its `evaluation.json` key.
-WITHOUT_LM = {"wer_greedy": "Greedy CTC WER (%)", "wer_ctc": "CTC-only WER (%)"}
+#: A card's further WER columns, by their `evaluation.json` key: its title and `load_estimator`'s decoding.
+PLAIN_DECODINGS = {
+    "wer_greedy": ("Greedy CTC WER (%)", "ctc"),
+    "wer_no_lm": ("Without LM WER (%)", "beam_no_lm"),
+    "wer_ctc": ("CTC-only WER (%)", "ctc"),
+}
+#: The further columns of each `DECODING` key.
+PLAIN_COLUMNS = {"deepspeech2": ("wer_greedy",), "transformer": ("wer_no_lm", "wer_ctc")}
 
 
 def load_estimator(model_dir: Path, decoding: str = "beam"):
     """
     The ART estimator of a committed model directory (DeepSpeech2 or ESPnet, told apart by the files).
 
-    :param decoding: `beam` (DeepSpeech2: with the word language model; ESPnet: joint CTC/attention) or `ctc`
-                     (DeepSpeech2: greedy; ESPnet: the CTC branch's best path).
+    :param decoding: `beam` (with the word language model; ESPnet: joint CTC/attention beam search rescored with it),
+                     `beam_no_lm` (ESPnet: joint CTC/attention beam search) or `ctc` (DeepSpeech2: greedy; ESPnet: the
+                     CTC branch's best path).
     """
     from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2, PyTorchESPnet
 
     if (model_dir / DEEPSPEECH_CHECKPOINT).is_file():
-        lm = beam_decoding(LANGUAGE_MODEL_DIR) if decoding == "beam" else {}
+        lm = language_model_options(LANGUAGE_MODEL_DIR, "deepspeech2") if decoding == "beam" else {}
         return PyTorchDeepSpeech2(checkpoint=model_dir / DEEPSPEECH_CHECKPOINT, **lm)
+    if decoding == "beam":
+        options = language_model_options(LANGUAGE_MODEL_DIR, "espnet")
+        return PyTorchESPnet(model_dir=model_dir, decoding="beam", beam_size=10, decode_ctc_weight=0.3, **options)
+    decoding = "beam" if decoding == "beam_no_lm" else decoding
     return PyTorchESPnet(model_dir=model_dir, decoding=decoding, beam_size=10, decode_ctc_weight=0.3)
 
 
 def evaluate(model_dir: Path, test_sets: Dict[str, Path]) -> Dict[str, Dict[str, float]]:
     """
-    :return: `{test set name: {"utterances": n, "wer": WER in %}}`, WERs rounded to 0.01; a model decoded by beam
-             search also gets its WER without the language model (a `WITHOUT_LM` key).
+    :return: `{test set name: {"utterances": n, "wer": WER in %}}`, WERs rounded to 0.01; a model decoded with the
+             language model also gets the WERs of its `PLAIN_COLUMNS`.
     """
     run = json.loads((model_dir / "training_run.json").read_text())
     decoding = decoding_of(run)
-    estimator = load_estimator(model_dir, "ctc" if decoding == "transformer_ctc" else "beam")
-    without_lm = {"deepspeech2": "wer_greedy", "transformer": "wer_ctc"}.get(decoding)
-    plain_estimator = load_estimator(model_dir, "ctc") if without_lm else None
+    estimators = {"wer": load_estimator(model_dir, "ctc" if decoding == "transformer_ctc" else "beam")}
+    for key in PLAIN_COLUMNS.get(decoding, ()):
+        estimators[key] = load_estimator(model_dir, PLAIN_DECODINGS[key][1])
     results = {}
     for name, root in test_sets.items():
         corpus = Corpus.load(root)
-        results[name] = {"utterances": len(corpus), "wer": round(word_error_rate(estimator, corpus), 2)}
-        if plain_estimator is not None:
-            results[name][without_lm] = round(word_error_rate(plain_estimator, corpus), 2)
+        results[name] = {"utterances": len(corpus)}
+        for key, estimator in estimators.items():
+            results[name][key] = round(word_error_rate(estimator, corpus), 2)
     return results
 
 
@@ -214,12 +228,12 @@ def render_card(model_dir: Path, run: dict, evaluation: Dict[str, Dict[str, floa
     ]
     if (model_dir / "learning_curve.png").is_file():
         lines += ["![Learning curve: train and dev loss, dev WER](learning_curve.png)", ""]
-    second = next((key for key in WITHOUT_LM if any(key in result for result in evaluation.values())), None)
+    columns = [key for key in PLAIN_DECODINGS if any(key in result for result in evaluation.values())]
     lines += [
         "## Word error rates",
         "",
-        "| Test set | Utterances | WER (%) |" + (f" {WITHOUT_LM[second]} |" if second else ""),
-        "|---|---|---|" + ("---|" if second else ""),
+        "| Test set | Utterances | WER (%) |" + "".join(f" {PLAIN_DECODINGS[key][0]} |" for key in columns),
+        "|---|---|---|" + "---|" * len(columns),
     ]
     descriptions = {
         "synthetic_test": "Held-out synthetic test (unseen LJ Speech sentences, same voice)",
@@ -227,7 +241,7 @@ def render_card(model_dir: Path, run: dict, evaluation: Dict[str, Dict[str, floa
         "real_clips": "Real LibriSpeech test-clean clips (`../shared/data`, human speakers never heard in training)",
     }
     for name, result in evaluation.items():
-        plain = f" {result[second]:.2f} |" if second else ""
+        plain = "".join(f" {result[key]:.2f} |" for key in columns)
         lines.append(f"| {descriptions.get(name, name)} | {result['utterances']} | {result['wer']:.2f} |{plain}")
     lines += [
         "",

@@ -1,6 +1,6 @@
 """
-The word language models DeepSpeech2 decodes with: a directory that holds the ARPA model and the decoding weights
-tuned with it (made by ``benchmarks/build_language_model.py``), or a bare ARPA file.
+The word language model the embedded models decode with: a directory that holds the ARPA model and the decoding
+weights tuned with it for each estimator type (made by ``benchmarks/build_language_model.py``), or a bare ARPA file.
 """
 
 import json
@@ -10,29 +10,39 @@ from typing import Any, Dict, Union
 
 #: The ARPA model of a language model directory (gzipped; KenLM reads it as it is).
 ARPA_FILE = "lm.arpa.gz"
-#: The beam search settings tuned with it: `PyTorchDeepSpeech2`'s `alpha`, `beta` and `beam_width`.
+#: The decoding settings tuned with it, per estimator type: the estimator's keyword arguments besides the model path.
 DECODING_FILE = "decoding.json"
-DECODING_KEYS = ("alpha", "beta", "beam_width")
+#: Each estimator type's keyword arguments: the language model's path, then the tuned settings.
+DECODING_KEYS = {
+    "deepspeech2": ("lm_path", ("alpha", "beta", "beam_width")),
+    "espnet": ("lm_path", ("lm_weight", "word_score")),
+}
 
 
-def beam_decoding(language_model: Union[str, os.PathLike]) -> Dict[str, Any]:
+def language_model_options(language_model: Union[str, os.PathLike], estimator_type: str) -> Dict[str, Any]:
     """
-    `PyTorchDeepSpeech2`'s keyword arguments for beam search with a language model.
+    An estimator's keyword arguments for decoding with a word language model.
 
     :param language_model: A language model directory, or an ARPA file (then the estimator's defaults weight it, and
-                           the caller gives `alpha`, `beta` and `beam_width`).
-    :return: `decoder_type`, `lm_path` and, from a directory, the tuned `alpha`, `beta` and `beam_width`.
+                           the caller gives the weights).
+    :param estimator_type: `deepspeech2` or `espnet`.
+    :return: The model's path and, from a directory, the weights tuned for this estimator type (DeepSpeech2 also gets
+             `decoder_type="beam"`).
     """
+    if estimator_type not in DECODING_KEYS:
+        raise ValueError(f"estimator_type must be one of {tuple(DECODING_KEYS)}. Found: {estimator_type!r}")
+    path_key, tuned_keys = DECODING_KEYS[estimator_type]
     path = Path(language_model)
+    options: Dict[str, Any] = {"decoder_type": "beam"} if estimator_type == "deepspeech2" else {}
     if path.is_file():
-        return {"decoder_type": "beam", "lm_path": path}
+        return {**options, path_key: path}
     if not (path / ARPA_FILE).is_file() or not (path / DECODING_FILE).is_file():
         raise ValueError(
             f"language_model must be an ARPA file or a directory holding {ARPA_FILE} and {DECODING_FILE} "
             f"(benchmarks/build_language_model.py writes one). Found: {os.fspath(language_model)!r}"
         )
-    decoding = json.loads((path / DECODING_FILE).read_text())
-    missing = [key for key in DECODING_KEYS if key not in decoding]
+    tuned = json.loads((path / DECODING_FILE).read_text()).get(estimator_type, {})
+    missing = [key for key in tuned_keys if key not in tuned]
     if missing:
-        raise ValueError(f"{path / DECODING_FILE} lacks {', '.join(missing)}.")
-    return {"decoder_type": "beam", "lm_path": path / ARPA_FILE, **{key: decoding[key] for key in DECODING_KEYS}}
+        raise ValueError(f"{path / DECODING_FILE} lacks {estimator_type}'s {', '.join(missing)}.")
+    return {**options, path_key: path / ARPA_FILE, **{key: tuned[key] for key in tuned_keys}}

@@ -47,12 +47,12 @@ def build_estimator(config: EstimatorConfig, defences: List[PreprocessorPyTorch]
         )
         return PocketSphinxRecognizer(**files, **config.options)
     common = dict(preprocessing_defences=defences or None, device_type=device, **config.options)
-    if config.type == "deepspeech2":
-        from art_asr_ext.benchmark.language_model import beam_decoding
-        from art_asr_ext.estimators.speech_recognition.pytorch_deep_speech2 import PyTorchDeepSpeech2
+    if config.language_model is not None:  # its weights tuned for this estimator type, unless the options set them
+        from art_asr_ext.benchmark.language_model import language_model_options
 
-        if config.language_model is not None:  # its tuned weights, unless the system's options set them
-            common = {**beam_decoding(config.language_model), **common}
+        common = {**language_model_options(config.language_model, config.type), **common}
+    if config.type == "deepspeech2":
+        from art_asr_ext.estimators.speech_recognition.pytorch_deep_speech2 import PyTorchDeepSpeech2
 
         if config.random_init is not None:
             from art_asr_ext.models.deepspeech2 import DeepSpeech2

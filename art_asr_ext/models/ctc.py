@@ -4,6 +4,7 @@ Connectionist temporal classification (CTC) helpers shared by the CTC models.
 | Paper link: https://www.cs.toronto.edu/~graves/icml_2006.pdf
 """
 
+import functools
 import os
 import tempfile
 from typing import List, Sequence, Union
@@ -43,6 +44,7 @@ class CTCLexiconBeamDecoder:
         beam_width: int,
         blank: str = "_",
         space: str = " ",
+        nbest: int = 1,
     ) -> None:
         """
         :param labels: The model's output labels, in output order; they hold `blank` and `space`.
@@ -52,6 +54,7 @@ class CTCLexiconBeamDecoder:
         :param beam_width: Hypotheses kept at each frame.
         :param blank: The CTC blank label.
         :param space: The label that separates words.
+        :param nbest: Hypotheses `nbest` returns per utterance.
         """
         from torchaudio.models.decoder import ctc_decoder  # needs the flashlight-text package
 
@@ -80,6 +83,7 @@ class CTCLexiconBeamDecoder:
                 unk_word=UNKNOWN,
                 sil_token=self._separator,
                 blank_token=blank,
+                nbest=nbest,
             )
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> List[str]:
@@ -88,7 +92,38 @@ class CTCLexiconBeamDecoder:
         :param lengths: Real frames of each utterance, `(batch,)`.
         :return: The best transcript of each utterance, words separated by single spaces.
         """
+        return [hypotheses[0] if hypotheses else "" for hypotheses in self.nbest(log_probs, lengths)]
+
+    def nbest(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> List[List[str]]:
+        """
+        :param log_probs: Per-frame label log probabilities, `(batch, frames, labels)`.
+        :param lengths: Real frames of each utterance, `(batch,)`.
+        :return: The best transcripts of each utterance (at most `nbest`), best first.
+        """
         # flashlight reads contiguous float32 on the CPU
         emissions = log_probs.detach().float().cpu().contiguous()
         hypotheses = self._decoder(emissions, lengths.detach().cpu().to(torch.int32))
-        return [" ".join(best[0].words) if best else "" for best in hypotheses]
+        return [[" ".join(hypothesis.words) for hypothesis in utterance] for utterance in hypotheses]
+
+
+def lexicon_beam_decoder(
+    labels: Sequence[str],
+    lm_path: Union[str, os.PathLike],
+    alpha: float,
+    beta: float,
+    beam_width: int,
+    blank: str = "_",
+    space: str = " ",
+    nbest: int = 1,
+) -> CTCLexiconBeamDecoder:
+    """
+    The `CTCLexiconBeamDecoder` of these settings, built once: loading the language model takes seconds, and a
+    benchmark builds an estimator per system. One is kept in memory; a rewritten `lm_path` is loaded again.
+    """
+    path = os.fspath(lm_path)
+    return _cached_decoder(tuple(labels), path, os.stat(path).st_mtime_ns, alpha, beta, beam_width, blank, space, nbest)
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_decoder(labels, lm_path, lm_mtime_ns, alpha, beta, beam_width, blank, space, nbest):
+    return CTCLexiconBeamDecoder(labels, lm_path, alpha, beta, beam_width, blank=blank, space=space, nbest=nbest)

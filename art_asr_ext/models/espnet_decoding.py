@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Callable, List, NamedTuple, Optional, Seq
 import torch
 import torch.nn.functional as F
 
+from art_asr_ext.models.ctc import ctc_frames_needed
+
 if TYPE_CHECKING:
     from espnet2.asr.espnet_model import ESPnetASRModel
 
@@ -527,3 +529,55 @@ def hypothesis_tokens(hypotheses: Sequence[Hypothesis]) -> List[int]:
     if not hypotheses:
         return []
     return [t for t in hypotheses[0].yseq[1:-1] if t != 0]
+
+
+def candidate_scores(
+    model: "ESPnetASRModel", memory: torch.Tensor, candidates: Sequence[List[int]]
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """
+    Attention and CTC log-likelihoods of whole token sequences given one utterance, for rescoring hypotheses that
+    another search proposed.
+
+    :param model: ESPnet ASR model in evaluation mode, with CTC and decoder.
+    :param memory: Encoder output of the utterance `(frames, dim)`, unpadded.
+    :param candidates: Token ids of each candidate, without sos/eos.
+    :return: `(attention, ctc)`, each `(len(candidates),)`: log P(tokens, eos) under the decoder, and log P(tokens)
+             under CTC (-inf where the utterance has too few frames for the candidate).
+    """
+    from art_asr_ext.models.espnet_objective import attention_losses, ctc_losses
+
+    frames = memory.shape[0]
+    attention = torch.full((len(candidates),), float("-inf"), dtype=memory.dtype)
+    ctc = torch.full((len(candidates),), float("-inf"), dtype=memory.dtype)
+    fitting = [i for i, tokens in enumerate(candidates) if tokens and ctc_frames_needed(tokens) <= frames]
+    if fitting:
+        batch = memory[None].expand(len(fitting), -1, -1)
+        lengths = torch.full((len(fitting),), frames, dtype=torch.long, device=memory.device)
+        targets = [list(candidates[i]) for i in fitting]
+        index = torch.tensor(fitting)
+        attention[index] = -attention_losses(model, batch, lengths, targets, lsm_weight=0.0).cpu()
+        ctc[index] = -ctc_losses(model, batch, lengths, targets).cpu()
+    return attention, ctc
+
+
+def rescored_choice(
+    attention: torch.Tensor,
+    ctc: torch.Tensor,
+    lm: torch.Tensor,
+    words: torch.Tensor,
+    ctc_weight: float,
+    lm_weight: float,
+    word_score: float,
+) -> int:
+    """
+    The candidate with the best `(1 - ctc_weight) * attention + ctc_weight * ctc + lm_weight * lm + word_score *
+    words`: joint CTC/attention scoring as ESPnet's beam search weighs it, plus a word language model.
+
+    :param attention: Attention log-likelihood of each candidate (`candidate_scores`).
+    :param ctc: CTC log-likelihood of each candidate.
+    :param lm: Language model log10 probability of each candidate's words.
+    :param words: Words in each candidate.
+    :return: The chosen candidate's index.
+    """
+    total = (1.0 - ctc_weight) * attention + ctc_weight * ctc + lm_weight * lm + word_score * words
+    return int(total.argmax())

@@ -11,6 +11,7 @@ share of the base distribution only, so a decoder can still spell them out where
 | Paper link: https://dash.harvard.edu/handle/1/25104739
 """
 
+import functools
 import gzip
 import io
 import math
@@ -166,3 +167,45 @@ def arpa_vocabulary(path: Union[str, os.PathLike]) -> List[str]:
     if not words:
         raise ValueError(f"{path} holds no unigrams: not an ARPA language model.")
     return words
+
+
+class SentenceScorer:
+    """
+    Log probabilities of whole sentences under an ARPA model, read by KenLM (through flashlight-text), sentence end
+    included; a word outside the vocabulary is scored as `<unk>`.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike]) -> None:
+        """
+        :param path: The ARPA file (plain or gzipped).
+        """
+        from flashlight.lib.text.decoder.kenlm import KenLM
+        from flashlight.lib.text.dictionary import Dictionary
+
+        self._dictionary = Dictionary()
+        for word in [*arpa_vocabulary(path), UNKNOWN]:
+            self._dictionary.add_entry(word)
+        self._unknown = self._dictionary.get_index(UNKNOWN)
+        self._model = KenLM(os.fspath(path), self._dictionary)
+
+    def __call__(self, sentence: str) -> float:
+        """
+        :param sentence: Words separated by whitespace.
+        :return: log10 P(sentence, then the sentence end | sentence start).
+        """
+        state, total = self._model.start(False), 0.0
+        for word in sentence.split():
+            index = self._dictionary.get_index(word) if self._dictionary.contains(word) else self._unknown
+            state, score = self._model.score(state, index)
+            total += score
+        return total + self._model.finish(state)[1]
+
+
+def sentence_scorer(path: Union[str, os.PathLike]) -> SentenceScorer:
+    """The `SentenceScorer` of an ARPA file, loaded once (one in memory; a rewritten file is loaded again)."""
+    return _cached_scorer(os.fspath(path), os.stat(path).st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_scorer(path: str, mtime_ns: int) -> SentenceScorer:
+    return SentenceScorer(path)

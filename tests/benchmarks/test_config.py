@@ -400,15 +400,22 @@ def test_the_clean_speech_in_rooms_must_be_heard_in_the_over_the_air_attacks_roo
     assert parse(raw).systems[0].attacks["room_clean"].settings["train_rooms"] == 2
 
 
-def test_a_deepspeech2_system_decodes_with_its_language_model_and_the_weights_tuned_with_it():
+def test_quick_systems_decode_with_the_language_model_and_the_weights_tuned_for_their_type():
     from art_asr_ext.benchmark.language_model import DECODING_FILE
     from art_asr_ext.benchmark.presets import LANGUAGE_MODEL_DIR
     from art_asr_ext.benchmark.systems import build_estimator
 
     quick = load_config(PRESETS_DIR / "quick.yaml")
     deepspeech2 = [s for s in quick.systems if s.estimator.type == "deepspeech2"]
-    assert deepspeech2 and all(s.estimator.language_model == LANGUAGE_MODEL_DIR for s in deepspeech2)
+    transformers = [s for s in quick.systems if s.estimator.type == "espnet"]
+    assert all(s.estimator.language_model == LANGUAGE_MODEL_DIR for s in deepspeech2 + transformers)
     tuned = json.loads((LANGUAGE_MODEL_DIR / DECODING_FILE).read_text())
+    transformer = build_estimator(transformers[0].estimator, [], "cpu")
+    assert (transformer.lm_weight, transformer.word_score) == (
+        tuned["espnet"]["lm_weight"],
+        tuned["espnet"]["word_score"],
+    )
+    tuned = tuned["deepspeech2"]
     estimator = build_estimator(deepspeech2[0].estimator, [], "cpu")
     assert (estimator.decoder_type, estimator.alpha, estimator.beta) == ("beam", tuned["alpha"], tuned["beta"])
     # the system's options weigh it otherwise
@@ -421,8 +428,8 @@ def test_a_deepspeech2_system_decodes_with_its_language_model_and_the_weights_tu
     "estimator, message",
     [
         (
-            {"type": "espnet", "model_dir": "asr", "language_model": "lm"},
-            r"^systems\[0\].estimator.language_model: is a pocketsphinx or deepspeech2 estimator's key",
+            {"type": "whisper", "checkpoint": "bundled", "language_model": "lm"},
+            r"^systems\[0\].estimator.language_model: is a pocketsphinx, deepspeech2 or espnet estimator's key",
         ),
         (
             {"type": "deepspeech2", "checkpoint": "a.ckpt", "language_model": "lm", "options": {"lm_path": "x"}},

@@ -3,17 +3,18 @@
 import numpy as np
 import pytest
 
-from art_asr_ext.benchmark.language_model import ARPA_FILE, beam_decoding
+from art_asr_ext.benchmark.language_model import ARPA_FILE, language_model_options
 from art_asr_ext.benchmark.presets import EMBEDDED_SET, LANGUAGE_MODEL_DIR, MODELS_DIR
 from art_asr_ext.data import load_librispeech
 from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2
-from art_asr_ext.estimators.speech_recognition.pytorch_deep_speech2 import lexicon_beam_decoder
+from art_asr_ext.models.ctc import _cached_decoder
 from art_asr_ext.metrics.wer import corpus_wer, utterance_word_errors
 from art_asr_ext.models import DeepSpeech2
 from art_asr_ext.models.ngram import arpa_vocabulary
 from art_asr_ext.utils.audio import to_object_array
 
 CHECKPOINT = MODELS_DIR / "deepspeech2_baseline" / "model.ckpt"
+WITH_LM = language_model_options(LANGUAGE_MODEL_DIR, "deepspeech2")
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def wer(references, hypotheses):
 def test_the_language_model_lowers_the_wer_and_speaks_its_vocabulary(embedded, single_torch_thread):
     x, references = embedded
     greedy = PyTorchDeepSpeech2(checkpoint=CHECKPOINT).predict(x)
-    beam = PyTorchDeepSpeech2(checkpoint=CHECKPOINT, **beam_decoding(LANGUAGE_MODEL_DIR)).predict(x)
+    beam = PyTorchDeepSpeech2(checkpoint=CHECKPOINT, **WITH_LM).predict(x)
     assert wer(references, beam) < wer(references, greedy)
     vocabulary = set(arpa_vocabulary(LANGUAGE_MODEL_DIR / ARPA_FILE))
     assert {word for transcript in beam for word in transcript.split()} <= vocabulary
@@ -40,7 +41,7 @@ def test_decoding_leaves_the_loss_and_its_gradient_alone(embedded, single_torch_
     x, references = embedded
     model = PyTorchDeepSpeech2(checkpoint=CHECKPOINT).model
     greedy = PyTorchDeepSpeech2(model=model)
-    beam = PyTorchDeepSpeech2(model=model, **beam_decoding(LANGUAGE_MODEL_DIR))
+    beam = PyTorchDeepSpeech2(model=model, **WITH_LM)
     y = np.array(references[:2])
     np.testing.assert_array_equal(greedy.compute_loss(x[:2], y), beam.compute_loss(x[:2], y))
     for a, b in zip(greedy.loss_gradient(x[:2], y), beam.loss_gradient(x[:2], y)):
@@ -49,15 +50,15 @@ def test_decoding_leaves_the_loss_and_its_gradient_alone(embedded, single_torch_
 
 def test_estimators_that_decode_alike_share_one_decoder_and_set_params_builds_another(embedded):
     x, _ = embedded
-    lexicon_beam_decoder.cache_clear()
-    first = PyTorchDeepSpeech2(checkpoint=CHECKPOINT, **beam_decoding(LANGUAGE_MODEL_DIR))
+    _cached_decoder.cache_clear()
+    first = PyTorchDeepSpeech2(checkpoint=CHECKPOINT, **WITH_LM)
     first.predict(x[:1])
-    second = PyTorchDeepSpeech2(checkpoint=CHECKPOINT, **beam_decoding(LANGUAGE_MODEL_DIR))
+    second = PyTorchDeepSpeech2(checkpoint=CHECKPOINT, **WITH_LM)
     second.predict(x[:1])
-    assert lexicon_beam_decoder.cache_info()[:2] == (1, 1)  # (hits, misses)
+    assert _cached_decoder.cache_info()[:2] == (1, 1)  # (hits, misses)
     second.set_params(alpha=0.0, beam_width=4)
     assert len(second.predict(x[:1])[0]) > 0
-    assert lexicon_beam_decoder.cache_info()[:2] == (1, 2)
+    assert _cached_decoder.cache_info()[:2] == (1, 2)
 
 
 @pytest.mark.parametrize(
@@ -67,9 +68,9 @@ def test_estimators_that_decode_alike_share_one_decoder_and_set_params_builds_an
         (dict(decoder_type="beam"), "decoder_type 'beam' needs lm_path, an ARPA language model file. Found: None"),
         (dict(decoder_type="beam", lm_path="no/such.arpa"), "needs lm_path.*Found: 'no/such.arpa'"),
         (dict(lm_path=LANGUAGE_MODEL_DIR / ARPA_FILE), "lm_path is used only by decoder_type 'beam'. Found: "),
-        ({**beam_decoding(LANGUAGE_MODEL_DIR), "beam_width": 0}, "beam_width must be an integer >= 1. Found: 0"),
-        ({**beam_decoding(LANGUAGE_MODEL_DIR), "alpha": float("nan")}, "alpha must be a finite number. Found: nan"),
-        ({**beam_decoding(LANGUAGE_MODEL_DIR), "beta": "1"}, "beta must be a finite number. Found: '1'"),
+        ({**WITH_LM, "beam_width": 0}, "beam_width must be an integer >= 1. Found: 0"),
+        ({**WITH_LM, "alpha": float("nan")}, "alpha must be a finite number. Found: nan"),
+        ({**WITH_LM, "beta": "1"}, "beta must be a finite number. Found: '1'"),
     ],
 )
 def test_bad_decoder_settings_are_named(settings, match):
@@ -79,4 +80,4 @@ def test_bad_decoder_settings_are_named(settings, match):
 
 def test_a_language_model_directory_without_its_files_is_refused(tmp_path):
     with pytest.raises(ValueError, match=f"holding lm.arpa.gz and decoding.json.*Found: '{tmp_path}'"):
-        beam_decoding(tmp_path)
+        language_model_options(tmp_path, "deepspeech2")

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from art_asr_ext.models.ngram import SPECIAL_TOKENS, arpa_vocabulary, kneser_ney_arpa
+from art_asr_ext.models.ngram import SPECIAL_TOKENS, SentenceScorer, arpa_vocabulary, kneser_ney_arpa
 
 SENTENCES = ["THE CAT SAT", "THE CAT RAN", "A DOG SAT ON THE MAT", "THE DOG RAN"]
 
@@ -54,29 +54,20 @@ def test_seen_continuations_are_likelier_than_dictionary_words():
     assert entries[("<s>",)][0] == -99.0  # the sentence start is never predicted
 
 
-def test_kenlm_reads_it_and_agrees(tmp_path):
-    pytest.importorskip("flashlight.lib.text")
-    from flashlight.lib.text.decoder.kenlm import KenLM
-    from flashlight.lib.text.dictionary import Dictionary
-
+def test_kenlm_reads_it_and_scores_sentences_as_its_back_off_rule_says(tmp_path):
     text = kneser_ney_arpa(SENTENCES, order=3, vocabulary=["BIRD"])
     path = tmp_path / "lm.arpa.gz"
     path.write_bytes(gzip.compress(text.encode()))
-    dictionary = Dictionary()
-    for word in arpa_vocabulary(path) + ["<unk>"]:
-        dictionary.add_entry(word)
-    lm = KenLM(str(path), dictionary)
-    state = lm.start(False)
-    scores = []
-    for word in ["THE", "CAT", "SAT"]:
-        state, score = lm.score(state, dictionary.get_index(word))
-        scores.append(score)
+    scorer = SentenceScorer(path)
     entries = read_arpa(text)
-    expected = [
-        probability(entries, h, w) for h, w in [(("<s>",), "THE"), (("<s>", "THE"), "CAT"), (("THE", "CAT"), "SAT")]
-    ]
-    # flashlight hands KenLM's log10 scores on as they are
-    assert scores == pytest.approx([math.log10(p) for p in expected], abs=1e-4)
+    steps = [(("<s>",), "THE"), (("<s>", "THE"), "CAT"), (("THE", "CAT"), "SAT"), (("CAT", "SAT"), "</s>")]
+    assert scorer("THE CAT SAT") == pytest.approx(
+        sum(math.log10(probability(entries, h, w)) for h, w in steps), abs=1e-4
+    )
+    unknown = [(("<s>",), "THE"), (("<s>", "THE"), "<unk>"), (("THE", "<unk>"), "</s>")]
+    assert scorer("THE ZEBRA") == pytest.approx(
+        sum(math.log10(probability(entries, h, w)) for h, w in unknown), abs=1e-4
+    )
 
 
 def test_arpa_vocabulary_lists_the_words_without_special_tokens(tmp_path):

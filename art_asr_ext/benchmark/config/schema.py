@@ -96,8 +96,8 @@ class EstimatorConfig:
     #: PocketSphinx's model files (each defaults to the US English model shipped in the pocketsphinx wheel).
     acoustic_model: Optional[Path] = None
     dictionary: Optional[Path] = None
-    #: PocketSphinx's language model; for DeepSpeech2, the word language model its beam search decodes with (a
-    #: directory of `benchmarks/build_language_model.py`, or an ARPA file weighted by `options`), else greedy.
+    #: PocketSphinx's language model; for DeepSpeech2 and ESPnet, the word language model they decode with (a
+    #: directory of `benchmarks/build_language_model.py`, or an ARPA file weighted by `options`), else none.
     language_model: Optional[Path] = None
 
     @property

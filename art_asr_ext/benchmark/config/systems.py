@@ -24,6 +24,7 @@ from art_asr_ext.benchmark.config.fields import (
     section_keys,
     string,
 )
+from art_asr_ext.benchmark.language_model import DECODING_KEYS as LANGUAGE_MODEL_TYPES
 from art_asr_ext.benchmark.registry import ATTACKS, DEFENCES
 from art_asr_ext.benchmark.config.schema import (
     ESTIMATOR_TYPES,
@@ -109,8 +110,8 @@ def parse_estimator(value: Any, path: str, base_dir: Path) -> EstimatorConfig:
     sources = ("checkpoint", "model_dir", "asr_train_config", "asr_model_file", "random_init")
     given = [key for key in sources if spec.get(key) is not None]
     for key in _POCKETSPHINX_FILES:
-        if spec.get(key) is not None and not (kind == "deepspeech2" and key == "language_model"):
-            fail(join(path, key), "is a pocketsphinx or deepspeech2 estimator's key", spec[key])
+        if spec.get(key) is not None and not (kind in LANGUAGE_MODEL_TYPES and key == "language_model"):
+            fail(join(path, key), "is a pocketsphinx, deepspeech2 or espnet estimator's key", spec[key])
     allowed = _MODEL_SOURCES[kind]
     if tuple(given) not in [tuple(choice) for choice in allowed]:
         choices = " or ".join("+".join(choice) for choice in allowed)
@@ -121,7 +122,7 @@ def parse_estimator(value: Any, path: str, base_dir: Path) -> EstimatorConfig:
     for key in ("model_dir", "asr_train_config", "asr_model_file"):
         if key in given:
             config[key] = file_path(spec[key], join(path, key), base_dir)
-    if spec.get("language_model") is not None:  # DeepSpeech2's beam search (art_asr_ext.benchmark.language_model)
+    if spec.get("language_model") is not None:  # a word language model (art_asr_ext.benchmark.language_model)
         for key in ("decoder_type", "lm_path"):
             if key in options:
                 fail(join(path, f"options.{key}"), "is set by the system's language_model key", options[key])

@@ -7,7 +7,6 @@ same architecture (:class:`art_asr_ext.models.DeepSpeech2`) and loads deepspeech
 | Paper link: https://arxiv.org/abs/1512.02595
 """
 
-import functools
 import os
 from typing import Any, List, Optional, Tuple, Union
 
@@ -21,20 +20,9 @@ from art_asr_ext.utils.audio import (
     check_waveforms,
     length_sorted_batches,
 )
-from art_asr_ext.models.ctc import CTCLexiconBeamDecoder, ctc_frames_needed
+from art_asr_ext.models.ctc import ctc_frames_needed, lexicon_beam_decoder
 from art_asr_ext.models.deepspeech2 import DeepSpeech2
 from art_asr_ext.models.deepspeech_checkpoint import load_deepspeech_checkpoint
-
-
-@functools.lru_cache(maxsize=1)
-def lexicon_beam_decoder(
-    labels: Tuple[str, ...], lm_path: str, lm_mtime_ns: int, alpha: float, beta: float, beam_width: int
-) -> CTCLexiconBeamDecoder:
-    """
-    The beam search decoder of these settings, built once: loading the language model takes seconds, and a benchmark
-    builds an estimator per system. One in memory; `lm_mtime_ns` tells a rewritten file from the one loaded.
-    """
-    return CTCLexiconBeamDecoder(labels, lm_path, alpha, beta, beam_width, blank=labels[0])
 
 
 class PyTorchDeepSpeech2(PyTorchSpeechRecognizer):
@@ -191,9 +179,10 @@ class PyTorchDeepSpeech2(PyTorchSpeechRecognizer):
     def _decode(self, logits: torch.Tensor, output_lengths: torch.Tensor) -> List[str]:
         if self.decoder_type == "greedy":
             return self._greedy_decode(logits, output_lengths)
-        path = os.fspath(self.lm_path)
-        settings = (path, os.stat(path).st_mtime_ns, float(self.alpha), float(self.beta), int(self.beam_width))
-        decoder = lexicon_beam_decoder(tuple(self._model.labels), *settings)
+        labels = self._model.labels
+        decoder = lexicon_beam_decoder(
+            labels, self.lm_path, float(self.alpha), float(self.beta), int(self.beam_width), blank=labels[0]
+        )
         return decoder(logits.log_softmax(-1), output_lengths)
 
     def _utterance_losses(self, waveforms: torch.Tensor, lengths: torch.Tensor, targets: List[str]) -> torch.Tensor:

@@ -17,14 +17,25 @@ from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
 from art_asr_ext.estimators.speech_recognition.pytorch_speech_recognizer import PyTorchSpeechRecognizer
 from art_asr_ext.models.espnet_asr import load_espnet_asr, sample_rate_of, save_espnet_asr
-from art_asr_ext.models.espnet_decoding import beam_search, ctc_greedy_search, greedy_search, hypothesis_tokens
+from art_asr_ext.models.ctc import lexicon_beam_decoder
+from art_asr_ext.models.espnet_decoding import (
+    beam_search,
+    candidate_scores,
+    ctc_greedy_search,
+    greedy_search,
+    hypothesis_tokens,
+    rescored_choice,
+)
 from art_asr_ext.models.espnet_objective import encode, encode_utterances, unsupported_features, utterance_losses
-from art_asr_ext.models.espnet_text import ESPnetTextCodec
+from art_asr_ext.models.espnet_text import SPACE_SYMBOL, ESPnetTextCodec
+from art_asr_ext.models.ngram import sentence_scorer
 
 if TYPE_CHECKING:
     from espnet2.asr.espnet_model import ESPnetASRModel
 
 DECODINGS = ("beam", "greedy", "ctc")
+#: Hypotheses kept per frame by the CTC beam search with the word language model (its n-best join the rescoring).
+LM_CTC_BEAM_WIDTH = 50
 
 
 class PyTorchESPnet(PyTorchSpeechRecognizer):
@@ -67,6 +78,9 @@ class PyTorchESPnet(PyTorchSpeechRecognizer):
         "iteration_decoding",
         "lsm_weight",
         "input_scale",
+        "lm_path",
+        "lm_weight",
+        "word_score",
     ]
 
     def __init__(
@@ -87,6 +101,9 @@ class PyTorchESPnet(PyTorchSpeechRecognizer):
         iteration_decoding: Optional[str] = None,
         lsm_weight: Optional[float] = None,
         input_scale: float = 1.0,
+        lm_path: Optional[Union[str, os.PathLike]] = None,
+        lm_weight: float = 0.0,
+        word_score: float = 0.0,
         clip_values: Optional[Tuple[float, float]] = (-1.0, 1.0),
         optimizer: Optional[torch.optim.Optimizer] = None,
         preprocessing_defences: Union[PreprocessorPyTorch, List[PreprocessorPyTorch], None] = None,
@@ -116,6 +133,12 @@ class PyTorchESPnet(PyTorchSpeechRecognizer):
                                    `ctc` for a model without decoder.
         :param lsm_weight: Label smoothing of the attention loss; None uses the model's `lsm_weight`.
         :param input_scale: Factor from [-1, 1] waveforms to the scale the model was trained on.
+        :param lm_path: ARPA word language model (plain or gzipped) for `decoding="beam"` of a character model: the
+                        joint beam search's hypotheses and those of a CTC beam search with the language model (spelling
+                        its words) are rescored by `(1 - decode_ctc_weight) * attention + decode_ctc_weight * CTC +
+                        lm_weight * log10 P_lm + word_score * words`.
+        :param lm_weight: Weight of the language model's log10 probability (also in the CTC beam search).
+        :param word_score: Score added per word (also in the CTC beam search).
         :param clip_values: `(min, max)` of the waveform samples.
         :param optimizer: Optimizer used by `fit`.
         :param preprocessing_defences: ART `PreprocessorPyTorch` defence(s), applied on every path.
@@ -161,6 +184,9 @@ class PyTorchESPnet(PyTorchSpeechRecognizer):
         self.iteration_decoding = iteration_decoding
         self.lsm_weight = lsm_weight
         self.input_scale = input_scale
+        self.lm_path = lm_path
+        self.lm_weight = lm_weight
+        self.word_score = word_score
         super().__init__(
             model=model,
             clip_values=clip_values,
@@ -217,10 +243,18 @@ class PyTorchESPnet(PyTorchSpeechRecognizer):
             isinstance(self.input_scale, (int, float)) and math.isfinite(self.input_scale) and self.input_scale > 0
         ):
             raise ValueError(f"input_scale must be a finite number > 0. Found: {self.input_scale!r}")
-        for name in ("penalty", "maxlenratio", "minlenratio"):
+        for name in ("penalty", "maxlenratio", "minlenratio", "lm_weight", "word_score"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value)):
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value)):
                 raise ValueError(f"{name} must be a finite number. Found: {value!r}")
+        if self.lm_path is not None:
+            if not os.path.isfile(self.lm_path):
+                raise ValueError(f"lm_path must be an ARPA language model file. Found: {self.lm_path!r}")
+            if self._codec.token_type != "char" or model.ctc is None or model.decoder is None:
+                raise ValueError(
+                    "lm_path needs a character model with CTC and decoder (the language model's words are spelt in "
+                    f"characters); this one has token_type {self._codec.token_type!r}."
+                )
 
     # ----------------------------------------------------------------------------------------------------------------
     # Hooks of PyTorchSpeechRecognizer
@@ -254,6 +288,8 @@ class PyTorchESPnet(PyTorchSpeechRecognizer):
             token_ids = ctc_greedy_search(model, encoder_out, encoder_lengths)
         elif decoding == "greedy":
             token_ids = greedy_search(model, encoder_out, encoder_lengths, self.maxlenratio)
+        elif self.lm_path is not None:
+            token_ids = self._rescored_beam_search(encoder_out, encoder_lengths)
         else:
             token_ids = [
                 hypothesis_tokens(
@@ -270,6 +306,51 @@ class PyTorchESPnet(PyTorchSpeechRecognizer):
                 for i, length in enumerate(encoder_lengths)
             ]
         return [self._codec.decode(ids) for ids in token_ids]
+
+    def _joint_hypotheses(self, memory: torch.Tensor) -> List[List[int]]:
+        hypotheses = beam_search(
+            self._model,
+            memory,
+            beam_size=int(self.beam_size),
+            ctc_weight=float(self.decode_ctc_weight),
+            penalty=float(self.penalty),
+            maxlenratio=float(self.maxlenratio),
+            minlenratio=float(self.minlenratio),
+        )
+        return [list(h.yseq[1:-1]) for h in hypotheses]
+
+    def _rescored_beam_search(self, encoder_out: torch.Tensor, encoder_lengths: torch.Tensor) -> List[List[int]]:
+        """Joint beam search and CTC beam search with the language model propose; all scorers choose."""
+        model = self._model
+        labels = list(model.token_list)
+        ctc_search = lexicon_beam_decoder(
+            labels,
+            self.lm_path,
+            float(self.lm_weight),
+            float(self.word_score),
+            LM_CTC_BEAM_WIDTH,
+            blank=labels[model.blank_id],
+            space=SPACE_SYMBOL,
+            nbest=int(self.beam_size),
+        )
+        language_model = sentence_scorer(self.lm_path)
+        ctc_proposals = ctc_search.nbest(model.ctc.log_softmax(encoder_out), encoder_lengths)
+        ctc_weight = float(self.decode_ctc_weight)
+        chosen = []
+        for i, length in enumerate(encoder_lengths.tolist()):
+            memory = encoder_out[i, :length]
+            proposals = self._joint_hypotheses(memory) + [self._codec.encode(text) for text in ctc_proposals[i]]
+            candidates = list(dict.fromkeys(tuple(tokens) for tokens in proposals if tokens))
+            if not candidates:
+                chosen.append([])
+                continue
+            attention, ctc = candidate_scores(model, memory, [list(c) for c in candidates])
+            texts = [self._codec.decode(list(c)) for c in candidates]
+            lm = torch.tensor([language_model(text) for text in texts], dtype=attention.dtype)
+            words = torch.tensor([len(text.split()) for text in texts], dtype=attention.dtype)
+            best = rescored_choice(attention, ctc, lm, words, ctc_weight, float(self.lm_weight), float(self.word_score))
+            chosen.append(list(candidates[best]))
+        return chosen
 
     @contextlib.contextmanager
     def _input_gradient_only(self):
