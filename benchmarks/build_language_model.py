@@ -35,7 +35,7 @@ from art_asr_ext.benchmark.language_model import ARPA_FILE, DECODING_FILE  # noq
 from art_asr_ext.benchmark.presets import LANGUAGE_MODEL_DIR, MODELS_DIR  # noqa: E402
 from art_asr_ext.benchmark.training.recipes import DEEPSPEECH_CHECKPOINT, Corpus, word_error_rate  # noqa: E402
 from art_asr_ext.data import librispeech_transcripts  # noqa: E402
-from art_asr_ext.metrics.wer import corpus_wer, utterance_word_errors  # noqa: E402
+from art_asr_ext.metrics.wer import transcripts_wer  # noqa: E402
 from art_asr_ext.models.ngram import kneser_ney_arpa  # noqa: E402
 
 ORDER = 3
@@ -84,8 +84,7 @@ def gzipped(text: str) -> bytes:
 
 
 def dev_wer(references: List[str], hypotheses: List[str]) -> float:
-    errors = utterance_word_errors(references, list(hypotheses))
-    return round(100.0 * corpus_wer([e.errors for e in errors], [e.reference_words for e in errors]), 2)
+    return round(100.0 * transcripts_wer(references, list(hypotheses)), 2)
 
 
 def tune_deepspeech2(arpa_path: Path, dev: Corpus) -> Dict[str, object]:

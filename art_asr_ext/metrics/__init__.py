@@ -7,7 +7,14 @@ dB) and how audible it is (wide-band PESQ and STOI, from the `perceptual` extra,
 
 from art_asr_ext.metrics.perceptual import PerceptualScores, perceptual_scores, pesq_wideband, stoi_score
 from art_asr_ext.metrics.snr import linf_norm, perturbation_size, snr_db
-from art_asr_ext.metrics.wer import WordErrors, corpus_wer, utterance_word_errors, word_alignment, word_errors
+from art_asr_ext.metrics.wer import (
+    WordErrors,
+    corpus_wer,
+    transcripts_wer,
+    utterance_word_errors,
+    word_alignment,
+    word_errors,
+)
 
 __all__ = [
     "PerceptualScores",
@@ -19,6 +26,7 @@ __all__ = [
     "pesq_wideband",
     "snr_db",
     "stoi_score",
+    "transcripts_wer",
     "utterance_word_errors",
     "word_alignment",
     "word_errors",

@@ -112,3 +112,15 @@ def corpus_wer(errors: Sequence[int], reference_words: Sequence[int]) -> float:
     if total == 0:
         raise ValueError("The references hold no words; the WER is undefined.")
     return int(errors.sum()) / total
+
+
+def transcripts_wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """
+    Corpus-level word error rate of transcripts against their references (a fraction; can exceed 1).
+
+    :param references: One reference per utterance.
+    :param hypotheses: One hypothesis per utterance.
+    :return: Total word errors over total reference words.
+    """
+    errors = utterance_word_errors(references, hypotheses)
+    return corpus_wer([e.errors for e in errors], [e.reference_words for e in errors])

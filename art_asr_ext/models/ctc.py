@@ -7,7 +7,7 @@ Connectionist temporal classification (CTC) helpers shared by the CTC models.
 import functools
 import os
 import tempfile
-from typing import List, Sequence, Union
+from typing import List, Sequence, Tuple, Union
 
 import torch
 
@@ -106,24 +106,15 @@ class CTCLexiconBeamDecoder:
         return [[" ".join(hypothesis.words) for hypothesis in utterance] for utterance in hypotheses]
 
 
-def lexicon_beam_decoder(
-    labels: Sequence[str],
-    lm_path: Union[str, os.PathLike],
-    alpha: float,
-    beta: float,
-    beam_width: int,
-    blank: str = "_",
-    space: str = " ",
-    nbest: int = 1,
-) -> CTCLexiconBeamDecoder:
+def lexicon_beam_decoder(labels: Sequence[str], lm_path: Union[str, os.PathLike], **settings) -> CTCLexiconBeamDecoder:
     """
-    The `CTCLexiconBeamDecoder` of these settings, built once: loading the language model takes seconds, and a
+    `CTCLexiconBeamDecoder(labels, lm_path, **settings)`, built once: loading the language model takes seconds, and a
     benchmark builds an estimator per system. One is kept in memory; a rewritten `lm_path` is loaded again.
     """
     path = os.fspath(lm_path)
-    return _cached_decoder(tuple(labels), path, os.stat(path).st_mtime_ns, alpha, beta, beam_width, blank, space, nbest)
+    return _cached_decoder(tuple(labels), path, os.stat(path).st_mtime_ns, tuple(sorted(settings.items())))
 
 
 @functools.lru_cache(maxsize=1)
-def _cached_decoder(labels, lm_path, lm_mtime_ns, alpha, beta, beam_width, blank, space, nbest):
-    return CTCLexiconBeamDecoder(labels, lm_path, alpha, beta, beam_width, blank=blank, space=space, nbest=nbest)
+def _cached_decoder(labels: Tuple[str, ...], lm_path: str, lm_mtime_ns: int, settings: tuple) -> CTCLexiconBeamDecoder:
+    return CTCLexiconBeamDecoder(labels, lm_path, **dict(settings))

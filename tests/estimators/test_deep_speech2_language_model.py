@@ -4,41 +4,28 @@ import numpy as np
 import pytest
 
 from art_asr_ext.benchmark.language_model import ARPA_FILE, language_model_options
-from art_asr_ext.benchmark.presets import EMBEDDED_SET, LANGUAGE_MODEL_DIR, MODELS_DIR
-from art_asr_ext.data import load_librispeech
+from art_asr_ext.benchmark.presets import LANGUAGE_MODEL_DIR, MODELS_DIR
 from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2
 from art_asr_ext.models.ctc import _cached_decoder
-from art_asr_ext.metrics.wer import corpus_wer, utterance_word_errors
+from art_asr_ext.metrics.wer import transcripts_wer
 from art_asr_ext.models import DeepSpeech2
 from art_asr_ext.models.ngram import arpa_vocabulary
-from art_asr_ext.utils.audio import to_object_array
 
 CHECKPOINT = MODELS_DIR / "deepspeech2_baseline" / "model.ckpt"
 WITH_LM = language_model_options(LANGUAGE_MODEL_DIR, "deepspeech2")
 
 
-@pytest.fixture(scope="module")
-def embedded():
-    utterances = load_librispeech(EMBEDDED_SET, max_utterances=10)
-    return to_object_array([u.waveform for u in utterances]), [u.transcript for u in utterances]
-
-
-def wer(references, hypotheses):
-    errors = utterance_word_errors(references, list(hypotheses))
-    return corpus_wer([e.errors for e in errors], [e.reference_words for e in errors])
-
-
-def test_the_language_model_lowers_the_wer_and_speaks_its_vocabulary(embedded, single_torch_thread):
-    x, references = embedded
+def test_the_language_model_lowers_the_wer_and_speaks_its_vocabulary(embedded_speech, single_torch_thread):
+    x, references = embedded_speech
     greedy = PyTorchDeepSpeech2(checkpoint=CHECKPOINT).predict(x)
     beam = PyTorchDeepSpeech2(checkpoint=CHECKPOINT, **WITH_LM).predict(x)
-    assert wer(references, beam) < wer(references, greedy)
+    assert transcripts_wer(references, beam) < transcripts_wer(references, greedy)
     vocabulary = set(arpa_vocabulary(LANGUAGE_MODEL_DIR / ARPA_FILE))
     assert {word for transcript in beam for word in transcript.split()} <= vocabulary
 
 
-def test_decoding_leaves_the_loss_and_its_gradient_alone(embedded, single_torch_thread):
-    x, references = embedded
+def test_decoding_leaves_the_loss_and_its_gradient_alone(embedded_speech, single_torch_thread):
+    x, references = embedded_speech
     model = PyTorchDeepSpeech2(checkpoint=CHECKPOINT).model
     greedy = PyTorchDeepSpeech2(model=model)
     beam = PyTorchDeepSpeech2(model=model, **WITH_LM)
@@ -48,8 +35,8 @@ def test_decoding_leaves_the_loss_and_its_gradient_alone(embedded, single_torch_
         np.testing.assert_array_equal(a, b)
 
 
-def test_estimators_that_decode_alike_share_one_decoder_and_set_params_builds_another(embedded):
-    x, _ = embedded
+def test_estimators_that_decode_alike_share_one_decoder_and_set_params_builds_another(embedded_speech):
+    x, _ = embedded_speech
     _cached_decoder.cache_clear()
     first = PyTorchDeepSpeech2(checkpoint=CHECKPOINT, **WITH_LM)
     first.predict(x[:1])

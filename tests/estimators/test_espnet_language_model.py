@@ -5,12 +5,10 @@ import numpy as np
 import pytest
 
 from art_asr_ext.benchmark.language_model import ARPA_FILE, language_model_options
-from art_asr_ext.benchmark.presets import EMBEDDED_SET, LANGUAGE_MODEL_DIR, MODELS_DIR
-from art_asr_ext.data import load_librispeech
+from art_asr_ext.benchmark.presets import LANGUAGE_MODEL_DIR, MODELS_DIR
 from art_asr_ext.estimators.speech_recognition import PyTorchESPnet
-from art_asr_ext.metrics.wer import corpus_wer, utterance_word_errors
+from art_asr_ext.metrics.wer import transcripts_wer
 from art_asr_ext.models.ngram import arpa_vocabulary
-from art_asr_ext.utils.audio import to_object_array
 
 MODEL = MODELS_DIR / "transformer_baseline"
 WITH_LM = language_model_options(LANGUAGE_MODEL_DIR, "espnet")
@@ -18,27 +16,16 @@ WITH_LM = language_model_options(LANGUAGE_MODEL_DIR, "espnet")
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def embedded():
-    utterances = load_librispeech(EMBEDDED_SET, max_utterances=8)
-    return to_object_array([u.waveform for u in utterances]), [u.transcript for u in utterances]
-
-
-def wer(references, hypotheses):
-    errors = utterance_word_errors(references, list(hypotheses))
-    return corpus_wer([e.errors for e in errors], [e.reference_words for e in errors])
-
-
-def test_rescoring_with_the_language_model_lowers_the_wer(embedded):
-    x, references = embedded
+def test_rescoring_with_the_language_model_lowers_the_wer(embedded_speech):
+    x, references = embedded_speech
     plain = PyTorchESPnet(model_dir=MODEL).predict(x)
     rescored = PyTorchESPnet(model_dir=MODEL, **WITH_LM).predict(x)
-    assert wer(references, rescored) < wer(references, plain)
+    assert transcripts_wer(references, rescored) < transcripts_wer(references, plain)
 
 
-def test_without_weight_the_language_model_only_adds_candidates(embedded):
+def test_without_weight_the_language_model_only_adds_candidates(embedded_speech):
     """At lm_weight 0 the joint score alone chooses, among more candidates than the joint search's own best."""
-    x, _ = embedded
+    x, _ = embedded_speech
     vocabulary = set(arpa_vocabulary(LANGUAGE_MODEL_DIR / ARPA_FILE))
     estimator = PyTorchESPnet(model_dir=MODEL, lm_path=WITH_LM["lm_path"], lm_weight=0.0, word_score=0.0)
     transcripts = estimator.predict(x[:3])
@@ -48,8 +35,8 @@ def test_without_weight_the_language_model_only_adds_candidates(embedded):
     assert all(set(t.split()) <= vocabulary for t in estimator.predict(x[:3]))
 
 
-def test_decoding_leaves_the_loss_and_its_gradient_alone(embedded):
-    x, references = embedded
+def test_decoding_leaves_the_loss_and_its_gradient_alone(embedded_speech):
+    x, references = embedded_speech
     plain = PyTorchESPnet(model_dir=MODEL)
     rescored = PyTorchESPnet(model_dir=MODEL, **WITH_LM)
     y = np.array(references[:2])

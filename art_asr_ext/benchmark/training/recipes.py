@@ -33,7 +33,7 @@ from art_asr_ext.estimators.speech_recognition.pytorch_speech_recognizer import 
 from art_asr_ext.utils.audio import length_sorted_batches, to_object_array
 from art_asr_ext.utils.environment import device_description
 from art_asr_ext.utils.io import atomic_write, atomic_write_text
-from art_asr_ext.metrics.wer import corpus_wer, utterance_word_errors
+from art_asr_ext.metrics.wer import transcripts_wer
 from art_asr_ext.models.deepspeech2 import DeepSpeech2
 from art_asr_ext.models.deepspeech_checkpoint import save_deepspeech_checkpoint
 from art_asr_ext.models.espnet_asr import build_espnet_asr, feats_stats, librispeech_char_tokens, transformer_asr_config
@@ -286,8 +286,7 @@ class Corpus:
 def word_error_rate(estimator, corpus: Corpus, batch_size: int = 16) -> float:
     """Corpus WER (in %) of an estimator's `predict` on a corpus."""
     hypotheses = estimator.predict(corpus.waveforms, batch_size=batch_size)
-    errors = utterance_word_errors(list(corpus.transcripts), list(hypotheses))
-    return 100.0 * corpus_wer([e.errors for e in errors], [e.reference_words for e in errors])
+    return 100.0 * transcripts_wer(list(corpus.transcripts), list(hypotheses))
 
 
 @dataclass

@@ -181,7 +181,12 @@ class PyTorchDeepSpeech2(PyTorchSpeechRecognizer):
             return self._greedy_decode(logits, output_lengths)
         labels = self._model.labels
         decoder = lexicon_beam_decoder(
-            labels, self.lm_path, float(self.alpha), float(self.beta), int(self.beam_width), blank=labels[0]
+            labels,
+            self.lm_path,
+            alpha=float(self.alpha),
+            beta=float(self.beta),
+            beam_width=int(self.beam_width),
+            blank=labels[0],
         )
         return decoder(logits.log_softmax(-1), output_lengths)
 

@@ -326,9 +326,9 @@ class PyTorchESPnet(PyTorchSpeechRecognizer):
         ctc_search = lexicon_beam_decoder(
             labels,
             self.lm_path,
-            float(self.lm_weight),
-            float(self.word_score),
-            LM_CTC_BEAM_WIDTH,
+            alpha=float(self.lm_weight),
+            beta=float(self.word_score),
+            beam_width=LM_CTC_BEAM_WIDTH,
             blank=labels[model.blank_id],
             space=SPACE_SYMBOL,
             nbest=int(self.beam_size),
