@@ -56,8 +56,10 @@ class PyTorchESPnet(PyTorchSpeechRecognizer):
     Targets are tokenised with the model's own tokenizer; characters it cannot represent raise `ValueError`.
 
     **Decoding.** ``predict`` runs joint CTC/attention beam search with the hypotheses of ESPnet's ``BeamSearch``
-    (no language model), several times faster; ``decoding="greedy"`` (batched attention greedy search) and
-    ``"ctc"`` (best CTC path) are faster still. ``compute_loss_and_decoded_output``, which ImperceptibleASRPyTorch
+    (no language model), several times faster; with ``lm_path``, a word n-gram language model (ARPA), its hypotheses
+    and those of a CTC beam search that spells the language model's words are rescored by attention, CTC and the
+    language model, as in two-pass CTC/attention decoding (Sainath et al., arXiv 1908.10992). ``decoding="greedy"``
+    (batched attention greedy search) and ``"ctc"`` (best CTC path) are faster and use no language model. ``compute_loss_and_decoded_output``, which ImperceptibleASRPyTorch
     calls every iteration, decodes with ``iteration_decoding`` (greedy by default) from the encoder pass the loss
     already made.
 
@@ -292,22 +294,13 @@ class PyTorchESPnet(PyTorchSpeechRecognizer):
             token_ids = self._rescored_beam_search(encoder_out, encoder_lengths)
         else:
             token_ids = [
-                hypothesis_tokens(
-                    beam_search(
-                        model,
-                        encoder_out[i, : int(length)],
-                        beam_size=int(self.beam_size),
-                        ctc_weight=float(self.decode_ctc_weight),
-                        penalty=float(self.penalty),
-                        maxlenratio=float(self.maxlenratio),
-                        minlenratio=float(self.minlenratio),
-                    )
-                )
+                next(iter(self._joint_hypotheses(encoder_out[i, : int(length)])), [])
                 for i, length in enumerate(encoder_lengths)
             ]
         return [self._codec.decode(ids) for ids in token_ids]
 
     def _joint_hypotheses(self, memory: torch.Tensor) -> List[List[int]]:
+        """The token ids of each hypothesis of the joint CTC/attention beam search of one utterance, best first."""
         hypotheses = beam_search(
             self._model,
             memory,
@@ -317,7 +310,7 @@ class PyTorchESPnet(PyTorchSpeechRecognizer):
             maxlenratio=float(self.maxlenratio),
             minlenratio=float(self.minlenratio),
         )
-        return [list(h.yseq[1:-1]) for h in hypotheses]
+        return [hypothesis_tokens([hypothesis]) for hypothesis in hypotheses]
 
     def _rescored_beam_search(self, encoder_out: torch.Tensor, encoder_lengths: torch.Tensor) -> List[List[int]]:
         """Joint beam search and CTC beam search with the language model propose; all scorers choose."""
