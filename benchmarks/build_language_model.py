@@ -155,14 +155,13 @@ Made by `benchmarks/build_language_model.py` (its docstring gives the command).
   pocketsphinx wheel's `en-us.lm.bin`). Its unigram probabilities are the base distribution the Kneser-Ney unigrams
   are interpolated with (the text's words it lacks, and `<unk>`, at its smallest). The decoders spell only these
   words.
-- **DeepSpeech2:** flashlight's lexicon beam search through torchaudio, as `PyTorchDeepSpeech2(decoder_type="beam",
-  lm_path=..., alpha={deepspeech2["alpha"]}, beta={deepspeech2["beta"]}, beam_width={deepspeech2["beam_width"]})`.
-  Dev WER with `{TUNED_WITH["deepspeech2"]}`: {best["deepspeech2"]:.2f} % against {deepspeech2["without_lm_dev_wer"]:.2f} %
-  by greedy decoding.
+- **DeepSpeech2:** flashlight's lexicon beam search through torchaudio, as
+  `PyTorchDeepSpeech2(decoder_type="beam", lm_path=..., alpha={deepspeech2["alpha"]}, beta={deepspeech2["beta"]}, beam_width={deepspeech2["beam_width"]})`.
+  Dev WER with `{TUNED_WITH["deepspeech2"]}`: {best["deepspeech2"]:.2f} % (greedy: {deepspeech2["without_lm_dev_wer"]:.2f} %).
 - **Transformer:** the joint CTC/attention beam search's hypotheses and those of the CTC lexicon beam search with
-  this model are rescored by attention, CTC and this model, as `PyTorchESPnet(lm_path=..., lm_weight={espnet["lm_weight"]},
-  word_score={espnet["word_score"]})`. Dev WER with `{TUNED_WITH["espnet"]}`: {best["espnet"]:.2f} % against
-  {espnet["without_lm_dev_wer"]:.2f} % by joint beam search alone.
+  this model are rescored by attention, CTC and this model, as
+  `PyTorchESPnet(lm_path=..., lm_weight={espnet["lm_weight"]}, word_score={espnet["word_score"]})`.
+  Dev WER with `{TUNED_WITH["espnet"]}`: {best["espnet"]:.2f} % (joint beam search alone: {espnet["without_lm_dev_wer"]:.2f} %).
 - The weights were chosen on the dev split (`../shared/data/synth/dev-synth`, 150 sentences), with the models
   published when this was built (a model published later decodes with them untuned); the grids are in
   `{DECODING_FILE}`.
