@@ -29,8 +29,8 @@ class CTCLexiconBeamDecoder:
     Beam search over a CTC model's character outputs, spelling only words of a word n-gram language model's
     vocabulary and scoring them with it (shallow fusion): flashlight's lexicon decoder, through torchaudio.
 
-    A hypothesis scores `log P_ctc + alpha * log P_lm + beta * words`, as in the DeepSpeech2 paper's decoding (its
-    eq. 12); `alpha` and `beta` are tuned on held-out data.
+    A hypothesis scores `ln P_ctc + alpha * log10 P_lm + beta * words` (flashlight adds KenLM's log10 scores as they
+    are), the DeepSpeech2 paper's decoding objective (its eq. 12); `alpha` and `beta` are tuned on held-out data.
 
     | Paper link: https://arxiv.org/abs/1512.02595
     """
@@ -49,7 +49,7 @@ class CTCLexiconBeamDecoder:
         """
         :param labels: The model's output labels, in output order; they hold `blank` and `space`.
         :param lm_path: ARPA language model over words written in `labels` (plain or gzipped).
-        :param alpha: Weight of the language model's log probability.
+        :param alpha: Weight of the language model's log10 probability.
         :param beta: Score added per word (against too short hypotheses).
         :param beam_width: Hypotheses kept at each frame.
         :param blank: The CTC blank label.

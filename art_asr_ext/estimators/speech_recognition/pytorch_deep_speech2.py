@@ -80,7 +80,7 @@ class PyTorchDeepSpeech2(PyTorchSpeechRecognizer):
         :param decoder_type: `greedy` (best label per frame) or `beam` (beam search with the language model).
         :param lm_path: ARPA word language model (plain or gzipped) for `decoder_type="beam"`; its vocabulary is the
                         decoder's.
-        :param alpha: Weight of the language model's log probability in the beam search.
+        :param alpha: Weight of the language model's log10 probability in the beam search.
         :param beta: Score added per word in the beam search.
         :param beam_width: Hypotheses the beam search keeps at each frame.
         """
