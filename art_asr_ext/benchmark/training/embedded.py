@@ -99,9 +99,10 @@ PROFILES: Dict[str, Dict[str, object]] = {
         # 10,000 steps left the dev WER still falling (50.6 % at 7,000, 45.5 % at 8,000, 42.7 % at 10,000): the
         # schedule restarts there and goes on to 20,000, so the finished 10,000-step run trains on (`Schedule.extends`).
         # The second cycle still gained 4.7 points in its last 2 hours (34.9 % at 16,000, 30.2 % at 20,000): a third,
-        # shorter one (about 2 h on 2 cores) follows it.
+        # shorter one (about 2 h on 2 cores) follows it. That one gained 3.7 points (30.2 % at 19,500, 26.4 % at
+        # 26,500, at the end of its decay): a fourth of the same length follows.
         "transformer": [
-            *["--max-steps", "27000", "--restarts", "10000", "20000"],
+            *["--max-steps", "34000", "--restarts", "10000", "20000", "27000"],
             *["--batch-size", "16", "--eval-every", "500", "--dev-beam-size", "4"],
         ],
         # At the system's peak learning rate: at a fifth of it, DeepSpeech2's RS-aug kept more clean accuracy early on
