@@ -16,7 +16,7 @@ import torch
 
 from art_asr_ext.benchmark.presets import EMBEDDED_SET
 from art_asr_ext.benchmark.training import embedded, pack
-from art_asr_ext.benchmark.training.recipes import STATE_FILE
+from art_asr_ext.benchmark.training.recipes import LAST_WEIGHTS, STATE_FILE
 from art_asr_ext.data.librispeech import load_librispeech
 from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2, PyTorchESPnet
 from art_asr_ext.models.espnet_asr import ZOO_WEIGHTS
@@ -142,10 +142,13 @@ def test_a_fresh_clone_continues_every_unfinished_stage_from_the_committed_model
     checkpointed = {name: embedded.read_run(checkpoints / name) for name in baselines}
     for name in baselines:
         assert published[name]["steps"] == 2 and checkpointed[name]["steps"] == 3
-        # Evaluated at the end of each piece too: the best weights are those of step 3 unless step 2 was better.
+        # Evaluated at the end of each piece too: the best weights are those of step 3 unless step 2 was better,
+        # and then the checkpoint also holds the weights of step 3.
         run = checkpointed[name]
         assert not run["finished"] and run["best_step"] in (2, 3)
         assert run["history"][-1]["step"] == 3 and run["history"][-1]["piece_end"]
+        assert (checkpoints / name / LAST_WEIGHTS).is_file() == (run["best_step"] == 2)
+        assert not (models / name / LAST_WEIGHTS).exists()
     git(repository, "init", "-q")
     git(repository, "add", ".")
     git(repository, "commit", "-q", "-m", "published models and checkpoints")
@@ -155,7 +158,7 @@ def test_a_fresh_clone_continues_every_unfinished_stage_from_the_committed_model
     capfd.readouterr()
 
     # On the new machine the same command, with an empty work directory, picks every stage up from the clone: from
-    # the copy whose best weights are the further on, the published one on a tie.
+    # the copy whose weights are the further on (its last ones where it holds them), the published one on a tie.
     second_machine = tmp_path / "second_machine"
     clone_plan = functools.partial(
         tiny_plan, corpus, second_machine, clone / "models", checkpoints=clone / "checkpoints"
@@ -164,26 +167,28 @@ def test_a_fresh_clone_continues_every_unfinished_stage_from_the_committed_model
     status = capfd.readouterr().out
     chosen = {}
     for name in baselines:
-        further = checkpointed[name]["best_step"] > published[name]["best_step"]
-        chosen[name] = ("checkpointed", checkpointed[name]) if further else ("published", published[name])
-        kind, run = chosen[name]
-        expected = f"continues the {kind} run from its best weights (step {run['best_step']})"
-        assert f"{name:22s} continue  {expected}" in status
+        last = (clone / "checkpoints" / name / LAST_WEIGHTS).is_file()
+        step = checkpointed[name]["steps"] if last else checkpointed[name]["best_step"]
+        further = step > published[name]["best_step"]
+        chosen[name] = ("checkpointed", step) if further else ("published", published[name]["best_step"])
+        kind, step = chosen[name]
+        expected = f"continues the {kind} run from its {'last' if kind == 'checkpointed' and last else 'best'} weights"
+        assert f"{name:22s} continue  {expected} (step {step})" in status
     assert "deepspeech2_rs_aug     start" in status and "waits for deepspeech2_baseline" in status
 
     assert embedded.main(clone_plan("--pieces", "2")) == 0
     log = capfd.readouterr().out
-    for name, (kind, before) in chosen.items():
+    for name, (kind, start) in chosen.items():
+        before = checkpointed[name] if kind == "checkpointed" else published[name]
         assert f"{name}: continues the {kind} run" in log and "--continue-from" in log
         assert embedded.read_run(clone / "models" / name) == published[name]  # the package's copy waits for --publish
         run = embedded.read_run(clone / "checkpoints" / name)
         assert run["finished"] and run["steps"] == 4
         # The step count went on from the committed weights' step, with a fresh optimizer; the record of the first
         # machine's pieces is kept, that of the steps it trained past those weights is not.
-        best = before["best_step"]
         assert run["pieces"][:-1] == before["pieces"]
-        assert run["pieces"][-1]["from_step"] == best and run["pieces"][-1]["optimizer_restarted"]
-        assert [entry["step"] for entry in run["history"]] == [step for step in (2, 3) if step <= best] + [4]
+        assert run["pieces"][-1]["from_step"] == start and run["pieces"][-1]["optimizer_restarted"]
+        assert [entry["step"] for entry in run["history"]] == [step for step in (2, 3) if step <= start] + [4]
         assert run["data"]["train"] == str(corpus / "train-synth")
 
     # Both baselines have finished, so the next run of the command starts their variants from the checkpoints.

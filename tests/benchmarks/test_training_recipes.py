@@ -10,17 +10,20 @@ import torch
 
 from art_asr_ext.benchmark.training.recipes import (
     DEEPSPEECH_CHECKPOINT,
+    LAST_WEIGHTS,
     MODEL_SIZES,
     STATE_FILE,
     VARIANTS,
     Corpus,
     Recipe,
     Schedule,
+    TrainingRun,
     Variant,
     epoch_batches,
     write_feats_stats,
 )
 from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2, PyTorchESPnet
+from art_asr_ext.benchmark.training import embedded
 from benchmarks import model_cards
 
 FRONTEND = {"fs": 16000, "n_fft": 512, "hop_length": 160, "n_mels": 80}
@@ -267,6 +270,51 @@ def test_continuing_a_published_run_goes_on_from_its_best_step_and_refuses_anoth
         recipe.fit(train, dev, schedule, tmp_path / "third", log=quiet, continue_run=run)
     with pytest.raises(FileExistsError, match="resume it"):
         recipe.fit(train, dev, schedule, tmp_path / "first", log=quiet, continue_run=published)
+
+
+def test_a_checkpoint_past_its_best_step_continues_from_its_last_weights(embedded_set, tmp_path, single_torch_thread):
+    train, dev = embedded_set.subset(np.arange(8)), embedded_set.subset(np.arange(8, 10))
+    schedule = Schedule(max_steps=6, batch_size=4, warmup_steps=1, eval_every_steps=2, dev_utterances=2)
+    stage = next(stage for stage in embedded.STAGES if stage.name == "deepspeech2_baseline")
+    work, checkpoints = tmp_path / "work", tmp_path / "checkpoints"
+    first = Recipe("deepspeech2", "baseline", size="tiny").fit(
+        train, dev, schedule, work / stage.name, log=quiet, stop_after_steps=3, evaluate_at_piece_end=False
+    )
+    assert (first.steps, first.best_step) == (3, 2)
+    assert embedded.copy_best_weights(stage, work, checkpoints, last_weights=True)
+    checkpoint = checkpoints / stage.name
+    last = torch.load(checkpoint / LAST_WEIGHTS, weights_only=True)
+    trained = torch.load(work / stage.name / STATE_FILE, weights_only=True)["model"]
+    # The weights of step 3, parameters in float16 (as in the best weights' copy).
+    assert set(last) == set(trained) and last["rnns.0.rnn.weight_ih_l0"].dtype == torch.float16
+    assert all(torch.equal(last[key], value.to(last[key].dtype)) for key, value in trained.items())
+    best = torch.load(checkpoint / DEEPSPEECH_CHECKPOINT, weights_only=True)["state_dict"]
+    assert any(not torch.equal(best[key], last[key]) for key in last)  # step 3 trained on from step 2
+
+    recipe = Recipe("deepspeech2", "baseline", init=checkpoint)
+    record = TrainingRun(**json.loads((checkpoint / "training_run.json").read_text()))
+    lines = []
+    paused = recipe.fit(
+        train,
+        dev,
+        schedule,
+        tmp_path / "second",
+        log=lines.append,
+        continue_run=record,
+        continue_weights=checkpoint / LAST_WEIGHTS,
+        stop_after_steps=0,
+    )
+    assert "from its last weights at step 3/6" in lines[0] and paused.steps == 3
+    assert all(torch.equal(recipe.model.state_dict()[key], value.float()) for key, value in last.items())
+    run = Recipe("deepspeech2", "baseline", init=checkpoint).fit(
+        train, dev, schedule, tmp_path / "second", log=quiet, resume=True
+    )
+    # Nothing between the best and the last step is trained again, and every record of the first run is kept.
+    assert run.finished and [entry["step"] for entry in run.history] == [2, 4, 6]
+    assert run.pieces[-2]["from_step"] == 3 and run.pieces[-2]["optimizer_restarted"] == {"warmup_steps": 200}
+    assert run.pieces[:-2] == first.pieces
+    with pytest.raises(ValueError, match="needs the continue_run"):
+        recipe.fit(train, dev, schedule, tmp_path / "third", log=quiet, continue_weights=checkpoint / LAST_WEIGHTS)
 
 
 def test_bf16_autocast_trains_float32_master_weights(embedded_set, tmp_path, single_torch_thread):

@@ -11,20 +11,22 @@ plan::
     nice -n 19 python benchmarks/train_embedded.py --threads 2 --hours 2.5
 
 It reads the corpus in place from `../shared/data/synth` (Opus training audio, FLAC dev audio) and keeps its working
-state under `runs/train`. After every piece the stage's best weights so far and its run record are copied into
-`--checkpoints-dir` (`checkpoints/<stage>/` at the repository root, outside the package): committed, they carry an
-unfinished run to the next machine without replacing the model that the benchmark uses, whose card describes it.
+state under `runs/train`. After every piece the stage's best weights so far, its weights at its last step when that
+is past the best one (`last_weights.pt`: a new learning-rate cycle can take hours to beat its best), and its run
+record are copied into `--checkpoints-dir` (`checkpoints/<stage>/` at the repository root, outside the package):
+committed, they carry an unfinished run to the next machine without replacing the model that the benchmark uses,
+whose card describes it.
 `--publish` copies the best weights into the package (`art_asr_ext/benchmark/models/<stage>/`); write its card
 (`benchmarks/model_cards.py`) and commit both. Where a stage is picked up from, in this order:
 
 1. its resumable state in `--work` (same machine: the exact optimizer state, `--resume`), when that run was trained by
    the recipe this profile gives (below) and, for a fine-tune, from the baseline as it stands; otherwise that
    directory is set aside as `<stage>.stale-N`, never deleted and never published;
-2. otherwise the further advanced (by the step of its best weights) of its checkpoint and its published model, each
-   only when that run was trained by the recipe this profile gives (variant settings, model and schedule): it
-   continues from those best weights at their step, with a fresh optimizer under a short learning-rate warm-up
-   (`train.py --continue-from`). So a fresh clone, which holds nothing but the repository, goes on where the last
-   commit left off;
+2. otherwise the further advanced (by the step of its last weights, or else of its best weights) of its checkpoint and
+   its published model, each only when that run was trained by the recipe this profile gives (variant settings, model
+   and schedule): it continues from those weights at their step, with a fresh optimizer under a short learning-rate
+   warm-up (`train.py --continue-from`). So a fresh clone, which holds nothing but the repository, goes on where the
+   last commit left off;
 3. otherwise from scratch (or, for a fine-tune, from the weights of the stage it starts from).
 
 Both copies store parameters as float16, which halves the repository's growth.
@@ -48,6 +50,7 @@ import torch
 
 from art_asr_ext.benchmark.training.recipes import (
     DEEPSPEECH_CHECKPOINT,
+    LAST_WEIGHTS,
     MODEL_SIZES,
     STATE_FILE,
     VARIANTS,
@@ -288,17 +291,18 @@ class Planner:
                 refused.append(f"the {kind} run {unusable}")
             else:
                 extended = extension(schedule, run)
-                sources.append(
-                    (run["finished"] and not extended, run["best_step"], kind, directory / stage.name, extended)
-                )
+                last = (directory / stage.name / LAST_WEIGHTS).is_file()
+                step = run["steps"] if last else run["best_step"]
+                sources.append((run["finished"] and not extended, step, last, kind, directory / stage.name, extended))
         if not sources:
             return StagePlan("start", None, "; ".join(refused) or "no published or checkpointed model")
-        # A finished run first, then the one whose best weights are the furthest on; the published one on a tie.
-        finished, best_step, kind, source, extended = max(sources, key=lambda source: source[:2])
+        # A finished run first, then the one whose weights are the furthest on; the published one on a tie.
+        finished, step, last, kind, source, extended = max(sources, key=lambda source: source[:2])
         if finished:
             return StagePlan("done", source, f"finished, {kind} in {source}")
+        weights = "last" if last else "best"
         return StagePlan(
-            "continue", source, f"continues the {kind} run from its best weights (step {best_step}){extended}"
+            "continue", source, f"continues the {kind} run from its {weights} weights (step {step}){extended}"
         )
 
     def stale_start(self, stage: Stage, run: dict) -> str:
@@ -369,7 +373,7 @@ def train_all(args: argparse.Namespace) -> int:
         if status != 0:
             print(f"{stage.name}: train.py exited with {status}; stopping", file=sys.stderr, flush=True)
             return status
-        copy_best_weights(stage, args.work, args.checkpoints_dir)
+        copy_best_weights(stage, args.work, args.checkpoints_dir, last_weights=True)
 
 
 def half_weights(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -387,10 +391,11 @@ def half_weights(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]
     }
 
 
-def copy_best_weights(stage: Stage, work: Path, models_dir: Path) -> bool:
+def copy_best_weights(stage: Stage, work: Path, models_dir: Path, last_weights: bool = False) -> bool:
     """
     Copy a stage's best weights (parameters as float16) and run record from its run directory in `work` into
-    `models_dir` (the package's models, or the checkpoints); False if it has none yet.
+    `models_dir` (the package's models, or the checkpoints); False if it has none yet. With `last_weights` (the
+    checkpoints), also its weights at its last step (`LAST_WEIGHTS`) when that is past the best one.
     """
     from art_asr_ext.models.espnet_asr import ZOO_WEIGHTS
 
@@ -412,6 +417,12 @@ def copy_best_weights(stage: Stage, work: Path, models_dir: Path) -> bool:
         weights = torch.load(staging / ZOO_WEIGHTS, map_location="cpu", weights_only=True)
         torch.save(half_weights(weights), staging / ZOO_WEIGHTS)
     shutil.copy2(source / "training_run.json", staging / "training_run.json")
+    run = read_run(staging)
+    if last_weights and run["steps"] > run["best_step"] and (source / STATE_FILE).is_file():
+        state = torch.load(source / STATE_FILE, map_location="cpu", weights_only=True)
+        if state["run"]["steps"] != run["steps"]:
+            raise ValueError(f"{source / STATE_FILE} holds step {state['run']['steps']}, its run record {run['steps']}")
+        torch.save(half_weights(state["model"]), staging / LAST_WEIGHTS)
     # The card and its figures belong to the weights they describe: a published model keeps them until
     # model_cards.py writes new ones.
     if destination.exists():
@@ -420,8 +431,8 @@ def copy_best_weights(stage: Stage, work: Path, models_dir: Path) -> bool:
                 shutil.copy2(destination / kept, staging / kept)
         shutil.rmtree(destination)
     staging.rename(destination)
-    run = read_run(destination)
-    print(f"{stage.name}: copied the best weights (step {run['best_step']} of {run['steps']}) -> {destination}")
+    last = " and the last ones" if (destination / LAST_WEIGHTS).is_file() else ""
+    print(f"{stage.name}: copied the best weights (step {run['best_step']} of {run['steps']}){last} -> {destination}")
     return True
 
 

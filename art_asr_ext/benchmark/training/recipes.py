@@ -327,6 +327,9 @@ class TrainingRun:
 
 #: File of the resumable training state inside a run's output directory (never committed or packaged).
 STATE_FILE = "training_state.pt"
+#: A checkpoint's weights at its run's last step, when that is past the best one (parameters in float16): where a run
+#: continued on another machine goes on, so that the steps since the best weights are not trained again.
+LAST_WEIGHTS = "last_weights.pt"
 STATE_FORMAT = 1
 
 
@@ -520,6 +523,7 @@ class Recipe:
         data: Optional[Dict[str, str]] = None,
         resume: bool = False,
         continue_run: Optional[TrainingRun] = None,
+        continue_weights: Optional[Path] = None,
         restart_warmup_steps: int = 200,
         stop_after_steps: Optional[int] = None,
         max_minutes: Optional[float] = None,
@@ -544,6 +548,8 @@ class Recipe:
                              `best_step` with a fresh optimizer, whose learning rate ramps up over
                              `restart_warmup_steps` (a restarted Adam has no moment estimates yet). The records of
                              steps after `best_step` are dropped, since those steps are trained again.
+        :param continue_weights: With `continue_run`: the model's weights at the run's last step (`LAST_WEIGHTS` of
+                                 a checkpoint), from which it goes on instead, its records all kept.
         :param stop_after_steps: End this piece after this many more steps.
         :param max_minutes: End this piece after this much wall time (at a step boundary).
         :param evaluate_at_piece_end: When a piece ends (not by an interruption) between two scheduled dev
@@ -568,14 +574,19 @@ class Recipe:
         losses: List[float] = []
         if resume and continue_run is not None:
             raise ValueError("Give at most one of resume and continue_run.")
+        if continue_weights is not None and continue_run is None:
+            raise ValueError("continue_weights needs the continue_run whose last step they hold.")
         restarted_at = None
         if continue_run is not None:
             if state_path.is_file():
                 raise FileExistsError(f"{state_path} holds a run; resume it instead of continuing another one.")
-            run = self._continued(continue_run, schedule)
+            run = self._continued(continue_run, schedule, at_last_step=continue_weights is not None)
+            if continue_weights is not None:
+                self.model.load_state_dict(torch.load(continue_weights, map_location="cpu", weights_only=True))
             restarted_at = run.steps
             log(
-                f"continuing {self.system}/{self.variant_name} from its published weights at step "
+                f"continuing {self.system}/{self.variant_name} from its "
+                f"{'last' if continue_weights is not None else 'published'} weights at step "
                 f"{run.steps}/{schedule.max_steps} (fresh optimizer, {restart_warmup_steps} warm-up steps)"
             )
             self._reseed_defences(estimator, schedule.seed, run.steps)
@@ -734,8 +745,11 @@ class Recipe:
             run.best_dev_wer, run.best_step = dev_wer, run.steps
             self.save(estimator, out_dir)
 
-    def _continued(self, published: TrainingRun, schedule: Schedule) -> TrainingRun:
-        """The published run, cut back to the step of its best weights, which the model holds."""
+    def _continued(self, published: TrainingRun, schedule: Schedule, at_last_step: bool = False) -> TrainingRun:
+        """
+        The published run, cut back to the step of its best weights, which the model holds (or, `at_last_step`,
+        as it is: the model holds the weights of its last step).
+        """
         identity = self._identity()
         mismatch = differences(
             {**identity, "schedule": asdict(schedule)},
@@ -751,6 +765,8 @@ class Recipe:
                 f"The published run has finished its {published.steps} steps; there is nothing to continue."
             )
         run = TrainingRun(**json.loads(json.dumps(asdict(published))))
+        if at_last_step:
+            return run
         run.steps = run.best_step
         run.history = [entry for entry in run.history if entry["step"] <= run.best_step]
         run.train_curve = [entry for entry in run.train_curve if entry["step"] <= run.best_step]

@@ -34,6 +34,7 @@ from typing import List, Optional
 import torch
 
 from art_asr_ext.benchmark.training.recipes import (
+    LAST_WEIGHTS,
     STATE_FILE,
     VARIANTS,
     Corpus,
@@ -85,7 +86,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         "--continue-from",
         type=Path,
         help="continue the unfinished run published in this model directory (its weights and training_run.json) "
-        "with a fresh optimizer, e.g. on a new machine that has no state in --out",
+        f"with a fresh optimizer, e.g. on a new machine that has no state in --out: from its last step if it holds "
+        f"{LAST_WEIGHTS}, else from its best weights' step",
     )
     parser.add_argument(
         "--restart-warmup-steps",
@@ -210,13 +212,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.resume and not state.is_file():
         print(f"error: --resume but {args.out} holds no {STATE_FILE}", file=sys.stderr)
         return 2
-    continued = None
+    continued = continued_weights = None
     if args.continue_from is not None:
         record = args.continue_from / "training_run.json"
         if not record.is_file():
             print(f"error: --continue-from {args.continue_from} holds no training_run.json", file=sys.stderr)
             return 2
         continued = TrainingRun(**json.loads(record.read_text()))
+        if (args.continue_from / LAST_WEIGHTS).is_file():
+            continued_weights = args.continue_from / LAST_WEIGHTS
     try:
         train = Corpus.load(args.train, args.max_train_utterances, args.audio_extension)
         dev = Corpus.load(args.dev, audio_extension=args.dev_audio_extension)
@@ -270,6 +274,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             data=data,
             resume=args.resume,
             continue_run=continued,
+            continue_weights=continued_weights,
             restart_warmup_steps=args.restart_warmup_steps,
             stop_after_steps=args.stop_after_steps,
             max_minutes=args.max_minutes,
