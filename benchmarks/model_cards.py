@@ -12,7 +12,10 @@ Reproduce the committed WERs from the committed checkpoints (exit status 1 on an
     python benchmarks/model_cards.py --check                                        # embedded set + real clips
     python benchmarks/model_cards.py --check --synthetic-test ../shared/data/synth/test-synth  # + held-out test
 
-The held-out synthetic test split is `../shared/data/synth/test-synth` (300 sentences never heard in training).
+The held-out synthetic test split is `../shared/data/synth/test-synth` (300 sentences never heard in training). With
+it, the DeepSpeech2 models are also decoded on that split re-synthesised by the vocoder defence's HiFi-GAN: WAVEAUG's
+test, against its baseline's WER on the clean split. The re-syntheses are made once (about 10 minutes on 2 cores) and
+cached in `--resynthesis-cache` (default `runs/resynthesis`, ignored by git; the cache is keyed by the vocoder).
 """
 
 import argparse
@@ -29,9 +32,14 @@ import torch  # noqa: E402
 from art_asr_ext.benchmark.language_model import language_model_options  # noqa: E402
 from art_asr_ext.benchmark.presets import EMBEDDED_SET, LANGUAGE_MODEL_DIR, MODELS_DIR  # noqa: E402
 from art_asr_ext.benchmark.training.recipes import DEEPSPEECH_CHECKPOINT, Corpus, word_error_rate  # noqa: E402
+from art_asr_ext.benchmark.training.train import vocoded  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_CLIPS = REPO.parent / "shared" / "data" / "LibriSpeech" / "test-clean"
+#: The held-out test re-synthesised by HiFi-GAN, decoded by the systems below: WAVEAUG is DeepSpeech2's (the Transformers'
+#: vocoder rows are measured in Table I).
+RESYNTHESISED_TEST = "synthetic_test_resynthesised"
+RESYNTHESISED_SYSTEMS = ("deepspeech2",)
 #: How each system decodes for its card (and in the quick Table I).
 DECODING = {
     "deepspeech2": (
@@ -85,8 +93,9 @@ def load_estimator(model_dir: Path, decoding: str = "beam"):
     return PyTorchESPnet(model_dir=model_dir, decoding=decoding, beam_size=10, decode_ctc_weight=0.3)
 
 
-def evaluate(model_dir: Path, test_sets: Dict[str, Path]) -> Dict[str, Dict[str, float]]:
+def evaluate(model_dir: Path, test_sets: Dict[str, Corpus]) -> Dict[str, Dict[str, float]]:
     """
+    :param test_sets: The corpora to decode, by their `evaluation.json` name.
     :return: `{test set name: {"utterances": n, "wer": WER in %}}`, WERs rounded to 0.01; a model decoded with the
              language model also gets the WERs of its `PLAIN_COLUMNS`.
     """
@@ -96,8 +105,7 @@ def evaluate(model_dir: Path, test_sets: Dict[str, Path]) -> Dict[str, Dict[str,
     for key in PLAIN_COLUMNS.get(decoding, ()):
         estimators[key] = load_estimator(model_dir, PLAIN_DECODINGS[key][1])
     results = {}
-    for name, root in test_sets.items():
-        corpus = Corpus.load(root)
+    for name, corpus in test_sets.items():
         results[name] = {"utterances": len(corpus)}
         for key, estimator in estimators.items():
             results[name][key] = round(word_error_rate(estimator, corpus), 2)
@@ -237,6 +245,7 @@ def render_card(model_dir: Path, run: dict, evaluation: Dict[str, Dict[str, floa
     ]
     descriptions = {
         "synthetic_test": "Held-out synthetic test (unseen LJ Speech sentences, same voice)",
+        RESYNTHESISED_TEST: "The same, re-synthesised by HiFi-GAN V1 universal (the vocoder defence's; WAVEAUG's test)",
         "embedded_eval": "Embedded evaluation set (`art_asr_ext/benchmark/data/LibriSpeech/test-synth`, the project's sentences)",
         "real_clips": "Real LibriSpeech test-clean clips (`../shared/data`, human speakers never heard in training)",
     }
@@ -260,6 +269,12 @@ def model_dirs(names: Optional[List[str]]) -> List[Path]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--synthetic-test", type=Path, help="the held-out synthetic test split (test-synth)")
+    parser.add_argument(
+        "--resynthesis-cache",
+        type=Path,
+        default=REPO / "runs" / "resynthesis",
+        help="HiFi-GAN re-syntheses of the test",
+    )
     parser.add_argument("--check", action="store_true", help="recompute and compare with the committed cards")
     parser.add_argument("--models", nargs="*", help="model directory names (default: all)")
     parser.add_argument("--threads", type=int, default=None)
@@ -267,11 +282,19 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    test_sets = {"embedded_eval": EMBEDDED_SET, "real_clips": REAL_CLIPS}
+    roots = {"embedded_eval": EMBEDDED_SET, "real_clips": REAL_CLIPS}
     if args.synthetic_test is not None:
-        test_sets = {"synthetic_test": args.synthetic_test, **test_sets}
+        roots = {"synthetic_test": args.synthetic_test, **roots}
+    corpora = {name: Corpus.load(root) for name, root in roots.items()}
+    resynthesised = None  # made once, for the first model that decodes it
     failures = 0
     for model_dir in model_dirs(args.models):
+        run = json.loads((model_dir / "training_run.json").read_text())
+        test_sets = corpora
+        if args.synthetic_test is not None and run["system"] in RESYNTHESISED_SYSTEMS:
+            if resynthesised is None:
+                resynthesised = vocoded(corpora["synthetic_test"], args.resynthesis_cache, "cpu")
+            test_sets = {"synthetic_test": corpora["synthetic_test"], RESYNTHESISED_TEST: resynthesised, **corpora}
         evaluation = evaluate(model_dir, test_sets)
         evaluation_path = model_dir / "evaluation.json"
         if args.check:
@@ -282,7 +305,6 @@ def main(argv=None) -> int:
                 failures += status != "ok"
                 print(f"{model_dir.name:28s} {name:15s} WER {result['wer']:6.2f} %  {status}")
             continue
-        run = json.loads((model_dir / "training_run.json").read_text())
         plot_learning_curve(run, model_dir / "learning_curve.png")
         evaluation_path.write_text(json.dumps(evaluation, indent=2) + "\n")
         (model_dir / "MODEL_CARD.md").write_text(render_card(model_dir, run, evaluation))
