@@ -106,7 +106,12 @@ def test_every_stage_trains_in_pieces_checkpoints_and_publishes(tmp_path):
         else:  # the label-smoothing ablation included: nothing it learnt comes from a model trained with it
             assert run["initialised_from"] is None and run["previous_run"] is None
             assert run["schedule"] == embedded.read_run(work / f"{stage.system}_baseline")["schedule"]
-    assert embedded.read_run(work / "deepspeech2_waveaug")["train_utterances"] == 4
+    waveaug = embedded.read_run(work / "deepspeech2_waveaug")
+    assert waveaug["train_utterances"] == 4
+    # Trained and selected on re-synthesised speech: the condition of the vocoder defence in front of the model.
+    assert set(waveaug["data"]) == {"train", "dev"}
+    assert all(path.endswith("(re-synthesised by HiFi-GAN V1 universal)") for path in waveaug["data"].values())
+    assert len(list((work / "deepspeech2_waveaug" / "waveaug" / "dev").rglob("*.npy"))) == 2  # those it decodes
 
     # Every piece was checkpointed, and nothing reached the package's models until --publish.
     assert not models.exists()

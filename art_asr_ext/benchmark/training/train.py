@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+import numpy as np
 import torch
 
 from art_asr_ext.benchmark.training.recipes import (
@@ -248,7 +249,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         precision=resolve_precision(args.precision, args.device),
     )
     if recipe.variant.waveaug:
-        train = vocoded(train, args.waveaug_cache or args.out / "waveaug", args.device)
+        cache = args.waveaug_cache or args.out / "waveaug"
+        train = vocoded(train, cache, args.device)
+        # Model selection under the condition the model is made for: the vocoder defence in front of it.
+        dev = vocoded(dev.subset(np.arange(min(len(dev), args.dev_utterances))), cache / "dev", args.device)
     try:
         schedule = schedule_from(args, len(train))
     except ValueError as error:
@@ -261,7 +265,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     data = {"train": str(args.train), "dev": str(args.dev)}
     if recipe.variant.waveaug:
-        data["train"] += " (re-synthesised by HiFi-GAN V1 universal)"
+        data = {split: f"{path} (re-synthesised by HiFi-GAN V1 universal)" for split, path in data.items()}
     # A polite kill (SIGTERM) ends the piece like Ctrl-C: the state is written before the process exits.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
