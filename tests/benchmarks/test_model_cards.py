@@ -58,7 +58,7 @@ def test_variant_bar_against_its_baseline_on_the_held_out_synthetic_test(variant
     def wer(name, test):
         return json.loads((model_cards.MODELS_DIR / name / "evaluation.json").read_text())[test]["wer"]
 
-    baseline = variant.split("_")[0] + "_baseline"
+    baseline = next(stage.init for stage in STAGES if stage.name == variant)
     assert wer(variant, test_set) <= factor * wer(baseline, "synthetic_test")
 
 

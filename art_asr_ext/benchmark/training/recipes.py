@@ -278,6 +278,10 @@ class Corpus:
         """:param index: Positions of the utterances to keep, in order."""
         return Corpus([self.utterance_ids[i] for i in index], self.waveforms[index], self.transcripts[index])
 
+    def first(self, count: int) -> "Corpus":
+        """The first `count` utterances (all of them if there are fewer)."""
+        return self.subset(np.arange(min(len(self), count)))
+
     @property
     def hours(self) -> float:
         return sum(len(w) for w in self.waveforms) / 16000 / 3600
@@ -568,7 +572,7 @@ class Recipe:
             trainable, lr=schedule.learning_rate, betas=schedule.betas, weight_decay=schedule.weight_decay
         )
         estimator = self.estimator(optimizer=optimizer, seed=schedule.seed)
-        dev = dev.subset(np.arange(min(len(dev), schedule.dev_utterances)))
+        dev = dev.first(schedule.dev_utterances)
         lengths = [len(w) for w in train.waveforms]
         fingerprint = corpus_fingerprint(train)
         losses: List[float] = []

@@ -31,7 +31,6 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-import numpy as np
 import torch
 
 from art_asr_ext.benchmark.training.recipes import (
@@ -252,7 +251,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         cache = args.waveaug_cache or args.out / "waveaug"
         train = vocoded(train, cache, args.device)
         # Model selection under the condition the model is made for: the vocoder defence in front of it.
-        dev = vocoded(dev.subset(np.arange(min(len(dev), args.dev_utterances))), cache / "dev", args.device)
+        dev = vocoded(dev.first(args.dev_utterances), cache / "dev", args.device)
     try:
         schedule = schedule_from(args, len(train))
     except ValueError as error:
