@@ -175,9 +175,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("art").setLevel(logging.WARNING)  # ART logs every batch at INFO
-    root = logging.getLogger()
-    if not any(isinstance(existing, _WithoutESPnetInfo) for existing in root.filters):  # main() may run again
-        root.addFilter(_WithoutESPnetInfo())
+    espnet_filter = _WithoutESPnetInfo()
+    logging.getLogger().addFilter(espnet_filter)
+    try:
+        return _run(args)
+    finally:  # main() also runs in-process (tests, a notebook): the root logger is left as it was found
+        logging.getLogger().removeFilter(espnet_filter)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """
+    :param args: The parsed, valid arguments of :func:`main`.
+    :return: Its exit status.
+    """
     # The runner imports ART, torch and the estimators: only once the arguments are known to be good.
     from art_asr_ext.benchmark.config import ConfigError, load_config
     from art_asr_ext.benchmark.dry_run import dry_run_report

@@ -31,3 +31,9 @@ def test_espnet_info_is_dropped_and_everything_else_kept(caplog):
         root.removeFilter(espnet_filter)
     assert "Vocabulary size" not in text and "Gradient checkpoint layers" not in text
     assert "Finished a cell" in text and "an ESPnet-style warning" in text
+
+
+def test_the_command_line_leaves_the_root_loggers_filters_as_it_found_them(capsys):
+    before = list(logging.getLogger().filters)
+    assert cli.main(["--preset", "ci_tiny", "--dry-run"]) == 0
+    assert logging.getLogger().filters == before
