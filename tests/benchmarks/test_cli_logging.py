@@ -5,6 +5,8 @@ through the root logger, which the command line filters out (its warnings pass).
 
 import logging
 
+from espnet2.tasks import asr
+
 from art_asr_ext.benchmark import cli
 from art_asr_ext.models.espnet_asr import build_espnet_asr, librispeech_char_tokens, transformer_asr_config
 
@@ -16,7 +18,10 @@ def _messages_while_building(caplog) -> str:
     with caplog.at_level(logging.INFO):
         build_espnet_asr(transformer_asr_config(librispeech_char_tokens(), **TINY))
         logging.getLogger("art_asr_ext.benchmark").info("Finished a cell")
-        logging.warning("an ESPnet-style warning through the root logger")
+        # a warning from ESPnet's own code, as `logging.warning` there makes it
+        logging.getLogger().handle(
+            logging.LogRecord("root", logging.WARNING, asr.__file__, 1, "an ESPnet warning", (), None)
+        )
     return caplog.text
 
 
@@ -30,7 +35,7 @@ def test_espnet_info_is_dropped_and_everything_else_kept(caplog):
     finally:
         root.removeFilter(espnet_filter)
     assert "Vocabulary size" not in text and "Gradient checkpoint layers" not in text
-    assert "Finished a cell" in text and "an ESPnet-style warning" in text
+    assert "Finished a cell" in text and "an ESPnet warning" in text
 
 
 def test_the_command_line_leaves_the_root_loggers_filters_as_it_found_them(capsys):
