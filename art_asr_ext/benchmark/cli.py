@@ -16,6 +16,7 @@ Rerunning the same command resumes: finished cells are skipped, failed cells ret
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -35,8 +36,8 @@ class _WithoutESPnetInfo(logging.Filter):
         import importlib.util
 
         specs = [importlib.util.find_spec(name) for name in ("espnet", "espnet2")]  # finds, without importing
-        self.folders = tuple(
-            str(Path(folder)) + "/" for spec in specs if spec is not None for folder in spec.submodule_search_locations
+        self.folders = tuple(  # with a trailing separator: espnet/, not espnet_model_zoo/
+            os.path.join(folder, "") for spec in specs if spec is not None for folder in spec.submodule_search_locations
         )
 
     def filter(self, record: logging.LogRecord) -> bool:
