@@ -224,6 +224,18 @@ def test_a_fresh_clone_continues_every_unfinished_stage_from_the_committed_model
     assert f"transformer_baseline   start     the published run {refused}; the checkpointed run {refused}" in status
 
 
+def test_the_cpu_plan_picks_every_committed_model_up_where_it_stands(tmp_path, capfd):
+    # A change to the cpu profile's recipe that the committed runs do not extend (`Schedule.extends`) would train
+    # that stage again from scratch, or from its baseline, and set hours of committed training aside.
+    repository = Path(embedded.__file__).resolve().parents[3]
+    arguments = ["--status", "--work", str(tmp_path / "work"), "--checkpoints-dir", str(repository / "checkpoints")]
+    assert embedded.main(arguments) == 0
+    status = status_of(capfd.readouterr().out)
+    assert set(status) == {stage.name for stage in embedded.STAGES}
+    for name, line in status.items():
+        assert line.startswith(("done", "continue")), f"{name}: {line}"
+
+
 def test_a_longer_schedule_trains_a_finished_baseline_on_and_its_fine_tune_again(tmp_path, capfd, monkeypatch):
     first_machine, models, checkpoints, only = trained_plan(
         tmp_path, "first_machine", "transformer_baseline", "transformer_rs_aug"
