@@ -31,7 +31,8 @@ def check_waveforms(x: np.ndarray, name: str = "x") -> List[np.ndarray]:
     """
     Validate a batch of waveforms.
 
-    :param x: Numpy object array of 1-D float waveforms in [-1, 1], or a 2-D float array `(batch, samples)`.
+    :param x: Numpy object array of 1-D float waveforms in [-1, 1], or a 2-D float array `(batch, samples)` (a list
+              of waveforms is taken as either).
     :param name: Name of the argument, used in error messages.
     :return: List of 1-D float arrays (not copied when already float).
     :raises ValueError: For non-float samples, NaN/inf, samples outside [-1, 1], empty or multi-channel waveforms.
@@ -49,6 +50,9 @@ def _batch_rows(x: np.ndarray, name: str) -> Tuple[List[np.ndarray], bool]:
     :return: The rows, and whether `x` is an object array (else a 2-D numeric one).
     :raises ValueError: For any other layout, or no utterances.
     """
+    if isinstance(x, (list, tuple)) and len({np.shape(row) for row in x}) > 1:
+        # Waveforms of different lengths, which no numeric array holds: the object array ART's speech batches are
+        x = to_object_array(x)
     x = np.asarray(x) if not isinstance(x, np.ndarray) else x
     if x.dtype == object and x.ndim == 2:
         # np.array([w1, w2], dtype=object) of equal-length waveforms is 2-D: its rows hold the samples as objects

@@ -53,3 +53,12 @@ def test_pad_waveforms_pads_and_returns_lengths():
 def test_check_waveform_tensor_refuses_numpy():
     with pytest.raises(ValueError, match="must be a torch.Tensor"):
         check_waveform_tensor(np.zeros(10, dtype=np.float32))
+
+
+def test_a_list_of_waveforms_of_different_lengths_is_a_batch():
+    waveforms = check_waveforms([np.zeros(100, dtype=np.float32), np.zeros(50, dtype=np.float32)])
+    assert [len(waveform) for waveform in waveforms] == [100, 50]
+    rows, pack = split_numpy_batch([np.zeros(100, dtype=np.float32), np.zeros(50, dtype=np.float32)])
+    assert pack(rows).dtype == object
+    with pytest.raises(ValueError, match=r"x\[1\] has shape \(2, 50\); each waveform must be 1-D mono"):
+        check_waveforms([np.zeros(100, dtype=np.float32), np.zeros((2, 50), dtype=np.float32)])
