@@ -294,11 +294,12 @@ def test_a_checkpoint_past_its_best_step_continues_from_its_last_weights(embedde
     recipe = Recipe("deepspeech2", "baseline", init=checkpoint)
     record = TrainingRun(**json.loads((checkpoint / "training_run.json").read_text()))
     lines = []
+    second = tmp_path / "second"
     paused = recipe.fit(
         train,
         dev,
         schedule,
-        tmp_path / "second",
+        second / stage.name,
         log=lines.append,
         continue_run=record,
         continue_weights=checkpoint / LAST_WEIGHTS,
@@ -306,8 +307,16 @@ def test_a_checkpoint_past_its_best_step_continues_from_its_last_weights(embedde
     )
     assert "from its last weights at step 3/6" in lines[0] and paused.steps == 3
     assert all(torch.equal(recipe.model.state_dict()[key], value.float()) for key, value in last.items())
+    # Before its first evaluation the continued run already holds the best weights its record names, so it can be
+    # checkpointed again, its steps kept, before a new learning-rate cycle beats them.
+    assert embedded.copy_best_weights(stage, second, tmp_path / "checkpoints2", last_weights=True)
+    again = tmp_path / "checkpoints2" / stage.name
+    best_again = torch.load(again / DEEPSPEECH_CHECKPOINT, weights_only=True)["state_dict"]
+    last_again = torch.load(again / LAST_WEIGHTS, weights_only=True)
+    assert best_again.keys() == best.keys() and all(torch.equal(best_again[key], best[key]) for key in best)
+    assert last_again.keys() == last.keys() and all(torch.equal(last_again[key], last[key]) for key in last)
     run = Recipe("deepspeech2", "baseline", init=checkpoint).fit(
-        train, dev, schedule, tmp_path / "second", log=quiet, resume=True
+        train, dev, schedule, second / stage.name, log=quiet, resume=True
     )
     # Nothing between the best and the last step is trained again, and every record of the first run is kept.
     assert run.finished and [entry["step"] for entry in run.history] == [2, 4, 6]

@@ -585,6 +585,10 @@ class Recipe:
             if state_path.is_file():
                 raise FileExistsError(f"{state_path} holds a run; resume it instead of continuing another one.")
             run = self._continued(continue_run, schedule, at_last_step=continue_weights is not None)
+            # The record names the continued run's best weights, which the model holds until the last ones are
+            # loaded: saved now, they stay beside the record, so that the run can be copied (checkpointed,
+            # published) with its steps before a new learning-rate cycle beats them, which can take hours.
+            self.save(estimator, out_dir)
             if continue_weights is not None:
                 self.model.load_state_dict(torch.load(continue_weights, map_location="cpu", weights_only=True))
             restarted_at = run.steps
