@@ -92,8 +92,8 @@ DEFAULT_CHECKPOINTS = Path("checkpoints")
 TINY_STEPS = ["--batch-size", "4", "--eval-every", "2", "--dev-utterances", "2"]
 
 #: Per profile: the model size and the train.py schedule arguments of a run from scratch, per system, of a
-#: fine-tune (`fine_tune`), and those added for a variant's fine-tune (keyed by the stage, `deepspeech2_rs_aug`, or
-#: else by the variant, `rs_aug`; train.py takes the last of a repeated flag, so these override `fine_tune`'s).
+#: fine-tune (`fine_tune`), and those added for a variant's fine-tune (keyed by the variant: `waveaug`, `rs_aug`;
+#: train.py takes the last of a repeated flag, so these override `fine_tune`'s).
 PROFILES: Dict[str, Dict[str, object]] = {
     # 2 CPU cores: many hours, in pieces. From scratch: 13 and 32 epochs of the 9,927 training sentences.
     "cpu": {
@@ -118,10 +118,9 @@ PROFILES: Dict[str, Dict[str, object]] = {
         # 1,500 steps left DeepSpeech2's RS-aug dev WER still falling by 5 points every 250 steps until the learning
         # rate had decayed (88.99 % at 250, 75.11 % at 1,000, 69.99 % at 1,500, greedy, against the baseline's 23 %):
         # the schedule restarts there and goes on (`Schedule.extends`), for the Transformer's RS-aug as well. That
-        # second cycle gained the Transformer 1.3 points (joint beam 4: 44.95 % at 1,331, 43.62 % at 3,250) and
-        # DeepSpeech2 11.6 (58.42 % at 4,500, still falling: 59.12 % at 3,500): DeepSpeech2's takes a third.
-        "rs_aug": ["--max-steps", "4500", "--restarts", "1500", "--warmup-steps", "150"],
-        "deepspeech2_rs_aug": ["--max-steps", "7500", "--restarts", "1500", "4500", "--warmup-steps", "150"],
+        # second cycle, to 4,500, gained DeepSpeech2 11.6 points (58.42 % at 4,500, still falling: 59.12 % at 3,500)
+        # and the Transformer 3.1 (joint beam 4: 44.95 % at 1,331, 41.87 % at 4,250): a third one follows.
+        "rs_aug": ["--max-steps", "7500", "--restarts", "1500", "4500", "--warmup-steps", "150"],
     },
     # One H200: larger batches, fewer steps, about 9 minutes in all.
     "gpu": {
@@ -146,7 +145,7 @@ PROFILES: Dict[str, Dict[str, object]] = {
 def stage_arguments(stage: Stage, profile: str) -> List[str]:
     settings = PROFILES[profile]
     key = "fine_tune" if stage.init else stage.system
-    return list(settings[key]) + list(settings.get(stage.name, settings.get(stage.variant, [])) if stage.init else [])
+    return list(settings[key]) + list(settings.get(stage.variant, []) if stage.init else [])
 
 
 def read_run(directory: Path) -> Optional[dict]:
