@@ -121,8 +121,8 @@ PROFILES: Dict[str, Dict[str, object]] = {
         # second cycle, to 4,500, gained DeepSpeech2 11.6 points (58.42 % at 4,500, still falling: 59.12 % at 3,500)
         # and the Transformer 3.1 (joint beam 4: 44.95 % at 1,331, 41.87 % at 4,250): a third one followed, to 7,500.
         # It gained DeepSpeech2 5.3 points (53.09 % at 7,500), half the second's, so further cycles converge far above
-        # the 1.3 x bar, and the Transformer none (42.57 % at 7,250; its best stays 41.87 % at 4,250): both curves point
-        # to a larger model within 10 MB, not to a fourth cycle.
+        # the 1.3 x bar, and the Transformer none (42.43 % at best, at 7,155; its best stays 41.87 % at 4,250): both
+        # curves point to a larger model within 10 MB, not to a fourth cycle.
         "rs_aug": ["--max-steps", "7500", "--restarts", "1500", "4500", "--warmup-steps", "150"],
     },
     # One H200: larger batches, fewer steps, about 9 minutes in all.
