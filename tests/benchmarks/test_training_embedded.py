@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from art_asr_ext.benchmark.presets import EMBEDDED_SET
+from art_asr_ext.benchmark.presets import EMBEDDED_SET, MODELS_DIR
 from art_asr_ext.benchmark.training import embedded, pack
 from art_asr_ext.benchmark.training.recipes import LAST_WEIGHTS, STATE_FILE
 from art_asr_ext.data.librispeech import load_librispeech
@@ -68,7 +68,7 @@ def trained_plan(tmp_path: Path, machine: str, *stages: str) -> tuple:
 
 def status_of(output: str) -> dict:
     """`--status` output by stage name."""
-    return {line[:22].strip(): line[23:] for line in output.splitlines()}
+    return {line[: embedded.NAME_WIDTH].strip(): line[embedded.NAME_WIDTH + 1 :] for line in output.splitlines()}
 
 
 def git(directory: Path, *arguments: str) -> None:
@@ -169,7 +169,7 @@ def test_a_fresh_clone_continues_every_unfinished_stage_from_the_committed_model
         tiny_plan, corpus, second_machine, clone / "models", checkpoints=clone / "checkpoints"
     )
     assert embedded.main(clone_plan("--status")) == 0
-    status = capfd.readouterr().out
+    status = status_of(capfd.readouterr().out)
     chosen = {}
     for name in baselines:
         last = (clone / "checkpoints" / name / LAST_WEIGHTS).is_file()
@@ -178,8 +178,10 @@ def test_a_fresh_clone_continues_every_unfinished_stage_from_the_committed_model
         chosen[name] = ("checkpointed", step) if further else ("published", published[name]["best_step"])
         kind, step = chosen[name]
         expected = f"continues the {kind} run from its {'last' if kind == 'checkpointed' and last else 'best'} weights"
-        assert f"{name:22s} continue  {expected} (step {step})" in status
-    assert "deepspeech2_rs_aug     start" in status and "waits for deepspeech2_baseline" in status
+        assert status[name] == f"continue  {expected} (step {step})"
+    assert status["deepspeech2_rs_aug"].startswith("start") and status["deepspeech2_rs_aug"].endswith(
+        "waits for deepspeech2_baseline"
+    )
 
     assert embedded.main(clone_plan("--pieces", "2")) == 0
     log = capfd.readouterr().out
@@ -198,9 +200,9 @@ def test_a_fresh_clone_continues_every_unfinished_stage_from_the_committed_model
 
     # Both baselines have finished, so the next run of the command starts their variants from the checkpoints.
     assert embedded.main(clone_plan("--status")) == 0
-    status = capfd.readouterr().out
-    assert "deepspeech2_baseline   done" in status and "deepspeech2_rs_aug     start" in status
-    assert "waits for" not in status
+    status = status_of(capfd.readouterr().out)
+    assert status["deepspeech2_baseline"].startswith("done") and status["deepspeech2_rs_aug"].startswith("start")
+    assert not any(line.endswith(tuple(f"waits for {name}" for name in baselines)) for line in status.values())
     # Publishing from the checkpoints (no work directory needed) makes the package's copy the finished one.
     assert embedded.main(clone_plan("--publish", "--work", str(clone / "checkpoints"))) == 0
     for name in baselines:
@@ -220,8 +222,8 @@ def test_a_fresh_clone_continues_every_unfinished_stage_from_the_committed_model
         == 0
     )
     refused = "has another recipe (variant_settings.lsm_weight: expected 0.1, found 0.2)"
-    status = capfd.readouterr().out
-    assert f"transformer_baseline   start     the published run {refused}; the checkpointed run {refused}" in status
+    status = status_of(capfd.readouterr().out)
+    assert status["transformer_baseline"] == f"start     the published run {refused}; the checkpointed run {refused}"
 
 
 def test_the_cpu_plan_picks_every_committed_model_up_where_it_stands(tmp_path, capfd):
@@ -233,7 +235,10 @@ def test_the_cpu_plan_picks_every_committed_model_up_where_it_stands(tmp_path, c
     status = status_of(capfd.readouterr().out)
     assert set(status) == {stage.name for stage in embedded.STAGES}
     for name, line in status.items():
-        assert line.startswith(("done", "continue")), f"{name}: {line}"
+        if embedded.has_model(repository / "checkpoints" / name) or embedded.has_model(MODELS_DIR / name):
+            assert line.startswith(("done", "continue")), f"{name}: {line}"
+        else:  # a stage added since the last commit of checkpoints
+            assert line.startswith("start     no published or checkpointed model"), f"{name}: {line}"
 
 
 def test_a_longer_schedule_trains_a_finished_baseline_on_and_its_fine_tune_again(tmp_path, capfd, monkeypatch):

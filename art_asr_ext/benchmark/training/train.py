@@ -35,6 +35,7 @@ import torch
 
 from art_asr_ext.benchmark.training.recipes import (
     LAST_WEIGHTS,
+    MODEL_SIZES,
     STATE_FILE,
     VARIANTS,
     Corpus,
@@ -77,7 +78,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         required=True,
         help="; ".join(f"{system}: {'|'.join(variants)}" for system, variants in VARIANTS.items()),
     )
-    parser.add_argument("--size", default="embedded", choices=["embedded", "paper", "tiny"])
+    parser.add_argument(
+        "--size",
+        default="embedded",
+        help="model size; " + "; ".join(f"{system}: {'|'.join(sizes)}" for system, sizes in MODEL_SIZES.items()),
+    )
     parser.add_argument("--train", type=Path, required=True, help="LibriSpeech-layout training split")
     parser.add_argument("--dev", type=Path, required=True, help="LibriSpeech-layout development split")
     parser.add_argument("--out", type=Path, required=True, help="run directory: best model, run record, state")
@@ -146,7 +151,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     args = parser.parse_args(argv)
     if args.variant not in VARIANTS[args.system]:
-        parser.error(f"--variant for {args.system} must be one of {sorted(VARIANTS[args.system])}")
+        parser.error(
+            f"--variant for {args.system} must be one of {sorted(VARIANTS[args.system])}. Found: {args.variant!r}"
+        )
+    if args.size not in MODEL_SIZES[args.system]:
+        parser.error(
+            f"--size for {args.system} must be one of {sorted(MODEL_SIZES[args.system])}. Found: {args.size!r}"
+        )
     if (args.max_steps is None) == (args.epochs is None):
         parser.error("give exactly one of --max-steps and --epochs")
     if args.continue_from is not None and args.resume:
