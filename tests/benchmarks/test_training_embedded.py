@@ -107,10 +107,14 @@ def test_every_stage_trains_in_pieces_checkpoints_and_publishes(tmp_path):
             assert run["initialised_from"] is None and run["previous_run"] is None
             assert run["schedule"] == embedded.read_run(work / f"{stage.system}_baseline")["schedule"]
     waveaug = embedded.read_run(work / "deepspeech2_waveaug")
-    assert waveaug["train_utterances"] == 4
-    # Trained and selected on re-synthesised speech: the condition of the vocoder defence in front of the model.
-    assert set(waveaug["data"]) == {"train", "dev"}
-    assert all(path.endswith("(re-synthesised by HiFi-GAN V1 universal)") for path in waveaug["data"].values())
+    # Trained on the 8 clean sentences and the first 4 re-synthesised, and selected on re-synthesised speech: the
+    # condition of the vocoder defence in front of the model.
+    assert waveaug["train_utterances"] == 8 + 4
+    assert waveaug["data"] == {
+        "train": f"{corpus / 'train-synth'}, and its first 4 utterances re-synthesised by HiFi-GAN V1 universal",
+        "dev": f"{corpus / 'dev-synth'} (re-synthesised by HiFi-GAN V1 universal)",
+    }
+    assert len(list((work / "deepspeech2_waveaug" / "waveaug").glob("*/*.npy"))) == 4
     assert len(list((work / "deepspeech2_waveaug" / "waveaug" / "dev").rglob("*.npy"))) == 2  # those it decodes
 
     # Every piece was checkpointed, and nothing reached the package's models until --publish.

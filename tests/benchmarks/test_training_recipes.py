@@ -365,6 +365,16 @@ def test_transformer_no_lsm_fine_tunes_from_a_saved_model(embedded_set, stats_fi
     assert PyTorchESPnet(model_dir=tmp_path / "no_lsm").asr_config["model_conf"]["lsm_weight"] == 0.0
 
 
+def test_a_variant_setting_added_since_a_run_reads_as_its_default():
+    for system, variants in VARIANTS.items():
+        for variant in variants.values():
+            old_record = {key: value for key, value in variant.settings().items() if key != "waveaug_beside_clean"}
+            # The runs written before the setting existed trained without it: they stay the recipe of every variant
+            # but the one that now trains on clean speech beside the re-synthesised.
+            assert (Variant.record(old_record) == variant.settings()) == (not variant.waveaug_beside_clean)
+    assert Variant.record({"sigma": 0.1}) == {"sigma": 0.1}  # another recipe's settings: compared as they are
+
+
 def test_unknown_variants_and_missing_statistics_are_refused():
     with pytest.raises(ValueError, match="Unknown system/variant"):
         Recipe("deepspeech2", "no_lsm")

@@ -110,6 +110,9 @@ class Variant:
     description: str
     rs_sigma: Optional[Tuple[float, float]] = None
     waveaug: bool = False
+    #: With `waveaug`: train on the clean sentences beside the re-synthesised ones (an augmentation), not on the
+    #: re-synthesised alone.
+    waveaug_beside_clean: bool = False
     lsm_weight: Optional[float] = None
     #: DeepSpeech2: ESPnet `SpecAug` settings, masks drawn on the spectrogram in the training steps only (the
     #: Transformer's masks are part of its ESPnet model, see `MODEL_SIZES`).
@@ -119,6 +122,17 @@ class Variant:
         """What the variant trains with (all but its description), as a run record stores it."""
         return _plain({key: value for key, value in asdict(self).items() if key != "description"})
 
+    @classmethod
+    def record(cls, recorded: Dict[str, Any]) -> Dict[str, Any]:
+        """
+        A run record's variant settings with the settings added since it was written at their defaults (which is what
+        the run trained with), so that they compare equal to the settings that would write it now.
+        """
+        try:
+            return cls(description="", **recorded).settings()
+        except TypeError:  # another recipe's settings: compared as they are
+            return recorded
+
 
 VARIANTS: Dict[str, Dict[str, Variant]] = {
     "deepspeech2": {
@@ -127,7 +141,11 @@ VARIANTS: Dict[str, Dict[str, Variant]] = {
             "DeepSpeech2, clean training data, SpecAugment feature masks", feature_masks=DEEPSPEECH2_SPECAUG
         ),
         "rs_aug": Variant("DeepSpeech2, randomized-smoothing augmentation: sigma ~ U(0, 0.3)", rs_sigma=(0.0, 0.3)),
-        "waveaug": Variant("DeepSpeech2, trained on HiFi-GAN re-synthesised speech (WAVEAUG)", waveaug=True),
+        "waveaug": Variant(
+            "DeepSpeech2, trained on clean and HiFi-GAN re-synthesised speech (WAVEAUG)",
+            waveaug=True,
+            waveaug_beside_clean=True,
+        ),
     },
     "transformer": {
         "baseline": Variant("ESPnet Transformer, label smoothing 0.1", lsm_weight=0.1),
@@ -284,6 +302,14 @@ class Corpus:
     def first(self, count: int) -> "Corpus":
         """The first `count` utterances (all of them if there are fewer)."""
         return self.subset(np.arange(min(len(self), count)))
+
+    def concatenate(self, other: "Corpus") -> "Corpus":
+        """This corpus's utterances, then `other`'s."""
+        return Corpus(
+            self.utterance_ids + other.utterance_ids,
+            to_object_array(list(self.waveforms) + list(other.waveforms)),
+            np.concatenate([self.transcripts, other.transcripts]),
+        )
 
     @property
     def hours(self) -> float:

@@ -103,6 +103,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--init", type=Path, help="start from this saved model (fine-tuning)")
     parser.add_argument("--max-train-utterances", type=int, help="use only the first N training utterances")
     parser.add_argument(
+        "--resynthesised-utterances",
+        type=int,
+        help="WAVEAUG: re-synthesise only the first N training utterances (HiFi-GAN runs at about real time on 2 CPU "
+        "cores); default: all",
+    )
+    parser.add_argument(
         "--audio-extension", default=".flac", help="of the training split's audio files (.opus when packed)"
     )
     parser.add_argument("--dev-audio-extension", default=".flac", help="of the development split's audio files")
@@ -164,6 +170,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error("give at most one of --resume and --continue-from")
     if args.restart_warmup_steps < 0:
         parser.error(f"--restart-warmup-steps must be >= 0. Found: {args.restart_warmup_steps}")
+    for name in ("max_train_utterances", "resynthesised_utterances"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1. Found: {getattr(args, name)}")
+    if args.resynthesised_utterances is not None and not VARIANTS[args.system][args.variant].waveaug:
+        parser.error(f"--resynthesised-utterances is for a WAVEAUG variant, not {args.system}/{args.variant}")
     return args
 
 
@@ -260,7 +271,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     if recipe.variant.waveaug:
         cache = args.waveaug_cache or args.out / "waveaug"
-        train = vocoded(train, cache, args.device)
+        resynthesised = vocoded(train.first(args.resynthesised_utterances or len(train)), cache, args.device)
+        train = train.concatenate(resynthesised) if recipe.variant.waveaug_beside_clean else resynthesised
         # Model selection under the condition the model is made for: the vocoder defence in front of it.
         dev = vocoded(dev.first(args.dev_utterances), cache / "dev", args.device)
     try:
@@ -275,7 +287,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     data = {"train": str(args.train), "dev": str(args.dev)}
     if recipe.variant.waveaug:
-        data = {split: f"{path} (re-synthesised by HiFi-GAN V1 universal)" for split, path in data.items()}
+        vocoder = "re-synthesised by HiFi-GAN V1 universal"
+        data = {split: f"{path} ({vocoder})" for split, path in data.items()}
+        if recipe.variant.waveaug_beside_clean:
+            data["train"] = f"{args.train}, and its first {len(resynthesised)} utterances {vocoder}"
     # A polite kill (SIGTERM) ends the piece like Ctrl-C: the state is written before the process exits.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
