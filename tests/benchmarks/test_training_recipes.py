@@ -244,7 +244,12 @@ def test_a_changed_variant_or_model_never_resumes_or_continues_the_old_run(
             Recipe("deepspeech2", "baseline", size="tiny").fit(
                 train, dev, schedule, tmp_path / "first", log=quiet, resume=True
             )
-    # Unchanged, the run resumes.
+    # Unchanged, the run resumes, also from a state written before a variant setting existed (it trained at the
+    # setting's default).
+    state_file = tmp_path / "first" / STATE_FILE
+    state = torch.load(state_file, weights_only=True)
+    del state["recipe"]["variant_settings"]["waveaug_beside_clean"]
+    torch.save(state, state_file)
     run = Recipe("deepspeech2", "baseline", size="tiny").fit(
         train, dev, schedule, tmp_path / "first", log=quiet, resume=True
     )

@@ -792,6 +792,7 @@ class Recipe:
             {**identity, "schedule": asdict(schedule)},
             {
                 **{key: getattr(published, key) for key in identity},
+                "variant_settings": Variant.record(published.variant_settings),
                 "schedule": comparable(published.schedule, schedule),
             },
         )
@@ -849,7 +850,7 @@ class Recipe:
                 "training corpus": fingerprint,
             },
             {
-                "recipe": state["recipe"],
+                "recipe": {**state["recipe"], "variant_settings": Variant.record(state["recipe"]["variant_settings"])},
                 "model": state["run"]["model_config"],
                 "schedule": comparable(state["schedule"], schedule),
                 "training corpus": state["corpus"],
