@@ -105,7 +105,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--resynthesised-utterances",
         type=int,
-        help="WAVEAUG: re-synthesise only the first N training utterances (HiFi-GAN runs at about real time on 2 CPU "
+        help="WAVEAUG: re-synthesise only the first N training utterances (HiFi-GAN runs at 0.4 x real time on 2 CPU "
         "cores); default: all",
     )
     parser.add_argument(
