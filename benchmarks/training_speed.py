@@ -1,8 +1,9 @@
 """
 How fast the embedded models train, and what the recipe's path costs over a bare PyTorch loop.
 
-For each embedded model (the `embedded` size of `art_asr_ext.benchmark.training.recipes`), one training step on one
-batch of real corpus utterances, timed two ways on the same module, batch and loss:
+For each embedded model (the `embedded` size of `art_asr_ext.benchmark.training.recipes`, or another of its
+`MODEL_SIZES` with `--size`), one training step on one batch of real corpus utterances, timed two ways on the same
+module, batch and loss:
 
 * **recipe**: the step `Recipe.fit` takes, i.e. the ART estimator's `fit` on one batch (numpy in, padding,
   tokenising, the loss, clipping, AdamW) under the recipe's autocast;
@@ -18,6 +19,7 @@ Usage, from the repository root::
 
     python benchmarks/training_speed.py --threads 2
     python benchmarks/training_speed.py --systems transformer --precision fp32 --steps 3
+    python benchmarks/training_speed.py --size wide --precision bf16
 """
 
 import argparse
@@ -35,7 +37,14 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from art_asr_ext.benchmark.training.embedded import DEFAULT_CORPUS  # noqa: E402
-from art_asr_ext.benchmark.training.recipes import SYSTEMS, Corpus, Recipe, Schedule, write_feats_stats  # noqa: E402
+from art_asr_ext.benchmark.training.recipes import (  # noqa: E402
+    MODEL_SIZES,
+    SYSTEMS,
+    Corpus,
+    Recipe,
+    Schedule,
+    write_feats_stats,
+)
 from art_asr_ext.utils.audio_torch import pad_waveforms  # noqa: E402
 from art_asr_ext.utils.environment import cpu_has_bf16_matmul, cpu_model  # noqa: E402
 
@@ -49,14 +58,14 @@ def middle_batch(corpus: Corpus, batch_size: int) -> Corpus:
     return corpus.subset(order[start : start + batch_size])
 
 
-def build_recipe(system: str, precision: str, corpus: Corpus, scratch: Path) -> Recipe:
+def build_recipe(system: str, size: str, precision: str, corpus: Corpus, scratch: Path) -> Recipe:
     stats_file = None
-    if Recipe.needs_stats(system, "embedded"):
+    if Recipe.needs_stats(system, size):
         stats_file = write_feats_stats(
             corpus, {"fs": SAMPLE_RATE, "n_fft": 512, "hop_length": 160, "n_mels": 80}, scratch / "feats_stats.npz"
         )
     torch.manual_seed(0)
-    return Recipe(system, "baseline", "embedded", stats_file=stats_file, precision=precision)
+    return Recipe(system, "baseline", size, stats_file=stats_file, precision=precision)
 
 
 def recipe_step(recipe: Recipe, batch: Corpus, schedule: Schedule) -> Callable[[], None]:
@@ -137,6 +146,12 @@ def main(argv=None) -> int:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="its dev-synth/ gives the batch")
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
     parser.add_argument(
+        "--size",
+        default="embedded",
+        choices=sorted({size for sizes in MODEL_SIZES.values() for size in sizes}),
+        help="the key of MODEL_SIZES to build (default: embedded)",
+    )
+    parser.add_argument(
         "--precision",
         nargs="+",
         choices=["fp32", "bf16"],
@@ -149,6 +164,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.precision is None:
         args.precision = ["fp32", "bf16"] if cpu_has_bf16_matmul() else ["fp32"]
+    for name in ("batch_size", "steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.warmup < 0:
+        parser.error(f"--warmup must be at least 0, got {args.warmup}")
+    lacking = [system for system in args.systems if args.size not in MODEL_SIZES[system]]
+    if lacking:
+        parser.error(f"--size {args.size} is not a size of {', '.join(lacking)}; pick --systems among the others")
     if args.threads:
         torch.set_num_threads(args.threads)
     split = args.corpus / "dev-synth"
@@ -161,14 +184,17 @@ def main(argv=None) -> int:
         f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads, bf16 matrix units: "
         f"{'yes' if cpu_has_bf16_matmul() else 'no'}; torch {torch.__version__}"
     )
-    print(f"batch: {len(batch)} utterances, {audio_seconds:.1f} s of audio; median of {args.steps} steps\n")
+    print(
+        f"batch: {len(batch)} utterances, {audio_seconds:.1f} s of audio; median of {args.steps} steps; "
+        f"size {args.size}\n"
+    )
     print("| model | precision | recipe s/step | audio s/s | bare s/step | audio s/s | recipe / bare |")
     print("|---|---|---|---|---|---|---|")
     schedule = Schedule()
     with tempfile.TemporaryDirectory() as scratch:
         for system in args.systems:
             for precision in args.precision:
-                recipe = build_recipe(system, precision, batch, Path(scratch))
+                recipe = build_recipe(system, args.size, precision, batch, Path(scratch))
                 steps = {"recipe": recipe_step(recipe, batch, schedule), "bare": bare_step(recipe, batch, schedule)}
                 seconds = timed(steps, args.steps, args.warmup)
                 print(
