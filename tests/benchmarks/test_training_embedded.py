@@ -92,7 +92,7 @@ def test_packed_audio_keeps_length_and_transcripts(tmp_path):
         assert np.corrcoef(a.waveform, b.waveform)[0, 1] > 0.8
 
 
-def test_every_stage_trains_in_pieces_checkpoints_and_publishes(tmp_path):
+def test_every_stage_trains_in_pieces_checkpoints_and_publishes(tmp_path, capfd, monkeypatch):
     corpus = packed_corpus(tmp_path / "packed")
     work, models, checkpoints = tmp_path / "work", tmp_path / "models", tmp_path / "checkpoints"
     assert embedded.main(tiny_plan(corpus, work, models, "--hours", "0.5")) == 0
@@ -110,6 +110,7 @@ def test_every_stage_trains_in_pieces_checkpoints_and_publishes(tmp_path):
     # Trained on the 8 clean sentences and the first 4 re-synthesised, and selected on re-synthesised speech: the
     # condition of the vocoder defence in front of the model.
     assert waveaug["train_utterances"] == 8 + 4
+    assert waveaug["resynthesised_utterances"] == 4
     assert waveaug["data"] == {
         "train": f"{corpus / 'train-synth'}, and its first 4 utterances re-synthesised by HiFi-GAN V1 universal",
         "dev": f"{corpus / 'dev-synth'} (re-synthesised by HiFi-GAN V1 universal)",
@@ -134,6 +135,18 @@ def test_every_stage_trains_in_pieces_checkpoints_and_publishes(tmp_path):
         dtypes = {key.rsplit(".", 1)[-1]: value.dtype for key, value in weights.items()}
         assert dtypes["weight"] == torch.float16 and dtypes["bias"] == torch.float16
         assert torch.float32 in dtypes.values()  # normalisation statistics keep their precision
+
+    # A profile that re-synthesises fewer sentences picks none of WAVEAUG's runs up as done: it trains again.
+    monkeypatch.setitem(embedded.PROFILES["tiny"], "waveaug", ["--resynthesised-utterances", "3"])
+    capfd.readouterr()
+    assert embedded.main(tiny_plan(corpus, work, models, "--status")) == 0
+    other = "has another recipe (resynthesised_utterances: expected 3, found 4)"
+    status = status_of(capfd.readouterr().out)
+    assert status["deepspeech2_waveaug"] == (
+        f"start     the published run {other}; the checkpointed run {other}; the run in {work / 'deepspeech2_waveaug'} "
+        f"{other}"
+    )
+    assert all(line.startswith("done") for name, line in status.items() if name != "deepspeech2_waveaug")
 
 
 def test_a_fresh_clone_continues_every_unfinished_stage_from_the_committed_models(tmp_path, capfd):

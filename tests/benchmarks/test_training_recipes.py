@@ -282,6 +282,18 @@ def test_continuing_a_published_run_goes_on_from_its_best_step_and_refuses_anoth
     with pytest.raises(FileExistsError, match="resume it"):
         recipe.fit(train, dev, schedule, tmp_path / "first", log=quiet, continue_run=published)
 
+    # A WAVEAUG run goes on only with as many re-synthesised utterances (the caller's data) as it was trained with.
+    waveaug = Recipe("deepspeech2", "waveaug", size="tiny", resynthesised_utterances=4).fit(
+        train, dev, schedule, tmp_path / "waveaug", log=quiet, stop_after_steps=2
+    )
+    assert waveaug.resynthesised_utterances == 4
+    with pytest.raises(ValueError, match="another recipe: resynthesised_utterances: expected 3, found 4"):
+        Recipe("deepspeech2", "waveaug", init=tmp_path / "waveaug", resynthesised_utterances=3).fit(
+            train, dev, schedule, tmp_path / "fewer", log=quiet, continue_run=waveaug
+        )
+    with pytest.raises(ValueError, match=r"for a WAVEAUG variant \(deepspeech2/baseline is not one\). Found: 4"):
+        Recipe("deepspeech2", "baseline", size="tiny", resynthesised_utterances=4)
+
 
 def test_a_checkpoint_past_its_best_step_continues_from_its_last_weights(embedded_set, tmp_path, single_torch_thread):
     train, dev = embedded_set.subset(np.arange(8)), embedded_set.subset(np.arange(8, 10))

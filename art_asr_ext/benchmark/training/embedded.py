@@ -24,8 +24,8 @@ whose card describes it.
    the recipe this profile gives (below) and, for a fine-tune, from the baseline as it stands; otherwise that
    directory is set aside as `<stage>.stale-N`, never deleted and never published;
 2. otherwise the further advanced (by the step of its last weights, or else of its best weights) of its checkpoint and
-   its published model, each only when that run was trained by the recipe this profile gives (variant settings, model
-   and schedule): it continues from those weights at their step, with a fresh optimizer under a short learning-rate
+   its published model, each only when that run was trained by the recipe this profile gives (variant settings, model,
+   schedule and, for WAVEAUG, how many sentences it re-synthesised): it continues from those weights at their step, with a fresh optimizer under a short learning-rate
    warm-up (`train.py --continue-from`). So a fresh clone, which holds nothing but the repository, goes on where the
    last commit left off;
 3. otherwise from scratch (or, for a fine-tune, from the weights of the stage it starts from).
@@ -264,12 +264,18 @@ class Planner:
             arguments += ["--init", str(init)]
         return arguments
 
-    def expected_schedule(self, stage: Stage) -> dict:
-        from art_asr_ext.benchmark.training.train import parse_args, schedule_from
+    def stage_settings(self, stage: Stage) -> argparse.Namespace:
+        """The settings `train.py` would run `stage` with under this profile."""
+        from art_asr_ext.benchmark.training.train import parse_args
 
-        # The schedule depends on the init only through whether there is one.
+        # They depend on the init only through whether there is one.
         placeholder = Path("baseline") if stage.init else None
-        return asdict(schedule_from(parse_args(self.command(stage, 1.0, placeholder)), train_utterances=None))
+        return parse_args(self.command(stage, 1.0, placeholder))
+
+    def expected_schedule(self, stage: Stage) -> dict:
+        from art_asr_ext.benchmark.training.train import schedule_from
+
+        return asdict(schedule_from(self.stage_settings(stage), train_utterances=None))
 
     def plan(self, stage: Stage) -> StagePlan:
         schedule = Schedule(**self.expected_schedule(stage))
@@ -293,6 +299,7 @@ class Planner:
             "system": stage.system,
             "variant": stage.variant,
             "variant_settings": VARIANTS[stage.system][stage.variant].settings(),
+            "resynthesised_utterances": self.stage_settings(stage).resynthesised_utterances,
             "schedule": asdict(schedule),
         }
         if stage.init is None:

@@ -363,6 +363,9 @@ class TrainingRun:
     #: The variant's settings (`Variant.settings`), so a changed variant never continues a run trained by the old
     #: one; empty in a record that predates them.
     variant_settings: Dict[str, Any] = field(default_factory=dict)
+    #: WAVEAUG: how many of the training corpus's first utterances were re-synthesised (None: all of them, or not
+    #: WAVEAUG), so that a run never continues, or counts as done, under another count.
+    resynthesised_utterances: Optional[int] = None
 
 
 #: File of the resumable training state inside a run's output directory (never committed or packaged).
@@ -410,6 +413,9 @@ class Recipe:
     :param stats_file: ESPnet `feats_stats.npz` for a size with `normalize: global_mvn` (see `write_feats_stats`).
     :param precision: Of the training steps: `fp32`, or `bf16` (autocast, float32 master weights; worth it on CPUs
                       with bf16 matrix units, see `benchmarks/training_speed.py`).
+    :param resynthesised_utterances: A WAVEAUG variant: how many of the training corpus's first utterances its
+                                     training data holds re-synthesised (None: all). The caller re-synthesises them;
+                                     the recipe records the count, and resumes or continues only a run of the same.
     """
 
     def __init__(
@@ -423,6 +429,7 @@ class Recipe:
         beam_size: int = 10,
         stats_file: Optional[Path] = None,
         precision: str = "fp32",
+        resynthesised_utterances: Optional[int] = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"Unknown precision {precision!r}. Known: {list(PRECISIONS)}")
@@ -434,6 +441,14 @@ class Recipe:
             raise ValueError(f"Unknown size {size!r}. Known: {list(MODEL_SIZES[system])}")
         self.system, self.variant_name, self.size = system, variant, size
         self.variant = VARIANTS[system][variant]
+        if resynthesised_utterances is not None and not (
+            self.variant.waveaug and isinstance(resynthesised_utterances, int) and resynthesised_utterances > 0
+        ):
+            raise ValueError(
+                f"resynthesised_utterances must be a positive int, for a WAVEAUG variant ({system}/{variant} is "
+                f"{'' if self.variant.waveaug else 'not '}one). Found: {resynthesised_utterances!r}"
+            )
+        self.resynthesised_utterances = resynthesised_utterances
         self.device_type = device_type
         self.init = None if init is None else Path(init)
         self.decoding = decoding
@@ -523,7 +538,12 @@ class Recipe:
         """What a run must share with this recipe to be resumed or continued by it."""
         # Not the init path: the state holds the weights, and the same run may be picked up from another copy of
         # its starting model (a work directory on one machine, the published one on another).
-        return {"system": self.system, "variant": self.variant_name, "variant_settings": self.variant.settings()}
+        return {
+            "system": self.system,
+            "variant": self.variant_name,
+            "variant_settings": self.variant.settings(),
+            "resynthesised_utterances": self.resynthesised_utterances,
+        }
 
     def _autocast(self):
         """The training step's autocast context: bf16 with float32 master weights, or nothing."""
@@ -660,6 +680,7 @@ class Recipe:
                 data=dict(data or {}),
                 parameters=sum(p.numel() for p in self.model.parameters()),
                 variant_settings=self.variant.settings(),
+                resynthesised_utterances=self.resynthesised_utterances,
             )
         extended_from = None if Schedule.record(run.schedule) == asdict(schedule) else run.schedule["max_steps"]
         run.schedule, run.finished = asdict(schedule), run.steps >= schedule.max_steps

@@ -268,6 +268,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         beam_size=args.dev_beam_size,
         stats_file=stats_file,
         precision=resolve_precision(args.precision, args.device),
+        resynthesised_utterances=args.resynthesised_utterances,
     )
     if recipe.variant.waveaug:
         cache = args.waveaug_cache or args.out / "waveaug"
