@@ -23,6 +23,7 @@ from art_asr_ext.benchmark.training.recipes import (
     write_feats_stats,
 )
 from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2, PyTorchESPnet
+from art_asr_ext.models.dropout import FastCPUDropout
 from art_asr_ext.benchmark.training import embedded
 from benchmarks import model_cards
 
@@ -373,13 +374,20 @@ def test_transformer_no_lsm_fine_tunes_from_a_saved_model(embedded_set, stats_fi
     base = Recipe("transformer", "baseline", size="tiny", stats_file=stats_file, beam_size=2)
     assert base.espnet_config["normalize"] == "global_mvn" and base.espnet_config["init"] == "xavier_uniform"
     assert base.espnet_config["encoder_conf"]["input_layer"] == "conv2d2"
+    # It trains with the CPU's cheaper dropout, and says so in the record of its pieces.
+    dropouts = [module for module in base.model.modules() if isinstance(module, torch.nn.Dropout)]
+    assert dropouts and all(type(module) is FastCPUDropout for module in dropouts)
     run = base.fit(train, dev, schedule, tmp_path / "base", log=quiet)
+    assert run.pieces[-1]["dropout"] == "FastCPUDropout"
     assert run.dev_decoding == "joint CTC/attention beam search (beam 2)"
     assert base.model.ctc_weight == 0.3  # the CTC warm-up never leaks into the saved model
     saved = PyTorchESPnet(model_dir=tmp_path / "base")
     assert saved.asr_config["model_conf"]["lsm_weight"] == 0.1 and saved.asr_config["normalize"] == "global_mvn"
 
     recipe = Recipe("transformer", "no_lsm", init=tmp_path / "base")
+    assert all(
+        type(module) is FastCPUDropout for module in recipe.model.modules() if isinstance(module, torch.nn.Dropout)
+    )
     assert recipe.model_config["encoder_conf"]["output_size"] == 32  # the saved architecture, not the size label
     estimator = recipe.estimator()
     assert estimator.lsm_weight == 0.0 and estimator.model.encoder.output_size() == 32

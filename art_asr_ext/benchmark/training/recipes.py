@@ -36,6 +36,7 @@ from art_asr_ext.utils.io import atomic_write, atomic_write_text
 from art_asr_ext.metrics.wer import transcripts_wer
 from art_asr_ext.models.deepspeech2 import DeepSpeech2
 from art_asr_ext.models.deepspeech_checkpoint import save_deepspeech_checkpoint
+from art_asr_ext.models.dropout import FastCPUDropout, use_fast_cpu_dropout
 from art_asr_ext.models.espnet_asr import build_espnet_asr, feats_stats, librispeech_char_tokens, transformer_asr_config
 
 logger = logging.getLogger(__name__)
@@ -458,6 +459,9 @@ class Recipe:
         self.model_config = dict(MODEL_SIZES[system][size])
         self.espnet_config: Optional[Dict[str, Any]] = None
         self.model = self._build_model()
+        # On the CPU the per-element Bernoulli draws of torch's dropout cost more than the Transformer's attention
+        # itself; the same dropout from fewer, wider draws (benchmarks/dropout_speed.py). No weights change.
+        self.fast_dropout = use_fast_cpu_dropout(self.model) > 0
 
     @staticmethod
     def needs_stats(system: str, size: str, init: Optional[Path] = None) -> bool:
@@ -691,6 +695,8 @@ class Recipe:
             "hardware": run.hardware,
             "precision": self.precision,
         }
+        if self.fast_dropout and self.device_type == "cpu":
+            piece["dropout"] = FastCPUDropout.__name__
         if restarted_at is not None:
             piece["optimizer_restarted"] = {"warmup_steps": restart_warmup_steps}
         if extended_from is not None:
