@@ -31,13 +31,13 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from art_asr_ext.benchmark.training.embedded import DEFAULT_CORPUS  # noqa: E402
-from art_asr_ext.benchmark.training.recipes import Corpus, Schedule  # noqa: E402
+from art_asr_ext.benchmark.training.recipes import Schedule  # noqa: E402
 from art_asr_ext.benchmark.training.train import resolve_precision  # noqa: E402
 from art_asr_ext.estimators.speech_recognition.pytorch_speech_recognizer import PyTorchSpeechRecognizer  # noqa: E402
 from art_asr_ext.models.dropout import FastCPUDropout  # noqa: E402
 from art_asr_ext.utils.audio import length_sorted_batches  # noqa: E402
 from art_asr_ext.utils.environment import cpu_model  # noqa: E402
-from benchmarks.training_speed import build_recipe, recipe_step  # noqa: E402
+from benchmarks.training_speed import build_recipe, load_dev_split, recipe_step  # noqa: E402
 
 KINDS = ("torch", "fast")
 ATTENTION_WEIGHTS = (16, 4, 250, 250)
@@ -72,11 +72,9 @@ def main(argv=None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    split = args.corpus / "dev-synth"
-    if not split.is_dir():
-        print(f"error: --corpus {args.corpus} has no dev-synth/", file=sys.stderr)
+    corpus = load_dev_split(args.corpus)
+    if corpus is None:
         return 2
-    corpus = Corpus.load(split)
     sorted_batches = length_sorted_batches(
         [len(w) for w in corpus.waveforms], args.batch_size, PyTorchSpeechRecognizer.max_padding
     )
@@ -84,7 +82,7 @@ def main(argv=None) -> int:
     middle = max(0, len(full) // 2 - args.batches // 2)
     batches = [corpus.subset(batch) for batch in full[middle : middle + args.batches]]
     if not batches:
-        print(f"error: {split} has no batch of {args.batch_size} utterances", file=sys.stderr)
+        print(f"error: the dev split of {args.corpus} has no batch of {args.batch_size} utterances", file=sys.stderr)
         return 2
     precision = resolve_precision(args.precision, "cpu")
     longest = [max(len(w) for w in batch.waveforms) / 16000 for batch in batches]

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -49,6 +49,15 @@ from art_asr_ext.utils.audio_torch import pad_waveforms  # noqa: E402
 from art_asr_ext.utils.environment import cpu_has_bf16_matmul, cpu_model  # noqa: E402
 
 SAMPLE_RATE = 16000
+
+
+def load_dev_split(root: Path) -> Optional[Corpus]:
+    """The dev split of the corpus at `root`, or None, the error printed, where it has none."""
+    split = root / "dev-synth"
+    if not split.is_dir():
+        print(f"error: --corpus {root} has no dev-synth/", file=sys.stderr)
+        return None
+    return Corpus.load(split)
 
 
 def middle_batch(corpus: Corpus, batch_size: int) -> Corpus:
@@ -174,11 +183,10 @@ def main(argv=None) -> int:
         parser.error(f"--size {args.size} is not a size of {', '.join(lacking)}; pick --systems among the others")
     if args.threads:
         torch.set_num_threads(args.threads)
-    split = args.corpus / "dev-synth"
-    if not split.is_dir():
-        print(f"error: --corpus {args.corpus} has no dev-synth/", file=sys.stderr)
+    dev = load_dev_split(args.corpus)
+    if dev is None:
         return 2
-    batch = middle_batch(Corpus.load(split), args.batch_size)
+    batch = middle_batch(dev, args.batch_size)
     audio_seconds = sum(len(w) for w in batch.waveforms) / SAMPLE_RATE
     print(
         f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads, bf16 matrix units: "
