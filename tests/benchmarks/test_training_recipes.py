@@ -296,6 +296,25 @@ def test_continuing_a_published_run_goes_on_from_its_best_step_and_refuses_anoth
         Recipe("deepspeech2", "baseline", size="tiny", resynthesised_utterances=4)
 
 
+def test_the_record_beside_new_best_weights_names_them_while_the_run_goes_on(
+    embedded_set, tmp_path, single_torch_thread
+):
+    # Publishing or checkpointing a run directory while it trains copies the weights with the record beside them.
+    train, dev = embedded_set.subset(np.arange(8)), embedded_set.subset(np.arange(8, 10))
+    schedule = Schedule(max_steps=4, batch_size=4, warmup_steps=1, eval_every_steps=2, dev_utterances=2)
+    seen = {}
+
+    def log(line: str) -> None:
+        if line.startswith("step 3 "):  # after the evaluation at step 2, the first, so the best so far
+            seen.update(json.loads((tmp_path / "run" / "training_run.json").read_text()))
+
+    Recipe("deepspeech2", "baseline", size="tiny").fit(
+        train, dev, schedule, tmp_path / "run", log=log, log_every_steps=1
+    )
+    assert (seen["best_step"], seen["steps"]) == (2, 2) and seen["history"][-1]["step"] == 2
+    assert seen["pieces"][-1]["to_step"] == 2 and not seen["finished"]
+
+
 def test_a_checkpoint_past_its_best_step_continues_from_its_last_weights(embedded_set, tmp_path, single_torch_thread):
     train, dev = embedded_set.subset(np.arange(8)), embedded_set.subset(np.arange(8, 10))
     schedule = Schedule(max_steps=6, batch_size=4, warmup_steps=1, eval_every_steps=2, dev_utterances=2)

@@ -722,6 +722,9 @@ class Recipe:
             run.finished = run.steps >= schedule.max_steps
             piece.update({"to_step": run.steps, "minutes": round((time.perf_counter() - start) / 60.0, 2)})
 
+        def write_record() -> None:
+            atomic_write_text(out_dir / "training_run.json", json.dumps(asdict(run), indent=2) + "\n")
+
         try:
             while run.steps < piece_end:
                 if max_minutes is not None and (time.perf_counter() - start) / 60.0 >= max_minutes:
@@ -770,6 +773,9 @@ class Recipe:
                 if run.steps % schedule.eval_every_steps == 0 or run.steps == schedule.max_steps:
                     self._evaluate(estimator, dev, run, losses, minutes_now(), optimizer, out_dir, log)
                     losses.clear()
+                    if run.best_step == run.steps:  # new best weights: the record that names them goes beside them
+                        finish_piece()
+                        write_record()
                 if (time.perf_counter() - last_state) / 60.0 >= state_every_minutes:
                     finish_piece()
                     self._save_state(state_path, estimator, optimizer, schedule, fingerprint, run, losses)
@@ -783,7 +789,7 @@ class Recipe:
             # Also on KeyboardInterrupt or a failed step: the steps done so far are never lost.
             finish_piece()
             self._save_state(state_path, estimator, optimizer, schedule, fingerprint, run, losses)
-            atomic_write_text(out_dir / "training_run.json", json.dumps(asdict(run), indent=2) + "\n")
+            write_record()
         return run
 
     def _dev_decoding(self) -> str:
