@@ -25,9 +25,9 @@ whose card describes it.
    directory is set aside as `<stage>.stale-N`, never deleted and never published;
 2. otherwise the further advanced (by the step of its last weights, or else of its best weights) of its checkpoint and
    its published model, each only when that run was trained by the recipe this profile gives (variant settings, model,
-   schedule and, for WAVEAUG, how many sentences it re-synthesised): it continues from those weights at their step, with a fresh optimizer under a short learning-rate
-   warm-up (`train.py --continue-from`). So a fresh clone, which holds nothing but the repository, goes on where the
-   last commit left off;
+   schedule and, for WAVEAUG, how many sentences it re-synthesised): it continues from those weights at their step,
+   with a fresh optimizer under a short learning-rate warm-up (`train.py --continue-from`). So a fresh clone, which
+   holds nothing but the repository, goes on where the last commit left off;
 3. otherwise from scratch (or, for a fine-tune, from the weights of the stage it starts from).
 
 Both copies store parameters as float16, which halves the repository's growth.
