@@ -90,7 +90,8 @@ def main(argv=None) -> int:
         f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads, precision {precision}; torch {torch.__version__}"
     )
     print(
-        f"{len(batches)} batches of {args.batch_size} dev utterances, longest {min(longest):.1f} to {max(longest):.1f} s; "
+        f"{len(batches)} batches of {args.batch_size} dev utterances, longest {min(longest):.1f} to "
+        f"{max(longest):.1f} s; "
         f"median of {args.passes} passes\n"
     )
 
