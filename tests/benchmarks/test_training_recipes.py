@@ -372,14 +372,26 @@ def test_a_checkpoint_past_its_best_step_continues_from_its_last_weights(embedde
 def test_bf16_autocast_trains_float32_master_weights(embedded_set, tmp_path, single_torch_thread):
     train, dev = embedded_set.subset(np.arange(4)), embedded_set.subset(np.arange(4, 6))
     recipe = Recipe("deepspeech2", "baseline", size="tiny", precision="bf16")
+    # Its convolutions train channels-last, where oneDNN's bf16 kernels need no reordering; the record says so.
+    convolutions = [module for module in recipe.model.modules() if isinstance(module, torch.nn.Conv2d)]
+    assert all(module.weight.is_contiguous(memory_format=torch.channels_last) for module in convolutions)
+    assert any(not module.weight.is_contiguous() for module in convolutions)  # one input channel: both layouts
     before = {key: value.clone() for key, value in recipe.model.state_dict().items()}
     run = recipe.fit(
         train, dev, Schedule(max_steps=1, batch_size=4, warmup_steps=0, dev_utterances=2), tmp_path, log=quiet
     )
     assert run.pieces[0]["precision"] == "bf16" and math.isfinite(run.train_curve[0]["train_loss"])
+    assert run.pieces[0]["convolutions"] == "channels_last"
     after = recipe.model.state_dict()
     assert all(value.dtype == before[key].dtype for key, value in after.items())
     assert any(not torch.equal(after[key], before[key]) for key in before)
+    # The saved checkpoint loads into a model of the usual layout, every weight as trained.
+    saved = PyTorchDeepSpeech2(checkpoint=tmp_path / DEEPSPEECH_CHECKPOINT).model.state_dict()
+    assert all(torch.equal(saved[key], value) for key, value in after.items())
+    fp32 = Recipe("deepspeech2", "baseline", size="tiny")
+    assert not fp32.channels_last and all(
+        module.weight.is_contiguous() for module in fp32.model.modules() if isinstance(module, torch.nn.Conv2d)
+    )
     with pytest.raises(ValueError, match="Unknown precision 'fp16'"):
         Recipe("deepspeech2", "baseline", size="tiny", precision="fp16")
 

@@ -37,6 +37,7 @@ from art_asr_ext.metrics.wer import transcripts_wer
 from art_asr_ext.models.deepspeech2 import DeepSpeech2
 from art_asr_ext.models.deepspeech_checkpoint import save_deepspeech_checkpoint
 from art_asr_ext.models.dropout import FastCPUDropout, use_fast_cpu_dropout
+from art_asr_ext.models.memory_format import use_channels_last_convolutions
 from art_asr_ext.models.espnet_asr import build_espnet_asr, feats_stats, librispeech_char_tokens, transformer_asr_config
 
 logger = logging.getLogger(__name__)
@@ -462,6 +463,11 @@ class Recipe:
         # On the CPU the per-element Bernoulli draws of torch's dropout cost more than the Transformer's attention
         # itself; the same dropout from fewer, wider draws (benchmarks/dropout_speed.py). No weights change.
         self.fast_dropout = use_fast_cpu_dropout(self.model) > 0
+        # oneDNN's bf16 convolutions on the CPU reorder NCHW activations to their blocked layout and back in every
+        # pass, channels-last ones do not (benchmarks/channels_last_speed.py; no gain in float32). Strides only.
+        self.channels_last = (
+            device_type == "cpu" and precision == "bf16" and use_channels_last_convolutions(self.model) > 0
+        )
 
     @staticmethod
     def needs_stats(system: str, size: str, init: Optional[Path] = None) -> bool:
@@ -697,6 +703,8 @@ class Recipe:
         }
         if self.fast_dropout and self.device_type == "cpu":
             piece["dropout"] = FastCPUDropout.__name__
+        if self.channels_last:
+            piece["convolutions"] = "channels_last"
         if restarted_at is not None:
             piece["optimizer_restarted"] = {"warmup_steps": restart_warmup_steps}
         if extended_from is not None:
