@@ -20,7 +20,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable, List
 
@@ -33,11 +32,15 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from art_asr_ext.benchmark.training.embedded import DEFAULT_CORPUS  # noqa: E402
 from art_asr_ext.benchmark.training.recipes import Schedule  # noqa: E402
 from art_asr_ext.benchmark.training.train import resolve_precision  # noqa: E402
-from art_asr_ext.estimators.speech_recognition.pytorch_speech_recognizer import PyTorchSpeechRecognizer  # noqa: E402
 from art_asr_ext.models.dropout import FastCPUDropout  # noqa: E402
-from art_asr_ext.utils.audio import length_sorted_batches  # noqa: E402
 from art_asr_ext.utils.environment import cpu_model  # noqa: E402
-from benchmarks.training_speed import build_recipe, load_dev_split, recipe_step  # noqa: E402
+from benchmarks.training_speed import (  # noqa: E402
+    build_recipe,
+    consecutive_batches,
+    load_dev_split,
+    recipe_step,
+    seconds,
+)
 
 KINDS = ("torch", "fast")
 ATTENTION_WEIGHTS = (16, 4, 250, 250)
@@ -50,12 +53,6 @@ def set_dropout(model: torch.nn.Module, kind: str) -> None:
         for name, child in list(parent.named_children()):
             if isinstance(child, torch.nn.Dropout):
                 setattr(parent, name, make(child.p))
-
-
-def seconds(run: Callable[[], None]) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
 
 
 def main(argv=None) -> int:
@@ -75,12 +72,7 @@ def main(argv=None) -> int:
     corpus = load_dev_split(args.corpus)
     if corpus is None:
         return 2
-    sorted_batches = length_sorted_batches(
-        [len(w) for w in corpus.waveforms], args.batch_size, PyTorchSpeechRecognizer.max_padding
-    )
-    full = [batch for batch in sorted_batches if len(batch) == args.batch_size]
-    middle = max(0, len(full) // 2 - args.batches // 2)
-    batches = [corpus.subset(batch) for batch in full[middle : middle + args.batches]]
+    batches = consecutive_batches(corpus, args.batch_size, args.batches)
     if not batches:
         print(f"error: the dev split of {args.corpus} has no batch of {args.batch_size} utterances", file=sys.stderr)
         return 2

@@ -45,6 +45,8 @@ from art_asr_ext.benchmark.training.recipes import (  # noqa: E402
     Schedule,
     write_feats_stats,
 )
+from art_asr_ext.estimators.speech_recognition.pytorch_speech_recognizer import PyTorchSpeechRecognizer  # noqa: E402
+from art_asr_ext.utils.audio import length_sorted_batches  # noqa: E402
 from art_asr_ext.utils.audio_torch import pad_waveforms  # noqa: E402
 from art_asr_ext.utils.environment import cpu_has_bf16_matmul, cpu_model  # noqa: E402
 
@@ -65,6 +67,25 @@ def middle_batch(corpus: Corpus, batch_size: int) -> Corpus:
     order = np.argsort([len(w) for w in corpus.waveforms], kind="stable")
     start = max(0, len(order) // 2 - batch_size // 2)
     return corpus.subset(order[start : start + batch_size])
+
+
+def consecutive_batches(corpus: Corpus, batch_size: int, count: int) -> List[Corpus]:
+    """
+    `count` consecutive full batches from the middle of the corpus's length-sorted batches: what training meets in a
+    row (one batch repeated would find its buffers and kernels ready). Empty where the corpus has no full batch.
+    """
+    sorted_batches = length_sorted_batches(
+        [len(w) for w in corpus.waveforms], batch_size, PyTorchSpeechRecognizer.max_padding
+    )
+    full = [batch for batch in sorted_batches if len(batch) == batch_size]
+    middle = max(0, len(full) // 2 - count // 2)
+    return [corpus.subset(batch) for batch in full[middle : middle + count]]
+
+
+def seconds(run: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
 
 
 def build_recipe(system: str, size: str, precision: str, corpus: Corpus, scratch: Path) -> Recipe:

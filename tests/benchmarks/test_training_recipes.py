@@ -2,7 +2,7 @@
 
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -372,26 +372,15 @@ def test_a_checkpoint_past_its_best_step_continues_from_its_last_weights(embedde
 def test_bf16_autocast_trains_float32_master_weights(embedded_set, tmp_path, single_torch_thread):
     train, dev = embedded_set.subset(np.arange(4)), embedded_set.subset(np.arange(4, 6))
     recipe = Recipe("deepspeech2", "baseline", size="tiny", precision="bf16")
-    # Its convolutions train channels-last, where oneDNN's bf16 kernels need no reordering; the record says so.
-    convolutions = [module for module in recipe.model.modules() if isinstance(module, torch.nn.Conv2d)]
-    assert all(module.weight.is_contiguous(memory_format=torch.channels_last) for module in convolutions)
-    assert any(not module.weight.is_contiguous() for module in convolutions)  # one input channel: both layouts
     before = {key: value.clone() for key, value in recipe.model.state_dict().items()}
     run = recipe.fit(
         train, dev, Schedule(max_steps=1, batch_size=4, warmup_steps=0, dev_utterances=2), tmp_path, log=quiet
     )
     assert run.pieces[0]["precision"] == "bf16" and math.isfinite(run.train_curve[0]["train_loss"])
-    assert run.pieces[0]["convolutions"] == "channels_last"
+    assert "convolutions" not in run.pieces[0]  # DeepSpeech2's convolutions gain nothing channels-last
     after = recipe.model.state_dict()
     assert all(value.dtype == before[key].dtype for key, value in after.items())
     assert any(not torch.equal(after[key], before[key]) for key in before)
-    # The saved checkpoint loads into a model of the usual layout, every weight as trained.
-    saved = PyTorchDeepSpeech2(checkpoint=tmp_path / DEEPSPEECH_CHECKPOINT).model.state_dict()
-    assert all(torch.equal(saved[key], value) for key, value in after.items())
-    fp32 = Recipe("deepspeech2", "baseline", size="tiny")
-    assert not fp32.channels_last and all(
-        module.weight.is_contiguous() for module in fp32.model.modules() if isinstance(module, torch.nn.Conv2d)
-    )
     with pytest.raises(ValueError, match="Unknown precision 'fp16'"):
         Recipe("deepspeech2", "baseline", size="tiny", precision="fp16")
 
@@ -409,7 +398,21 @@ def test_transformer_no_lsm_fine_tunes_from_a_saved_model(embedded_set, stats_fi
     dropouts = [module for module in base.model.modules() if isinstance(module, torch.nn.Dropout)]
     assert dropouts and all(type(module) is FastCPUDropout for module in dropouts)
     run = base.fit(train, dev, schedule, tmp_path / "base", log=quiet)
-    assert run.pieces[-1]["dropout"] == "FastCPUDropout"
+    assert run.pieces[-1]["dropout"] == "FastCPUDropout" and "convolutions" not in run.pieces[-1]
+    # Under bf16 its convolutions train channels-last, where oneDNN's kernels need no reordering; the record says so,
+    # and the saved model loads into the usual layout with every weight as trained.
+    bf16 = Recipe("transformer", "baseline", size="tiny", stats_file=stats_file, beam_size=2, precision="bf16")
+    convolutions = [module for module in bf16.model.modules() if isinstance(module, torch.nn.Conv2d)]
+    assert convolutions and all(
+        module.weight.is_contiguous(memory_format=torch.channels_last) for module in convolutions
+    )
+    assert any(not module.weight.is_contiguous() for module in convolutions)  # one input channel: both layouts
+    assert all(module.weight.is_contiguous() for module in base.model.modules() if isinstance(module, torch.nn.Conv2d))
+    bf16_run = bf16.fit(train, dev, replace(schedule, max_steps=1, warmup_steps=0), tmp_path / "bf16", log=quiet)
+    assert bf16_run.pieces[-1]["convolutions"] == "channels_last"
+    trained = bf16.model.state_dict()
+    saved_bf16 = PyTorchESPnet(model_dir=tmp_path / "bf16").model.state_dict()
+    assert all(torch.equal(saved_bf16[key], value) for key, value in trained.items())
     assert run.dev_decoding == "joint CTC/attention beam search (beam 2)"
     assert base.model.ctc_weight == 0.3  # the CTC warm-up never leaks into the saved model
     saved = PyTorchESPnet(model_dir=tmp_path / "base")
