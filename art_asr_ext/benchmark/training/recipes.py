@@ -37,8 +37,8 @@ from art_asr_ext.metrics.wer import transcripts_wer
 from art_asr_ext.models.deepspeech2 import DeepSpeech2
 from art_asr_ext.models.deepspeech_checkpoint import save_deepspeech_checkpoint
 from art_asr_ext.models.dropout import FastCPUDropout, use_fast_cpu_dropout
-from art_asr_ext.models.memory_format import use_channels_last_convolutions
 from art_asr_ext.models.espnet_asr import build_espnet_asr, feats_stats, librispeech_char_tokens, transformer_asr_config
+from art_asr_ext.models.memory_format import use_channels_last_convolutions
 
 logger = logging.getLogger(__name__)
 
@@ -464,8 +464,8 @@ class Recipe:
         # itself; the same dropout from fewer, wider draws (benchmarks/dropout_speed.py). No weights change.
         self.fast_dropout = use_fast_cpu_dropout(self.model) > 0
         # oneDNN's bf16 convolutions on the CPU reorder NCHW activations to their blocked layout and back in every
-        # pass, channels-last ones do not: 1.11x a Transformer step, 1.25x its longest batch; nothing in float32 or
-        # for DeepSpeech2's two small convolutions (0.97x; benchmarks/channels_last_speed.py). Strides only.
+        # pass, channels-last ones do not (benchmarks/channels_last_speed.py); nothing is gained in float32, or for
+        # DeepSpeech2's two small convolutions. Only the weights' strides change.
         self.channels_last = (
             system == "transformer"
             and device_type == "cpu"
