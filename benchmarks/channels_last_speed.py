@@ -29,14 +29,13 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from art_asr_ext.benchmark.training.embedded import DEFAULT_CORPUS  # noqa: E402
 from art_asr_ext.benchmark.training.recipes import SYSTEMS, Schedule  # noqa: E402
 from art_asr_ext.models.memory_format import use_channels_last_convolutions  # noqa: E402
-from art_asr_ext.utils.environment import cpu_has_bf16_matmul, cpu_model  # noqa: E402
+from art_asr_ext.utils.environment import cpu_has_bf16_matmul  # noqa: E402
 from benchmarks.training_speed import (  # noqa: E402
+    add_batch_arguments,
+    batches_from_arguments,
     build_recipe,
-    consecutive_batches,
-    load_dev_split,
     recipe_step,
     seconds,
 )
@@ -56,7 +55,7 @@ def set_layout(model: torch.nn.Module, layout: str) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="its dev-synth/ gives the batches")
+    add_batch_arguments(parser, "layout")
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
     parser.add_argument(
         "--precision",
@@ -64,35 +63,14 @@ def main(argv=None) -> int:
         choices=["fp32", "bf16"],
         help="default: bf16 and fp32 where the CPU has bf16 matrix units, elsewhere fp32 (bf16 would be emulated)",
     )
-    parser.add_argument("--batches", type=int, default=6, help="consecutive length-sorted batches of one pass")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--passes", type=int, default=3, help="timed passes with each layout (median)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
-    for name in ("batches", "batch_size", "passes"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.precision is None:
         args.precision = ["bf16", "fp32"] if cpu_has_bf16_matmul() else ["fp32"]
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    corpus = load_dev_split(args.corpus)
-    if corpus is None:
+    batches = batches_from_arguments(parser, args)
+    if batches is None:
         return 2
-    batches = consecutive_batches(corpus, args.batch_size, args.batches)
-    if not batches:
-        print(f"error: the dev split of {args.corpus} has no batch of {args.batch_size} utterances", file=sys.stderr)
-        return 2
-    longest_seconds = [max(len(w) for w in batch.waveforms) / 16000 for batch in batches]
-    longest_batch = int(np.argmax(longest_seconds))
-    print(
-        f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads, bf16 matrix units: "
-        f"{'yes' if cpu_has_bf16_matmul() else 'no'}; torch {torch.__version__}"
-    )
-    print(
-        f"{len(batches)} batches of {args.batch_size} dev utterances, longest {min(longest_seconds):.1f} to "
-        f"{max(longest_seconds):.1f} s; median of {args.passes} passes\n"
-    )
+    longest_batch = int(np.argmax([max(len(w) for w in batch.waveforms) for batch in batches]))
+    print()
     print(
         "| model | precision | NCHW s/step | channels-last s/step | NCHW / channels-last | longest batch: NCHW / "
         "channels-last s/step |"

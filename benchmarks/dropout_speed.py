@@ -29,15 +29,13 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from art_asr_ext.benchmark.training.embedded import DEFAULT_CORPUS  # noqa: E402
 from art_asr_ext.benchmark.training.recipes import Schedule  # noqa: E402
 from art_asr_ext.benchmark.training.train import resolve_precision  # noqa: E402
 from art_asr_ext.models.dropout import FastCPUDropout  # noqa: E402
-from art_asr_ext.utils.environment import cpu_model  # noqa: E402
 from benchmarks.training_speed import (  # noqa: E402
+    add_batch_arguments,
+    batches_from_arguments,
     build_recipe,
-    consecutive_batches,
-    load_dev_split,
     recipe_step,
     seconds,
 )
@@ -57,35 +55,14 @@ def set_dropout(model: torch.nn.Module, kind: str) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="its dev-synth/ gives the batches")
-    parser.add_argument("--batches", type=int, default=6, help="consecutive length-sorted batches of one pass")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--passes", type=int, default=3, help="timed passes with each dropout (median)")
+    add_batch_arguments(parser, "dropout")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="as train.py's")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
-    for name in ("batches", "batch_size", "passes"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    corpus = load_dev_split(args.corpus)
-    if corpus is None:
-        return 2
-    batches = consecutive_batches(corpus, args.batch_size, args.batches)
-    if not batches:
-        print(f"error: the dev split of {args.corpus} has no batch of {args.batch_size} utterances", file=sys.stderr)
+    batches = batches_from_arguments(parser, args)
+    if batches is None:
         return 2
     precision = resolve_precision(args.precision, "cpu")
-    longest = [max(len(w) for w in batch.waveforms) / 16000 for batch in batches]
-    print(
-        f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads, precision {precision}; torch {torch.__version__}"
-    )
-    print(
-        f"{len(batches)} batches of {args.batch_size} dev utterances, longest {min(longest):.1f} to "
-        f"{max(longest):.1f} s; "
-        f"median of {args.passes} passes\n"
-    )
+    print(f"precision {precision}\n")
 
     weights = torch.rand(ATTENTION_WEIGHTS)
     ops = {"torch": torch.nn.Dropout(0.1).train(), "fast": FastCPUDropout(0.1).train()}

@@ -82,6 +82,44 @@ def consecutive_batches(corpus: Corpus, batch_size: int, count: int) -> List[Cor
     return [corpus.subset(batch) for batch in full[middle : middle + count]]
 
 
+def add_batch_arguments(parser: argparse.ArgumentParser, compared: str) -> None:
+    """The options of a benchmark that times training steps over `consecutive_batches` of the dev split, each way."""
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="its dev-synth/ gives the batches")
+    parser.add_argument("--batches", type=int, default=6, help="consecutive length-sorted batches of one pass")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--passes", type=int, default=3, help=f"timed passes with each {compared} (median)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+
+
+def batches_from_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Optional[List[Corpus]]:
+    """
+    Check the options of `add_batch_arguments` (a parser error names a bad count), set the torch threads and load the
+    batches; None, the error printed, where the corpus has no dev split or no full batch. Prints what it measures on.
+    """
+    for name in ("batches", "batch_size", "passes"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    corpus = load_dev_split(args.corpus)
+    if corpus is None:
+        return None
+    batches = consecutive_batches(corpus, args.batch_size, args.batches)
+    if not batches:
+        print(f"error: the dev split of {args.corpus} has no batch of {args.batch_size} utterances", file=sys.stderr)
+        return None
+    longest = [max(len(w) for w in batch.waveforms) / SAMPLE_RATE for batch in batches]
+    print(
+        f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads, bf16 matrix units: "
+        f"{'yes' if cpu_has_bf16_matmul() else 'no'}; torch {torch.__version__}"
+    )
+    print(
+        f"{len(batches)} batches of {args.batch_size} dev utterances, longest {min(longest):.1f} to "
+        f"{max(longest):.1f} s; median of {args.passes} passes"
+    )
+    return batches
+
+
 def seconds(run: Callable[[], None]) -> float:
     start = time.perf_counter()
     run()
