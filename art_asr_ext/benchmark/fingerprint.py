@@ -61,13 +61,16 @@ def _weight_packages(system: SystemConfig) -> List[str]:
     return packages
 
 
-def _system_spec(system: SystemConfig) -> Dict[str, Any]:
+def _system_spec(system: SystemConfig, device: str) -> Dict[str, Any]:
     estimator = system.estimator
     found = versions()
     return {
         "estimator": dataclasses.asdict(estimator),
         "model_contents": [content_digest(path) for path in estimator.model_files],
-        "defences": [dataclasses.asdict(defence) for defence in system.defences],
+        "defences": [
+            {"type": defence.type, "settings": DEFENCES[defence.type].resolved(defence.settings, device)}
+            for defence in system.defences
+        ],
         "defence_contents": [
             [content_digest(defence.settings[name]) for name in DEFENCES[defence.type].files]
             for defence in system.defences
@@ -89,10 +92,11 @@ def fingerprint_parts(
 ) -> Dict[str, Dict[str, Any]]:
     """
     What each cell's result depends on, part by part (kept in its record, so a changed part can be named): the seed,
-    the package versions, a digest of this package's own code (so that pulling a fix recomputes what it could
-    change, with or without a new version number), the utterance ids, transcripts and targets, a content hash of each utterance's audio, the
-    batch size (the smoothing noise is drawn per utterance in batch order), the settings and model files of the
-    system and of the source system, and the attack's settings. Not the device.
+    the package versions, a digest of this package's own code (so that pulling a fix recomputes what it could change,
+    with or without a new version number), the utterance ids, transcripts and targets, a content hash of each
+    utterance's audio, the batch size (the smoothing noise is drawn per utterance in batch order), the settings and
+    model files of the system and of the source system (a setting the machine decides, such as `precision: auto`, as
+    it resolves here), and the attack's settings. Not the device.
 
     :param config: The benchmark.
     :param grid: Its cells.
@@ -108,7 +112,7 @@ def fingerprint_parts(
         "data": _digest([[u.utterance_id, u.transcript, targets[u.utterance_id]] for u in utterances]),
         "audio": {u.utterance_id: waveform_digest(u.waveform) for u in utterances},
     }
-    systems = {system.label: _digest(_system_spec(system)) for system in config.systems}
+    systems = {system.label: _digest(_system_spec(system, config.device)) for system in config.systems}
     return {
         cell.key: {
             **shared,

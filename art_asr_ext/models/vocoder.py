@@ -131,16 +131,31 @@ class Vocoder(torch.nn.Module):
         waveforms: torch.Tensor,
         noise: Optional[torch.Tensor] = None,
         rng: Optional[torch.Generator] = None,
+        generator_dtype: Optional[torch.dtype] = None,
     ) -> torch.Tensor:
         """
         :param waveforms: Equal-length waveforms at :attr:`feature_rate`, shape `(batch, samples)`.
         :param noise: For a noise-input generator: the noise, shape `(batch, 1, frames * hop_length)`; drawn from
                       `rng` when not given. Ignored otherwise.
         :param rng: Random generator for the noise (on the waveforms' device).
-        :return: Re-synthesised waveforms at :attr:`sample_rate`, shape `(batch, frames * hop_length)`.
+        :param generator_dtype: Run the generator under autocast to this dtype (`torch.bfloat16`); `None`: in the
+                                dtype of its weights. The log-mel analysis always runs in the input's dtype: the log
+                                of bf16 mel energies moves the features far more than the generator's rounding does.
+        :return: Re-synthesised waveforms at :attr:`sample_rate`, shape `(batch, frames * hop_length)`; with
+                 `generator_dtype`, in the features' dtype.
         """
         features = self.features(waveforms)
         # features: (batch, n_mels, frames)
+        if generator_dtype is None:
+            return self._generate(features, noise, rng)
+        with torch.autocast(features.device.type, dtype=generator_dtype):
+            output = self._generate(features, noise, rng)
+        return output.to(features.dtype)
+
+    def _generate(
+        self, features: torch.Tensor, noise: Optional[torch.Tensor], rng: Optional[torch.Generator]
+    ) -> torch.Tensor:
+        """The generator's waveforms `(batch, frames * hop_length)` from the features (see :meth:`forward`)."""
         if self.noise_input:
             shape = (features.shape[0], 1, features.shape[-1] * self.hop_length)
             if noise is None:

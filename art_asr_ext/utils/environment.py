@@ -27,6 +27,11 @@ RESULT_PACKAGES = (
     "art-asr-ext",
 )
 
+#: Precisions of a model's arithmetic: float32, or bf16 autocast (bf16 matrix products, float32 weights).
+PRECISIONS = ("fp32", "bf16")
+#: What a `precision` option accepts: one of :data:`PRECISIONS`, or `auto` (see :func:`resolve_precision`).
+PRECISION_CHOICES = ("auto",) + PRECISIONS
+
 
 def versions() -> Dict[str, Optional[str]]:
     """
@@ -58,6 +63,21 @@ def cpu_has_bf16_matmul() -> bool:
     import torch
 
     return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """
+    :param precision: One of :data:`PRECISION_CHOICES`.
+    :param device: `cpu`, or the GPU's (`gpu`, `cuda`).
+    :return: `precision`, `auto` resolved: bf16 where the CPU multiplies bf16 matrices natively, fp32 elsewhere (and on
+             a GPU, whose float32 path is fast enough that the rounding is not worth it).
+    :raises ValueError: For an unknown precision.
+    """
+    if precision not in PRECISION_CHOICES:
+        raise ValueError(f"precision must be one of {list(PRECISION_CHOICES)}. Found: {precision!r}")
+    if precision != "auto":
+        return precision
+    return "bf16" if device == "cpu" and cpu_has_bf16_matmul() else "fp32"
 
 
 def cpu_description() -> Dict[str, Any]:

@@ -145,6 +145,11 @@ _DELETE = object()
         (("systems", 1, "label"), "(1) DS2", r"^systems\[1\].label: repeats the label of systems\[0\]"),
         (("systems", 1, "defences", 0, "sigma"), -1, r"^systems\[1\].defences\[0\].sigma: must be >= 0.0. Found: -1"),
         (("systems", 1, "defences", 1, "mode"), "grey-box", r"^systems\[1\].defences\[1\].mode: must be one of"),
+        (
+            ("systems", 1, "defences", 1, "precision"),
+            "fp16",
+            r"^systems\[1\].defences\[1\].precision: must be one of \['auto', 'fp32', 'bf16'\]. Found: 'fp16'",
+        ),
         (("systems", 1, "defences", 0), {"type": "rs_aug"}, r"^systems\[1\].defences\[0\].type: RS-aug is how a"),
         (
             ("systems", 1, "defences", 0),

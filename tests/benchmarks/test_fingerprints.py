@@ -148,6 +148,39 @@ def test_a_new_release_of_a_wheel_that_holds_weights_invalidates_only_the_system
         )
 
 
+def test_a_machine_with_other_matrix_units_invalidates_only_the_systems_whose_precision_it_decides(
+    monkeypatch, tmp_path
+):
+    from art_asr_ext.benchmark.grid import build_grid
+    from art_asr_ext.benchmark.evaluation_data import load_utterances, sample_targets
+    from art_asr_ext.utils import environment
+
+    raw = mini_config_dict()
+    raw["attacks"] = {"fgsm": {"eps": [0.01]}}
+    raw["systems"][0].pop("imperceptible")
+    tiny = {"type": "vocoder", "random_init": {"seed": 0}}
+    raw["systems"][1] = {"label": "(5) Tiny + WaveGAN", "estimator": raw["systems"][0]["estimator"], "defences": [tiny]}
+    raw["systems"].append(
+        {
+            "label": "(6) Tiny + fp32 WaveGAN",
+            "estimator": raw["systems"][0]["estimator"],
+            "defences": [{**tiny, "precision": "fp32"}],
+        }
+    )
+    raw["transfer"] = []
+    config = load_config(write_config(tmp_path, raw))
+    utterances = load_utterances(config.data)
+    targets = sample_targets(utterances, config.targets, config.seed)
+    grid = build_grid(config)
+    digests = {}
+    for units in (True, False):
+        monkeypatch.setattr(environment, "cpu_has_bf16_matmul", lambda: units)
+        parts = fingerprint.fingerprint_parts(config, grid, utterances, targets)
+        digests[units] = {key: fingerprint.fingerprint_digest(part) for key, part in parts.items()}
+    changed = {key for key in digests[True] if digests[True][key] != digests[False][key]}
+    assert changed == {cell.key for cell in grid if cell.system == "(5) Tiny + WaveGAN"}
+
+
 def _scratch_package(tmp_path, edit=None):
     """
     A scratch copy of the installed package (hard links, so it costs no space), with `metrics/wer.py` rewritten by

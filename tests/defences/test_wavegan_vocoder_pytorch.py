@@ -244,6 +244,70 @@ def test_remembered_resyntheses_tell_weights_inputs_and_graphs_apart(make_tiny_h
     assert not torch.equal(random_vocoder.forward(x)[0], random_vocoder.forward(x)[0]) and len(random_calls) == 2
 
 
+# ------------------------------------------------------------------------------------------------------ precision
+
+
+def test_bf16_generator_keeps_the_analysis_in_float32(make_tiny_hifigan, make_speech):
+    x = torch.from_numpy(make_speech(800, seed=13))[None, :]
+    exact, rounded = (vocoder_defence(make_tiny_hifigan(seed=2), precision=p) for p in ("fp32", "bf16"))
+    analysed = []
+    rounded.vocoder.front_end.register_forward_hook(lambda module, args, output: analysed.append(output.dtype))
+    generated = []
+    rounded.vocoder.generator.register_forward_hook(lambda module, args, output: generated.append(output.dtype))
+    with torch.no_grad():
+        reference, output = exact.resynthesise(x), rounded.resynthesise(x)
+    assert analysed == [torch.float32] and generated == [torch.bfloat16]
+    assert output.dtype == torch.float32 and output.shape == reference.shape
+    error = float((output - reference).norm() / reference.norm())
+    assert 0 < error < 0.05  # rounded, not another signal
+
+
+def test_a_white_box_gradient_is_float32_whatever_the_precision(make_tiny_hifigan, make_speech):
+    # bf16 would turn it into another direction; predictions, which nothing differentiates, still round
+    x = torch.from_numpy(make_speech(800, seed=14))
+    incoming = torch.randn(800, generator=torch.Generator().manual_seed(1))
+    gradients, predictions = [], []
+    for precision in ("fp32", "bf16"):
+        defence = vocoder_defence(make_tiny_hifigan(seed=2), mode="white-box", precision=precision)
+        leaf = x.clone().requires_grad_(True)
+        defence.forward(leaf)[0].backward(incoming)
+        gradients.append(leaf.grad)
+        predictions.append(defence(object_array(x.numpy()))[0][0])
+    assert torch.equal(gradients[0], gradients[1])
+    assert not np.array_equal(predictions[0], predictions[1])
+    black_box = vocoder_defence(make_tiny_hifigan(seed=2), precision="bf16")
+    np.testing.assert_array_equal(black_box(object_array(x.numpy()))[0][0], predictions[1])  # the same defence
+
+
+def test_auto_precision_is_bf16_only_on_bf16_matrix_units(make_tiny_hifigan):
+    from art_asr_ext.utils.environment import cpu_has_bf16_matmul
+
+    defence = vocoder_defence(make_tiny_hifigan(), precision="auto")
+    assert defence.resolved_precision == ("bf16" if cpu_has_bf16_matmul() else "fp32")
+    assert vocoder_defence(make_tiny_hifigan(), precision="bf16").resolved_precision == "bf16"
+
+
+def test_precisions_neither_share_remembered_resyntheses_nor_resynthesis_caches(make_tiny_hifigan, make_speech):
+    x = torch.from_numpy(make_speech(500, seed=15))
+    exact, rounded = (vocoder_defence(make_tiny_hifigan(seed=4), precision=p) for p in ("fp32", "bf16"))
+    remembered = exact.forward(x)[0]
+    calls = vocoder_runs(rounded)
+    assert not torch.equal(rounded.forward(x)[0], remembered) and len(calls) == 1
+    fingerprints = {p: wavegan_vocoder_pytorch.vocoder_fingerprint(d) for p, d in (("fp32", exact), ("bf16", rounded))}
+    assert fingerprints["fp32"] != fingerprints["bf16"]
+    # float32's WAVEAUG cache folders keep the name they had before precisions existed
+    weights_only = wavegan_vocoder_pytorch._vocoder_digest(exact.vocoder, exact.sample_rate, exact.seed)
+    assert fingerprints["fp32"] == weights_only
+
+
+def test_real_clip_through_hifigan_universal_in_bf16(librispeech_clip):
+    defence = WaveGANVocoderPyTorch(precision="bf16", device_type="cpu")
+    with torch.no_grad():
+        vocoded = defence.forward(torch.from_numpy(librispeech_clip))[0].numpy()
+    assert vocoded.shape == librispeech_clip.shape and vocoded.dtype == np.float32 and np.isfinite(vocoded).all()
+    assert log_mel_distance(librispeech_clip, vocoded) < LOG_MEL_DISTANCE_BOUND
+
+
 # ------------------------------------------------------------------------------------------------------- chaining
 
 
@@ -340,6 +404,7 @@ def test_bad_numpy_input_raises(make_tiny_hifigan, x, message):
         ({"sample_rate": 16000.0}, "sample_rate must be a positive integer"),
         ({"eot_samples": 0}, "eot_samples must be >= 1. Found: 0"),
         ({"seed": "1"}, "seed must be an integer"),
+        ({"precision": "fp16"}, r"precision must be one of \['auto', 'fp32', 'bf16'\]. Found: 'fp16'"),
     ],
 )
 def test_bad_parameters_raise(make_tiny_hifigan, kwargs, message):

@@ -19,6 +19,7 @@ from art_asr_ext.benchmark.config.fields import MAX_SEED, fail, join, setting
 from art_asr_ext.benchmark.config.schema import SAMPLE_RATE
 from art_asr_ext.estimators.speech_recognition.transcript_vote import VOTES, find_rover
 from art_asr_ext.utils.audio import MP3_BITRATES
+from art_asr_ext.utils.environment import PRECISION_CHOICES, resolve_precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +54,10 @@ class DefenceSpec:
     #: `(estimator, settings, seed) -> estimator`, applied to the recognizer built with the rest of the chain, its own
     #: random preprocessor put first in that chain. It must then be the chain's first defence.
     wrap: Optional[Callable[[Any, Mapping[str, Any], int], Any]] = None
+    #: Its settings as they run on a device, `(settings, device) -> settings`, where the machine decides one
+    #: (`precision: auto`): what the fingerprints hash, so that a result computed with bf16 on one machine is not
+    #: taken for one computed in float32 on another.
+    resolved: Callable[[Mapping[str, Any], str], Mapping[str, Any]] = lambda settings, device: settings
 
 
 #: The defences, by the `type` a config gives.
@@ -161,6 +166,9 @@ class VocoderDefence:
     path: Optional[Path] = setting(None, doc="a vocoder folder; none: the HiFi-GAN universal vocoder")
     random_init: Optional[TinyVocoder] = setting(None, doc="a tiny random HiFi-GAN for CI: {seed}")
     eot_samples: Tuple[int, ...] = setting(1, axis="EOT draws", doc="gradient draws per step; a list: strength axis")
+    precision: str = setting(
+        "auto", choices=PRECISION_CHOICES, doc="generator without a gradient: fp32 | bf16 | auto (bf16 on bf16 units)"
+    )
 
 
 def _build_vocoder(settings: Mapping[str, Any], device: str, seed: int):
@@ -172,7 +180,12 @@ def _build_vocoder(settings: Mapping[str, Any], device: str, seed: int):
 
         vocoder = tiny_random_hifigan(int(settings["random_init"]["seed"]))
     return WaveGANVocoderPyTorch(
-        vocoder=vocoder, mode=settings["mode"], eot_samples=settings["eot_samples"], seed=seed, device_type=device
+        vocoder=vocoder,
+        mode=settings["mode"],
+        eot_samples=settings["eot_samples"],
+        seed=seed,
+        precision=settings["precision"],
+        device_type=device,
     )
 
 
@@ -192,6 +205,7 @@ register_defence(
         attacker_settings=("mode", "eot_samples"),
         check=_check_vocoder,
         gradient=lambda s: "BPDA" if s["mode"] == "black-box" else "true gradient",
+        resolved=lambda s, device: {**s, "precision": resolve_precision(s["precision"], device)},
     )
 )
 

@@ -60,6 +60,7 @@ from art_asr_ext.benchmark.training.recipes import (
     comparable,
     differences,
 )
+from art_asr_ext.utils.environment import PRECISION_CHOICES
 
 
 @dataclass(frozen=True)
@@ -525,7 +526,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--piece-steps", type=int, help="also end a piece after this many steps")
     parser.add_argument("--pieces", type=int, help="stop after this many pieces")
     parser.add_argument("--threads", type=int, help="torch CPU threads of each piece")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="see train.py")
+    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES, help="see train.py")
     parser.add_argument("--audio-extension", default=".opus", help="of the training audio (default: %(default)s)")
     parser.add_argument("--dev-audio-extension", default=".flac", help="of the dev audio (default: %(default)s)")
     parser.add_argument(

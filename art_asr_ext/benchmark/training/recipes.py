@@ -31,7 +31,7 @@ from art_asr_ext.defences.preprocessor import GaussianSmoothingPyTorch
 from art_asr_ext.estimators.speech_recognition import PyTorchDeepSpeech2, PyTorchESPnet
 from art_asr_ext.estimators.speech_recognition.pytorch_speech_recognizer import PyTorchSpeechRecognizer
 from art_asr_ext.utils.audio import length_sorted_batches, to_object_array
-from art_asr_ext.utils.environment import device_description
+from art_asr_ext.utils.environment import PRECISIONS, device_description
 from art_asr_ext.utils.io import atomic_write, atomic_write_text
 from art_asr_ext.metrics.wer import transcripts_wer
 from art_asr_ext.models.deepspeech2 import DeepSpeech2
@@ -43,8 +43,6 @@ from art_asr_ext.models.memory_format import use_channels_last_convolutions
 logger = logging.getLogger(__name__)
 
 SYSTEMS = ("deepspeech2", "transformer")
-#: Precisions of the training steps (`Recipe(precision=...)`).
-PRECISIONS = ("fp32", "bf16")
 #: File name of a DeepSpeech2 checkpoint inside its model directory.
 DEEPSPEECH_CHECKPOINT = "model.ckpt"
 

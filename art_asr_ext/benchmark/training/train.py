@@ -44,7 +44,7 @@ from art_asr_ext.benchmark.training.recipes import (
     TrainingRun,
     write_feats_stats,
 )
-from art_asr_ext.utils.environment import cpu_has_bf16_matmul
+from art_asr_ext.utils.environment import PRECISION_CHOICES, resolve_precision
 
 #: Defaults of each system's schedule (ESPnet practice for the Transformer: clip 5, beta2 0.98, CTC warm-up).
 SCHEDULE_DEFAULTS = {
@@ -150,7 +150,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "fp32", "bf16"],
+        choices=PRECISION_CHOICES,
         help="of the training steps (bf16: autocast, float32 master weights); auto: bf16 on a CPU with bf16 matrix "
         "units, fp32 elsewhere",
     )
@@ -176,13 +176,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if args.resynthesised_utterances is not None and not VARIANTS[args.system][args.variant].waveaug:
         parser.error(f"--resynthesised-utterances is for a WAVEAUG variant, not {args.system}/{args.variant}")
     return args
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    """`auto`: bf16 autocast where the CPU multiplies bf16 matrices natively, float32 elsewhere (and on a GPU)."""
-    if precision != "auto":
-        return precision
-    return "bf16" if device == "cpu" and cpu_has_bf16_matmul() else "fp32"
 
 
 def schedule_from(args: argparse.Namespace, train_utterances: Optional[int]) -> Schedule:
