@@ -124,8 +124,9 @@ class WaveGANVocoderPyTorch(FollowsEstimatorDevice, PreprocessorPyTorch):
     over. HiFi-GAN is deterministic.
 
     With `precision="bf16"` (or `"auto"` on a CPU with bf16 matrix units), the generator runs under bf16 autocast
-    wherever nothing differentiates it, about twice as fast on such a CPU (`benchmarks/vocoder_speed.py`); the
-    log-mel analysis stays float32, and so does a white-box attacker's gradient through the generator.
+    wherever nothing differentiates it: on such a CPU about 1.6 times as fast at an input length it has seen, less at
+    a new one, for which oneDNN first builds its bf16 kernels (`benchmarks/vocoder_speed.py`). The log-mel analysis
+    stays float32, and so does a white-box attacker's gradient through the generator.
 
     | Paper link: https://arxiv.org/abs/2103.17122
     """
