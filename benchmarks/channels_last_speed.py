@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from art_asr_ext.benchmark.training.recipes import SYSTEMS, Schedule  # noqa: E402
 from art_asr_ext.models.memory_format import use_channels_last_convolutions  # noqa: E402
-from art_asr_ext.utils.environment import cpu_has_bf16_matmul  # noqa: E402
+from art_asr_ext.utils.environment import PRECISIONS, cpu_has_bf16_matmul  # noqa: E402
 from benchmarks.training_speed import (  # noqa: E402
     add_batch_arguments,
     batches_from_arguments,
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--precision",
         nargs="+",
-        choices=["fp32", "bf16"],
+        choices=PRECISIONS,
         help="default: bf16 and fp32 where the CPU has bf16 matrix units, elsewhere fp32 (bf16 would be emulated)",
     )
     args = parser.parse_args(argv)

@@ -48,7 +48,7 @@ from art_asr_ext.benchmark.training.recipes import (  # noqa: E402
 from art_asr_ext.estimators.speech_recognition.pytorch_speech_recognizer import PyTorchSpeechRecognizer  # noqa: E402
 from art_asr_ext.utils.audio import length_sorted_batches  # noqa: E402
 from art_asr_ext.utils.audio_torch import pad_waveforms  # noqa: E402
-from art_asr_ext.utils.environment import cpu_has_bf16_matmul, cpu_model  # noqa: E402
+from art_asr_ext.utils.environment import PRECISIONS, cpu_has_bf16_matmul, cpu_model  # noqa: E402
 
 SAMPLE_RATE = 16000
 
@@ -222,7 +222,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--precision",
         nargs="+",
-        choices=["fp32", "bf16"],
+        choices=PRECISIONS,
         help="default: fp32, and bf16 where the CPU has bf16 matrix units (elsewhere it emulates bf16, many times slower)",
     )
     parser.add_argument("--batch-size", type=int, default=16)
