@@ -5,7 +5,8 @@ differentiating through the vocoder costs). Then what the remembered re-synthese
 its clean column and a BPDA FGSM cell on the embedded DeepSpeech2 and 5 embedded utterances (quick's), with the
 memory off and on, and the ratio. Last, each `--precision` of the generator: its forward real-time factor and a BPDA
 PGD cell as Table I's (5) computes it (7 iterations, 5 embedded utterances at their own lengths, so that each batch
-shape is new to oneDNN once, as in a run), and the ratios against float32.
+shape is new to the vocoder's kernels once, as in a run; the recognizer's own first calls are made before any is
+timed), and the ratios against float32.
 
     .venv/bin/python benchmarks/vocoder_speed.py                  # default: HiFi-GAN universal, 10 s of audio
     .venv/bin/python benchmarks/vocoder_speed.py --vocoder EXP/   # a kan-bayashi ParallelWaveGAN folder
@@ -60,10 +61,12 @@ def time_forward_backward(defence: WaveGANVocoderPyTorch, x: torch.Tensor) -> fl
     return elapsed
 
 
-def embedded_recognizer(utterances: int, precision: str = "fp32"):
+def embedded_recognizer(utterances: int, precision: Optional[str] = "fp32", vocoder: Optional[str] = None):
     """
     The embedded DeepSpeech2 behind a black-box vocoder defence, and the first `utterances` of the embedded set.
 
+    :param precision: The generator's; `None`: the recognizer without the defence.
+    :param vocoder: The vocoder (`--vocoder`); `None`: HiFi-GAN universal.
     :return: `(recognizer, waveforms)`.
     """
     import soundfile
@@ -75,16 +78,20 @@ def embedded_recognizer(utterances: int, precision: str = "fp32"):
     files = sorted(glob.glob(str(package / "data" / "LibriSpeech" / "test-synth" / "**" / "*.flac"), recursive=True))
     x = np.empty(utterances, dtype=object)
     x[:] = [soundfile.read(path, dtype="float32")[0] for path in files[:utterances]]
-    defence = WaveGANVocoderPyTorch(mode="black-box", seed=0, precision=precision, device_type="cpu")
+    defences = []
+    if precision is not None:
+        defences.append(
+            WaveGANVocoderPyTorch(vocoder=vocoder, mode="black-box", seed=0, precision=precision, device_type="cpu")
+        )
     recognizer = PyTorchDeepSpeech2(
         checkpoint=package / "models" / "deepspeech2_baseline" / "model.ckpt",
-        preprocessing_defences=[defence],
+        preprocessing_defences=defences or None,
         device_type="cpu",
     )
     return recognizer, x
 
 
-def time_vocoder_row(remembered: int, utterances: int) -> float:
+def time_vocoder_row(remembered: int, utterances: int, vocoder: Optional[str] = None) -> float:
     """
     Seconds for a vocoder row's clean column and its BPDA FGSM cell, as the runner computes them.
 
@@ -97,7 +104,7 @@ def time_vocoder_row(remembered: int, utterances: int) -> float:
 
     wavegan_vocoder_pytorch.REMEMBERED_RESYNTHESES = remembered  # this script's own process: no need to restore it
     wavegan_vocoder_pytorch._resyntheses.clear()
-    recognizer, x = embedded_recognizer(utterances)
+    recognizer, x = embedded_recognizer(utterances, vocoder=vocoder)
     start = time.perf_counter()
     clean = recognizer.predict(x, batch_size=utterances)
     attack = FastGradientMethod(recognizer, eps=0.01, eps_step=0.01, targeted=True, batch_size=utterances)
@@ -108,17 +115,19 @@ def time_vocoder_row(remembered: int, utterances: int) -> float:
     return elapsed
 
 
-def time_pgd_cell(precision: str, utterances: int = 5) -> Tuple[float, List[str]]:
+def time_pgd_cell(
+    precision: Optional[str], vocoder: Optional[str] = None, utterances: int = 5
+) -> Tuple[float, List[str]]:
     """
     Seconds for a BPDA PGD cell (max-norm 1e-3, 7 iterations, step max-norm / 5, targeted) on the embedded
-    DeepSpeech2 behind the vocoder at `precision`, nothing remembered; and its transcripts.
+    DeepSpeech2 behind the vocoder at `precision` (`None`: without it), nothing remembered; and its transcripts.
     """
     from art.attacks.evasion import ProjectedGradientDescent
 
     from art_asr_ext.defences.preprocessor import wavegan_vocoder_pytorch
 
     wavegan_vocoder_pytorch._resyntheses.clear()
-    recognizer, x = embedded_recognizer(utterances, precision)
+    recognizer, x = embedded_recognizer(utterances, precision, vocoder)
     attack = ProjectedGradientDescent(
         recognizer, eps=1e-3, eps_step=2e-4, max_iter=7, targeted=True, batch_size=utterances, verbose=False
     )
@@ -166,8 +175,8 @@ def main() -> None:
     if not args.skip_row:
         from art_asr_ext.defences.preprocessor.wavegan_vocoder_pytorch import REMEMBERED_RESYNTHESES
 
-        time_vocoder_row(0, 1)  # warm-up: the recognizer's and the vocoder's first calls
-        off, on = time_vocoder_row(0, 5), time_vocoder_row(REMEMBERED_RESYNTHESES, 5)
+        time_vocoder_row(0, 1, args.vocoder)  # warm-up: the recognizer's and the vocoder's first calls
+        off, on = time_vocoder_row(0, 5, args.vocoder), time_vocoder_row(REMEMBERED_RESYNTHESES, 5, args.vocoder)
         print(
             f"a vocoder row's clean column + BPDA FGSM cell, 5 embedded utterances: {off:.1f} s without remembered "
             f"re-syntheses, {on:.1f} s with them: {off / on:.2f}x"
@@ -182,11 +191,13 @@ def compare_precisions(precisions: List[str], vocoder: Optional[str], x: torch.T
     print(f"\n| generator | forward RTF ({len(x) / SAMPLE_RATE:g} s) | BPDA PGD cell (5 utterances) | transcripts |")
     print("|---|---|---|---|")
     times = {}
+    # The recognizer's own first calls at these shapes (oneDNN's kernels), so that no precision's cell pays for them
+    time_pgd_cell(None)
     for precision in precisions:
         defence = WaveGANVocoderPyTorch(vocoder=vocoder, seed=0, precision=precision, device_type="cpu")
         time_forward(defence, x)  # this length's first call (oneDNN builds its kernels for each new shape)
         forward = time_forward(defence, x)
-        pgd, transcripts = time_pgd_cell(precision)
+        pgd, transcripts = time_pgd_cell(precision, vocoder)
         times[precision] = (forward, pgd)
         print(f"| {precision} | {forward / (len(x) / SAMPLE_RATE):.3f} | {pgd:.1f} s | {' / '.join(transcripts)} |")
     base = times[precisions[0]]

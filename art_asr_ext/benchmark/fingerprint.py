@@ -96,7 +96,8 @@ def fingerprint_parts(
     with or without a new version number), the utterance ids, transcripts and targets, a content hash of each
     utterance's audio, the batch size (the smoothing noise is drawn per utterance in batch order), the settings and
     model files of the system and of the source system (a setting the machine decides, such as `precision: auto`, as
-    it resolves here), and the attack's settings. Not the device.
+    it resolves on the config's device here), and the attack's settings. Not the device itself: a CPU and a GPU
+    result of the same settings are taken for each other.
 
     :param config: The benchmark.
     :param grid: Its cells.

@@ -46,6 +46,8 @@ from art_asr_ext.benchmark.outputs.report import write_report
 from art_asr_ext.benchmark.outputs.tables import table_layout
 from art_asr_ext.benchmark.progress import progress_bar
 from art_asr_ext.benchmark.recorder import CellRecorder
+from art_asr_ext.benchmark.registry import with_resolved_defences
+from art_asr_ext.benchmark.systems import check_device
 from art_asr_ext.benchmark.provenance import RunLogHandler, record_report, write_run_json
 from art_asr_ext.benchmark.store import OutputLock, ResultStore, output_errors
 from art_asr_ext.benchmark.config.fields import ConfigError
@@ -138,7 +140,8 @@ def run_benchmark(
     :param out_dir: Output directory; reusing it resumes the run.
     :param options: How the run goes (:class:`RunOptions`); or give its fields as keyword arguments.
     :return: What was computed, skipped, failed and left pending.
-    :raises ConfigError: If a file the run needs is missing or still a placeholder.
+    :raises ConfigError: If a file the run needs is missing or still a placeholder, or for `device: gpu` without a
+                         CUDA device on the serial executor.
     :raises BadDataError: If some utterances are bad (all are named) and the config does not skip them.
     :raises OutputError: If another run holds `out_dir`, or it cannot be written (full, read-only).
     :raises ValueError: For an unknown executor or a malformed Ray address.
@@ -147,6 +150,9 @@ def run_benchmark(
     options = dataclasses.replace(options or RunOptions(), **option_values)
     out_dir = Path(out_dir)
     options.check()
+    if options.executor == "serial":  # a Ray cluster's workers check their own device as they build a system
+        check_device(config.device)
+    config = with_resolved_defences(config)
     problems = missing_files(config)
     if problems:
         raise ConfigError("Cannot run; fix these paths in the config:\n  - " + "\n  - ".join(problems))

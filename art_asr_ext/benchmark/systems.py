@@ -13,6 +13,7 @@ from typing import Iterable, List, Sequence
 import torch
 from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 
+from art_asr_ext.benchmark.config.fields import ConfigError
 from art_asr_ext.benchmark.config.schema import DefenceConfig, EstimatorConfig, SystemConfig
 from art_asr_ext.benchmark.registry import DEFENCES
 from art_asr_ext.defences.preprocessor.device_following import FollowsEstimatorDevice
@@ -103,13 +104,27 @@ def check_alphabet(estimator, texts: Iterable[str], label: str) -> None:
             )
 
 
+def check_device(device: str) -> None:
+    """
+    :param device: `cpu` or `gpu`.
+    :raises ConfigError: For `gpu` where torch finds no CUDA device (ART's estimators would quietly run on the CPU).
+    """
+    if device == "gpu" and not torch.cuda.is_available():
+        raise ConfigError(
+            "device: gpu, but torch finds no CUDA device on this machine (torch.cuda.is_available() is False); "
+            "set device: cpu, or run where a GPU is"
+        )
+
+
 def build_system(system: SystemConfig, device: str, seed: int):
     """
     :param system: The system's configuration.
     :param device: `cpu` or `gpu`.
     :param seed: Seed of its random defences.
     :return: The defended ART speech recognizer.
+    :raises ConfigError: For `gpu` without a CUDA device.
     """
+    check_device(device)
     wrappers = [(index, d) for index, d in enumerate(system.defences) if DEFENCES[d.type].wrap is not None]
     preprocessors = [d for d in system.defences if DEFENCES[d.type].wrap is None]
     # The config puts a wrapping defence first (it adds its noise in front of the chain), so defence i of the config

@@ -147,15 +147,18 @@ class Vocoder(torch.nn.Module):
         features = self.features(waveforms)
         # features: (batch, n_mels, frames)
         if generator_dtype is None:
-            return self._generate(features, noise, rng)
-        with torch.autocast(features.device.type, dtype=generator_dtype):
             output = self._generate(features, noise, rng)
-        return output.to(features.dtype)
+        else:
+            with torch.autocast(features.device.type, dtype=generator_dtype):
+                output = self._generate(features, noise, rng).to(features.dtype)
+        if self.output_gain != 1.0:  # in the features' dtype: a bf16 division would round the waveform once more
+            output = output / self.output_gain
+        return output
 
     def _generate(
         self, features: torch.Tensor, noise: Optional[torch.Tensor], rng: Optional[torch.Generator]
     ) -> torch.Tensor:
-        """The generator's waveforms `(batch, frames * hop_length)` from the features (see :meth:`forward`)."""
+        """The generator's waveforms `(batch, frames * hop_length)` from the features, before the output gain."""
         if self.noise_input:
             shape = (features.shape[0], 1, features.shape[-1] * self.hop_length)
             if noise is None:
@@ -168,10 +171,7 @@ class Vocoder(torch.nn.Module):
         else:
             output = self.generator(features)
         # output: (batch, 1, frames * hop_length)
-        output = output[:, 0, :]
-        if self.output_gain != 1.0:
-            output = output / self.output_gain
-        return output
+        return output[:, 0, :]
 
 
 def tiny_random_hifigan(seed: int) -> "Vocoder":

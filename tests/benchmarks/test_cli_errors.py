@@ -5,8 +5,10 @@ Bad command lines and output paths: exit 2 with one message naming the bad value
 import shutil
 
 import pytest
+import torch
 
 from art_asr_ext.benchmark.cli import main
+from tests.benchmarks.helpers import mini_config_dict, write_config
 
 
 def _status(argv):
@@ -78,3 +80,15 @@ def test_no_ray_cluster_at_the_address_is_one_clear_error(tmp_path, capsys):
     assert (
         error.startswith(f"error: Cannot connect to a Ray cluster at '127.0.0.1:{port}'") and "Traceback" not in error
     )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_device_gpu_without_a_cuda_device_is_one_clear_error(tmp_path, capsys):
+    # ART's estimators would quietly run on the CPU, and the table would claim a GPU
+    raw = mini_config_dict()
+    raw["device"] = "gpu"
+    config = write_config(tmp_path, raw)
+    assert _status(["--config", str(config), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: device: gpu, but torch finds no CUDA device") and "Traceback" not in error
+    assert not (tmp_path / "out").exists()

@@ -181,6 +181,29 @@ def test_a_machine_with_other_matrix_units_invalidates_only_the_systems_whose_pr
     assert changed == {cell.key for cell in grid if cell.system == "(5) Tiny + WaveGAN"}
 
 
+@pytest.mark.parametrize("mode", ["black-box", "white-box"])
+def test_every_worker_builds_the_vocoder_in_the_precision_the_fingerprint_holds(monkeypatch, tmp_path, mode):
+    # A Ray worker's CPU may differ from the driver's: the run resolves `precision: auto` once, where it starts, and
+    # every worker builds what it resolved.
+    from art_asr_ext.benchmark.registry import with_resolved_defences
+    from art_asr_ext.benchmark.systems import build_defences
+    from art_asr_ext.utils import environment
+
+    raw = mini_config_dict()
+    raw["systems"][1]["defences"] = [{"type": "vocoder", "mode": mode, "random_init": {"seed": 0}}]
+    config = load_config(write_config(tmp_path, raw))
+    label = raw["systems"][1]["label"]
+    for driver_units in (True, False):
+        monkeypatch.setattr(environment, "cpu_has_bf16_matmul", lambda: driver_units)
+        resolved = with_resolved_defences(config)
+        recorded = fingerprint._system_spec(resolved.system(label), config.device)["defences"][0]["settings"]
+        assert recorded == fingerprint._system_spec(config.system(label), config.device)["defences"][0]["settings"]
+        monkeypatch.setattr(environment, "cpu_has_bf16_matmul", lambda: not driver_units)  # the worker's CPU
+        (defence,) = build_defences(resolved.system(label).defences, config.device, 0)
+        assert defence.resolved_precision == recorded["precision"]
+        assert recorded["precision"] == ("bf16" if driver_units and mode == "black-box" else "fp32")
+
+
 def _scratch_package(tmp_path, edit=None):
     """
     A scratch copy of the installed package (hard links, so it costs no space), with `metrics/wer.py` rewritten by

@@ -279,12 +279,31 @@ def test_a_white_box_gradient_is_float32_whatever_the_precision(make_tiny_hifiga
     np.testing.assert_array_equal(black_box(object_array(x.numpy()))[0][0], predictions[1])  # the same defence
 
 
-def test_auto_precision_is_bf16_only_on_bf16_matrix_units(make_tiny_hifigan):
-    from art_asr_ext.utils.environment import cpu_has_bf16_matmul
+@pytest.mark.parametrize("units", [True, False], ids=["bf16 units", "no bf16 units"])
+def test_auto_precision_is_bf16_only_in_black_box_mode_on_bf16_matrix_units(make_tiny_hifigan, monkeypatch, units):
+    from art_asr_ext.utils import environment
 
-    defence = vocoder_defence(make_tiny_hifigan(), precision="auto")
-    assert defence.resolved_precision == ("bf16" if cpu_has_bf16_matmul() else "fp32")
-    assert vocoder_defence(make_tiny_hifigan(), precision="bf16").resolved_precision == "bf16"
+    monkeypatch.setattr(environment, "cpu_has_bf16_matmul", lambda: units)
+    assert vocoder_defence(make_tiny_hifigan(), precision="auto").resolved_precision == ("bf16" if units else "fp32")
+    assert vocoder_defence(make_tiny_hifigan(), mode="white-box", precision="auto").resolved_precision == "fp32"
+    for mode in ("black-box", "white-box"):
+        assert vocoder_defence(make_tiny_hifigan(), mode=mode, precision="bf16").resolved_precision == "bf16"
+
+
+def test_a_white_box_defence_on_auto_judges_with_the_generator_the_attacker_differentiates(
+    make_tiny_hifigan, make_speech, monkeypatch
+):
+    from art_asr_ext.utils import environment
+
+    monkeypatch.setattr(environment, "cpu_has_bf16_matmul", lambda: True)
+    x = object_array(make_speech(800, seed=16))
+    auto, exact = (vocoder_defence(make_tiny_hifigan(seed=3), mode="white-box", precision=p) for p in ("auto", "fp32"))
+    generated = []
+    auto.vocoder.generator.register_forward_hook(lambda module, args, output: generated.append(output.dtype))
+    np.testing.assert_array_equal(auto(x)[0][0], exact(x)[0][0])
+    assert generated in ([], [torch.float32])  # [] when it found float32's remembered re-synthesis
+    rounded = vocoder_defence(make_tiny_hifigan(seed=3), mode="black-box", precision="auto")
+    assert not np.array_equal(rounded(x)[0][0], exact(x)[0][0])
 
 
 def test_precisions_neither_share_remembered_resyntheses_nor_resynthesis_caches(make_tiny_hifigan, make_speech):
@@ -302,8 +321,11 @@ def test_precisions_neither_share_remembered_resyntheses_nor_resynthesis_caches(
 
 def test_real_clip_through_hifigan_universal_in_bf16(librispeech_clip):
     defence = WaveGANVocoderPyTorch(precision="bf16", device_type="cpu")
+    generated = []
+    defence.vocoder.generator.register_forward_hook(lambda module, args, output: generated.append(output.dtype))
     with torch.no_grad():
         vocoded = defence.forward(torch.from_numpy(librispeech_clip))[0].numpy()
+    assert generated == [torch.bfloat16]
     assert vocoded.shape == librispeech_clip.shape and vocoded.dtype == np.float32 and np.isfinite(vocoded).all()
     assert log_mel_distance(librispeech_clip, vocoded) < LOG_MEL_DISTANCE_BOUND
 

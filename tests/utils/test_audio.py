@@ -23,6 +23,7 @@ from art_asr_ext.utils.audio_torch import check_waveform_tensor, pad_waveforms
         "art_asr_ext.data",
         "art_asr_ext.metrics",
         "art_asr_ext.metrics.wer",
+        "art_asr_ext.defences.vocoder_settings",
     ],
 )
 def test_numpy_modules_load_neither_torch_nor_art(module):

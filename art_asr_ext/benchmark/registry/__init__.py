@@ -18,7 +18,7 @@ from art_asr_ext.benchmark.registry.attacks import (
     register_attack,
 )
 from art_asr_ext.benchmark.registry import beyond_the_lab  # noqa: F401  (registers its attacks after the study's)
-from art_asr_ext.benchmark.registry.defences import DEFENCES, DefenceSpec, register_defence
+from art_asr_ext.benchmark.registry.defences import DEFENCES, DefenceSpec, register_defence, with_resolved_defences
 
 __all__ = [
     "ATTACKS",
@@ -32,4 +32,5 @@ __all__ = [
     "format_eps",
     "register_attack",
     "register_defence",
+    "with_resolved_defences",
 ]

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from art_asr_ext.benchmark.config.fields import MAX_SEED, fail, join, setting
-from art_asr_ext.benchmark.config.schema import SAMPLE_RATE
+from art_asr_ext.benchmark.config.schema import SAMPLE_RATE, BenchmarkConfig
 from art_asr_ext.estimators.speech_recognition.transcript_vote import VOTES, find_rover
 from art_asr_ext.utils.audio import MP3_BITRATES
-from art_asr_ext.utils.environment import PRECISION_CHOICES, resolve_precision
+from art_asr_ext.defences.vocoder_settings import VOCODER_MODES, vocoder_precision
+from art_asr_ext.utils.environment import PRECISION_CHOICES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,26 @@ class DefenceSpec:
 
 #: The defences, by the `type` a config gives.
 DEFENCES: Dict[str, DefenceSpec] = {}
+
+
+def with_resolved_defences(config: BenchmarkConfig) -> BenchmarkConfig:
+    """
+    :param config: A benchmark.
+    :return: `config` with every defence's settings as they run on this machine (:attr:`DefenceSpec.resolved`, e.g.
+             `precision: auto`). A run resolves them once, where it starts, so that its fingerprints and the cells it
+             runs agree, whichever machine of a Ray cluster runs a cell.
+    """
+    systems = tuple(
+        dataclasses.replace(
+            system,
+            defences=tuple(
+                dataclasses.replace(defence, settings=DEFENCES[defence.type].resolved(defence.settings, config.device))
+                for defence in system.defences
+            ),
+        )
+        for system in config.systems
+    )
+    return dataclasses.replace(config, systems=systems)
 
 
 def register_defence(spec: DefenceSpec) -> DefenceSpec:
@@ -147,9 +168,6 @@ register_defence(
     )
 )
 
-#: The attacker's views of a vocoder defence.
-VOCODER_MODES = ("black-box", "white-box")
-
 
 @dataclasses.dataclass(frozen=True)
 class TinyVocoder:
@@ -167,7 +185,9 @@ class VocoderDefence:
     random_init: Optional[TinyVocoder] = setting(None, doc="a tiny random HiFi-GAN for CI: {seed}")
     eot_samples: Tuple[int, ...] = setting(1, axis="EOT draws", doc="gradient draws per step; a list: strength axis")
     precision: str = setting(
-        "auto", choices=PRECISION_CHOICES, doc="generator without a gradient: fp32 | bf16 | auto (bf16 on bf16 units)"
+        "auto",
+        choices=PRECISION_CHOICES,
+        doc="generator without a gradient: fp32 | bf16 | auto (black-box: bf16 on bf16 units)",
     )
 
 
@@ -205,7 +225,7 @@ register_defence(
         attacker_settings=("mode", "eot_samples"),
         check=_check_vocoder,
         gradient=lambda s: "BPDA" if s["mode"] == "black-box" else "true gradient",
-        resolved=lambda s, device: {**s, "precision": resolve_precision(s["precision"], device)},
+        resolved=lambda s, device: {**s, "precision": vocoder_precision(s["precision"], s["mode"], device)},
     )
 )
 

@@ -4,7 +4,7 @@ WAVEAUG: re-synthesise a training set through the vocoder once, so a recogniser 
 
 Utterances are processed in length-sorted batches and each result is cached on disk as
 ``<cache_dir>/<key>/<id>.<audio>.npy``, where ``key`` fingerprints the vocoder (its name, weights and statistics), the
-sample rate and the seed, and ``audio`` is a content hash of the input waveform; a second call reads the cache instead
+sample rate, the seed and the generator's precision when not float32, and ``audio`` is a content hash of the input waveform; a second call reads the cache instead
 of running the vocoder, and a different recording under the same id is vocoded afresh. Inside a batch, shorter utterances are zero-padded to the
 longest, so their last few frames (the generator's receptive field) differ slightly from vocoding them alone; the
 longest utterance of each batch is unaffected. Use `batch_size=1` for exact per-utterance results.

@@ -36,9 +36,8 @@ from art_asr_ext.defences.preprocessor.device_following import FollowsEstimatorD
 from art_asr_ext.utils.audio import check_gradient_layout, split_numpy_batch, to_object_array
 from art_asr_ext.utils.audio_torch import check_waveform_tensor
 from art_asr_ext.models.vocoder import Vocoder
-from art_asr_ext.utils.environment import PRECISION_CHOICES, resolve_precision
-
-MODES = ("black-box", "white-box")
+from art_asr_ext.defences.vocoder_settings import VOCODER_MODES, vocoder_precision
+from art_asr_ext.utils.environment import PRECISION_CHOICES
 
 #: How many re-syntheses are remembered (least recently used first out): more than the clean utterances and the
 #: examples of one cell of a benchmark's largest batch, so that each cell of a vocoder row finds its clean utterances.
@@ -123,10 +122,12 @@ class WaveGANVocoderPyTorch(FollowsEstimatorDevice, PreprocessorPyTorch):
     :class:`GaussianSmoothingPyTorch`, and `eot_samples` tells an estimator how many draws to average the gradient
     over. HiFi-GAN is deterministic.
 
-    With `precision="bf16"` (or `"auto"` on a CPU with bf16 matrix units), the generator runs under bf16 autocast
-    wherever nothing differentiates it: on such a CPU about 1.6 times as fast at an input length it has seen, less at
-    a new one, for which oneDNN first builds its bf16 kernels (`benchmarks/vocoder_speed.py`). The log-mel analysis
-    stays float32, and so does a white-box attacker's gradient through the generator.
+    With `precision="bf16"` (or `"auto"` in black-box mode on a CPU with bf16 matrix units), the generator runs under
+    bf16 autocast wherever nothing differentiates it: on such a CPU its forward pass is 1.3 to 1.4 times as fast, more
+    at an input length it has seen, less at a new one, for which oneDNN first builds its bf16 kernels
+    (`benchmarks/vocoder_speed.py`). The log-mel analysis stays float32, and so does a white-box attacker's gradient
+    through the generator; `"auto"` keeps a white-box defence in float32 throughout, so that it judges adversarial
+    examples with the generator they were optimised through.
 
     | Paper link: https://arxiv.org/abs/2103.17122
     """
@@ -156,7 +157,8 @@ class WaveGANVocoderPyTorch(FollowsEstimatorDevice, PreprocessorPyTorch):
         :param eot_samples: Number of draws an estimator averages the gradient over (useful for ParallelWaveGAN).
         :param seed: Seed of the vocoder's noise; `None` seeds it from the operating system.
         :param precision: The generator's arithmetic where no gradient flows through it: `fp32`, `bf16` (autocast;
-                          the weights stay float32) or `auto` (bf16 on a CPU with bf16 matrix units, fp32 elsewhere).
+                          the weights stay float32) or `auto` (bf16 in black-box mode on a CPU with bf16 matrix units,
+                          fp32 elsewhere).
                           A bf16 re-synthesis differs from float32's about as much as float32's of the input moved by
                           1e-4 does. A white-box gradient is always computed in float32.
         :param apply_fit: True if applied during fitting/training.
@@ -187,8 +189,11 @@ class WaveGANVocoderPyTorch(FollowsEstimatorDevice, PreprocessorPyTorch):
 
     @property
     def resolved_precision(self) -> str:
-        """The generator's precision on the current device: :attr:`precision` with `auto` resolved."""
-        return resolve_precision(self.precision, self.device.type)
+        """
+        The generator's precision on the current device: :attr:`precision` with `auto` resolved (see
+        :func:`~art_asr_ext.defences.vocoder_settings.vocoder_precision`: fp32 in white-box mode).
+        """
+        return vocoder_precision(self.precision, self.mode, self.device.type)
 
     @property
     def vocoder(self) -> Vocoder:
@@ -368,8 +373,8 @@ class WaveGANVocoderPyTorch(FollowsEstimatorDevice, PreprocessorPyTorch):
             self._generator = self._new_generator()
 
     def _check_params(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}. Found: {self.mode!r}")
+        if self.mode not in VOCODER_MODES:
+            raise ValueError(f"mode must be one of {VOCODER_MODES}. Found: {self.mode!r}")
         if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, (int, np.integer)):
             raise ValueError(f"sample_rate must be a positive integer in Hz. Found: {self.sample_rate!r}")
         if self.sample_rate <= 0:
