@@ -152,7 +152,6 @@ def run_benchmark(
     options.check()
     if options.executor == "serial":  # a Ray cluster's workers check their own device as they build a system
         check_device(config.device)
-    config = with_resolved_defences(config)
     problems = missing_files(config)
     if problems:
         raise ConfigError("Cannot run; fix these paths in the config:\n  - " + "\n  - ".join(problems))
@@ -217,7 +216,9 @@ def _run_locked(
             pending = pending[: options.max_cells]
         recorder.bar = progress_bar(total=len(pending), desc="cells", unit="cell", disable=not options.progress)
         context = RunContext(
-            config,
+            # Every cell runs the defences' settings as they resolve here (`precision: auto`), as the fingerprints hold
+            # them, whichever machine of a Ray cluster runs it; the outputs describe the config as it was given.
+            with_resolved_defences(config),
             utterances,
             targets,
             store,

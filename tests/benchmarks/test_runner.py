@@ -218,3 +218,25 @@ def test_serial_order_builds_each_system_once_except_targets_of_later_sources():
     builds = [system for system, _ in groupby(c.system for c in order)]
     # (8) -> (1) is the quick preset's one transfer whose source comes after its target: (1) is built again for it.
     assert builds == [s.label for s in config.systems] + ["(1) DeepSpeech 2"]
+
+
+def test_a_machine_resolved_precision_never_hides_that_two_rows_are_one_defence(tmp_path, monkeypatch):
+    # On bf16 matrix units `precision: auto` resolves to bf16 against BPDA and to float32 against a white-box attacker;
+    # the cells run that way, but check (c) compares the two attackers of the defence as the config gives it.
+    from art_asr_ext.utils import environment
+
+    monkeypatch.setattr(environment, "cpu_has_bf16_matmul", lambda: True)
+    config = mini_config_dict()
+    config["attacks"] = {"fgsm": {"eps": [0.01]}}
+    config["systems"][0].pop("imperceptible")
+    vocoder = {"type": "vocoder", "random_init": {"seed": 0}}
+    config["systems"] = [
+        {**config["systems"][0], "label": f"(5) Tiny + WaveGAN{suffix}", "defences": [{**vocoder, "mode": mode}]}
+        for suffix, mode in (("", "black-box"), (", white-box", "white-box"))
+    ]
+    config["transfer"] = []
+    out = tmp_path / "out"
+    summary = run(write_config(tmp_path, config), out)
+    assert len(summary.computed) == 4 and not summary.failed
+    checks = {check["check"]: check for check in json.loads((out / "checks.json").read_text())["checks"]}
+    assert checks["c"]["compared"] == 1
