@@ -339,6 +339,14 @@ class CTCPrefixScorer:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def _score_dtype(memory: torch.Tensor) -> torch.dtype:
+    """
+    The dtype hypotheses' scores add up in: the encoder output's, and at least float32. Under bf16 autocast the encoder
+    output is bf16, whose 8 bits of mantissa would round a sequence's log-likelihood of about -50 to steps of 0.25.
+    """
+    return torch.promote_types(memory.dtype, torch.float32)
+
+
 def length_bounds(frames: int, maxlenratio: float, minlenratio: float) -> Tuple[int, int]:
     """Maximum and minimum output lengths as ESPnet's `BeamSearch.forward` derives them."""
     if maxlenratio == 0:
@@ -365,7 +373,7 @@ def _search_once(
 
     frames, vocab = memory.shape[0], len(model.token_list)
     sos, eos = model.sos, model.eos
-    device, dtype = memory.device, memory.dtype
+    device, dtype = memory.device, _score_dtype(memory)
     maxlen, minlen = length_bounds(frames, maxlenratio, minlenratio)
     decoder_weight = 1.0 - ctc_weight
     pre_beam_size = int(pre_beam_ratio * beam_size)
@@ -547,16 +555,16 @@ def candidate_scores(
     from art_asr_ext.models.espnet_objective import attention_losses, ctc_losses
 
     frames = memory.shape[0]
-    attention = torch.full((len(candidates),), float("-inf"), dtype=memory.dtype)
-    ctc = torch.full((len(candidates),), float("-inf"), dtype=memory.dtype)
+    attention = torch.full((len(candidates),), float("-inf"), dtype=_score_dtype(memory))
+    ctc = torch.full((len(candidates),), float("-inf"), dtype=_score_dtype(memory))
     fitting = [i for i, tokens in enumerate(candidates) if tokens and ctc_frames_needed(tokens) <= frames]
     if fitting:
         batch = memory[None].expand(len(fitting), -1, -1)
         lengths = torch.full((len(fitting),), frames, dtype=torch.long, device=memory.device)
         targets = [list(candidates[i]) for i in fitting]
         index = torch.tensor(fitting)
-        attention[index] = -attention_losses(model, batch, lengths, targets, lsm_weight=0.0).cpu()
-        ctc[index] = -ctc_losses(model, batch, lengths, targets).cpu()
+        attention[index] = -attention_losses(model, batch, lengths, targets, lsm_weight=0.0).to(attention.dtype).cpu()
+        ctc[index] = -ctc_losses(model, batch, lengths, targets).to(ctc.dtype).cpu()
     return attention, ctc
 
 

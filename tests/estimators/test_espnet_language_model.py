@@ -3,11 +3,13 @@ committed models."""
 
 import numpy as np
 import pytest
+import torch
 
 from art_asr_ext.benchmark.language_model import ARPA_FILE, language_model_options
 from art_asr_ext.benchmark.presets import LANGUAGE_MODEL_DIR, MODELS_DIR
 from art_asr_ext.estimators.speech_recognition import PyTorchESPnet
 from art_asr_ext.metrics.wer import transcripts_wer
+from art_asr_ext.models.espnet_decoding import candidate_scores
 from art_asr_ext.models.ngram import arpa_vocabulary
 
 MODEL = MODELS_DIR / "transformer_baseline"
@@ -33,6 +35,20 @@ def test_without_weight_the_language_model_only_adds_candidates(embedded_speech)
     # heavy weight: every chosen word is one the language model knows, as the CTC search spells
     estimator.set_params(lm_weight=50.0)
     assert all(set(t.split()) <= vocabulary for t in estimator.predict(x[:3]))
+
+
+def test_decoding_under_bf16_autocast_adds_its_scores_in_float32(embedded_speech):
+    # Under autocast the encoder output is bf16; the hypotheses' scores must not be (bf16 rounds a log-likelihood of
+    # -50 to steps of 0.25, and the rescoring wrote float32 losses into bf16 buffers)
+    x, references = embedded_speech
+    estimator = PyTorchESPnet(model_dir=MODEL, **WITH_LM)
+    exact = transcripts_wer(references[:4], estimator.predict(x[:4]))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        rounded = transcripts_wer(references[:4], estimator.predict(x[:4]))
+        memory = torch.randn(40, 128, dtype=torch.bfloat16)
+        attention, ctc = candidate_scores(estimator.model, memory, [[5, 6, 7], [8]])
+    assert attention.dtype == ctc.dtype == torch.float32 and torch.isfinite(attention).all()
+    assert rounded <= exact + 0.1  # rounding, not another decoder
 
 
 def test_decoding_leaves_the_loss_and_its_gradient_alone(embedded_speech):
