@@ -556,7 +556,7 @@ def candidate_scores(
 
     frames = memory.shape[0]
     attention = torch.full((len(candidates),), float("-inf"), dtype=_score_dtype(memory))
-    ctc = torch.full((len(candidates),), float("-inf"), dtype=_score_dtype(memory))
+    ctc = torch.full_like(attention, float("-inf"))
     fitting = [i for i, tokens in enumerate(candidates) if tokens and ctc_frames_needed(tokens) <= frames]
     if fitting:
         batch = memory[None].expand(len(fitting), -1, -1)
